@@ -1,0 +1,144 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// One set of Swift settings for every target: Swift 6 language mode comes with the
+/// tools version; these two upcoming features keep existentials and imports explicit.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Weir",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "weir-cloud", targets: ["weir-cloud"]),
+        .executable(name: "weir-edge", targets: ["weir-edge"]),
+        .executable(name: "weir-sim", targets: ["weir-sim"]),
+        .executable(name: "weir-bench", targets: ["weir-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: ["YAML"]),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // C libraries from Debian.
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+
+        // The domain: readings, time, windows, the batch codec, payload formats, filters. No I/O.
+        .target(name: "WeirCore", swiftSettings: swiftSettings),
+
+        // Adapters around the core.
+        .target(
+            name: "WeirCompression",
+            dependencies: ["CZstd", "CZlib"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "WeirMQTT",
+            dependencies: [
+                "CMosquitto",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "WeirSupport",
+            dependencies: [
+                "WeirCore",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "WeirCloud",
+            dependencies: [
+                "WeirCore", "WeirCompression", "WeirSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "WeirEdge",
+            dependencies: [
+                "WeirCore", "WeirCompression", "WeirMQTT", "WeirSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "WeirSim",
+            dependencies: [
+                "WeirCore", "WeirMQTT", "WeirSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Thin executables: parse arguments, start services.
+        .executableTarget(
+            name: "weir-cloud",
+            dependencies: ["WeirCloud", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "weir-edge",
+            dependencies: ["WeirEdge", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "weir-sim",
+            dependencies: ["WeirSim", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "weir-bench",
+            dependencies: [
+                "WeirCore", "WeirCompression", "WeirCloud",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "bench/Sources/weir-bench",
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "WeirCloudTests",
+            dependencies: [
+                "WeirCloud", "WeirCore", "WeirCompression",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "WeirEdgeTests", dependencies: ["WeirEdge", "WeirCloud", "WeirCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "WeirSimTests", dependencies: ["WeirSim", "WeirCore"], swiftSettings: swiftSettings),
+    ]
+)
