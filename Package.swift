@@ -15,7 +15,6 @@ let package = Package(
         .executable(name: "weir-cloud", targets: ["weir-cloud"]),
         .executable(name: "weir-edge", targets: ["weir-edge"]),
         .executable(name: "weir-sim", targets: ["weir-sim"]),
-        .executable(name: "weir-bench", targets: ["weir-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -118,18 +117,52 @@ let package = Package(
             dependencies: ["WeirSim", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
+        // Benchmarks (bench/run NAME): one executable per area, release builds.
         .executableTarget(
-            name: "weir-bench",
+            name: "weir-bench-cloud",
             dependencies: [
                 "WeirCore", "WeirCompression", "WeirCloud",
                 .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
-            path: "bench/Sources/weir-bench",
+            path: "bench/cloud",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "weir-bench-codec",
+            dependencies: ["WeirCore", "WeirCompression"],
+            path: "bench/codec",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "weir-bench-edge",
+            dependencies: [
+                "WeirCore", "WeirCompression", "WeirEdge", "WeirCloud", "WeirMQTT",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "bench/edge",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "weir-bench-formats",
+            dependencies: ["WeirCore"],
+            path: "bench/formats",
             swiftSettings: swiftSettings
         ),
 
-        .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore"], swiftSettings: swiftSettings),
+        // Shared helpers for tests: free ports, temporary files, real mosquitto and
+        // weir-cloud processes started and always stopped.
+        .target(
+            name: "WeirTestSupport",
+            dependencies: [
+                "WeirCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/WeirTestSupport",
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore", "WeirCompression"], swiftSettings: swiftSettings),
         .testTarget(
             name: "WeirCloudTests",
             dependencies: [
@@ -138,7 +171,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "WeirEdgeTests", dependencies: ["WeirEdge", "WeirCloud", "WeirCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "WeirSimTests", dependencies: ["WeirSim", "WeirCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "WeirEdgeTests", dependencies: ["WeirEdge", "WeirCloud", "WeirCore", "WeirMQTT", "WeirTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "WeirSimTests", dependencies: ["WeirSim", "WeirCloud", "WeirCore", "WeirTestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -1,0 +1,1 @@
+print("weir-bench-cloud: not written yet")

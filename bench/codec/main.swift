@@ -1,0 +1,1 @@
+print("weir-bench-codec: not written yet")

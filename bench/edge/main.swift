@@ -1,0 +1,1 @@
+print("weir-bench-edge: not written yet")

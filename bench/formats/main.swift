@@ -1,0 +1,1 @@
+print("weir-bench-formats: not written yet")
