@@ -40,7 +40,7 @@ let package = Package(
         // Adapters around the core.
         .target(
             name: "WeirCompression",
-            dependencies: ["CZstd", "CZlib"],
+            dependencies: ["WeirCore", "CZstd", "CZlib"],
             swiftSettings: swiftSettings
         ),
         .target(
