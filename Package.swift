@@ -35,7 +35,12 @@ let package = Package(
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
 
         // The domain: readings, time, windows, the batch codec, payload formats, filters. No I/O.
-        .target(name: "WeirCore", swiftSettings: swiftSettings),
+        .target(
+            name: "WeirCore",
+            swiftSettings: swiftSettings,
+            // The core imports no Foundation; Double's rounding still needs libm.
+            linkerSettings: [.linkedLibrary("m")]
+        ),
 
         // Adapters around the core.
         .target(
