@@ -1,0 +1,134 @@
+import CMosquitto
+import Logging
+import Synchronization
+
+/// The Swift side of one libmosquitto handle: the state its callbacks touch.
+///
+/// libmosquitto calls back on its own network thread. The callbacks (see
+/// `MQTTClient+Callbacks.swift`) find this object through the `userdata` pointer, copy
+/// what they need out of the C structures before returning, and complete waiting Swift
+/// continuations or push into the `InboundQueue`. Everything mutable sits in one `Mutex`.
+final class MQTTSession: Sendable {
+    struct State: ~Copyable {
+        var connected = false
+        var everConnected = false
+        var closing = false
+        var connectWaiter: CheckedContinuation<Void, any Error>?
+        /// Publishes waiting for their PUBACK, by packet id.
+        var pendingPublishes: [Int32: CheckedContinuation<Void, any Error>] = [:]
+        /// PUBACKs that arrived before the publisher registered its wait.
+        var earlyPublishes: Set<Int32> = []
+        var pendingSubscribes: [Int32: CheckedContinuation<Int32, any Error>] = [:]
+        var earlySubscribes: [Int32: Int32] = [:]
+        /// Subscriptions to renew after a reconnect (needed when the session is clean).
+        var subscriptions: [String: Int32] = [:]
+        /// Packet ids of our own re-subscriptions, whose SUBACKs nobody awaits.
+        var internalSubscribes: Set<Int32> = []
+        var lastError: String?
+    }
+
+    let state = Mutex(State())
+    let inbound: InboundQueue
+    let logger: Logger
+    let configuration: MQTTConfiguration
+
+    init(configuration: MQTTConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.inbound = InboundQueue(capacity: configuration.inboundCapacity)
+    }
+
+    // MARK: Callbacks (network thread)
+
+    func didConnect(_ mosq: OpaquePointer?, rc: Int32) {
+        if rc == 0 {
+            let (waiter, wasConnectedBefore, resubscribe) = state.withLock { s in
+                s.connected = true
+                let before = s.everConnected
+                s.everConnected = true
+                s.lastError = nil
+                let w = s.connectWaiter
+                s.connectWaiter = nil
+                return (w, before, before ? s.subscriptions : [:])
+            }
+            if wasConnectedBefore {
+                logger.info("MQTT reconnected", metadata: ["weir.broker": "\(configuration.host):\(configuration.port)"])
+                for (pattern, qos) in resubscribe {
+                    var mid: Int32 = 0
+                    let rc = mosquitto_subscribe(mosq, &mid, pattern, qos)
+                    if rc == MOSQ_ERR_SUCCESS.rawValue {
+                        state.withLock { _ = $0.internalSubscribes.insert(mid) }
+                    } else {
+                        logger.warning("MQTT re-subscribe failed", metadata: ["weir.topic": "\(pattern)", "weir.error": "\(MQTTError.library("subscribe", rc).message)"])
+                    }
+                }
+            }
+            waiter?.resume()
+        } else {
+            let reason = mosquitto_connack_string(rc).map { String(cString: $0) } ?? "code \(rc)"
+            let error = MQTTError(.refused, "the broker at \(configuration.host):\(configuration.port) refused the connection: \(reason)")
+            let waiter = state.withLock { s in
+                s.lastError = error.message
+                let w = s.connectWaiter
+                s.connectWaiter = nil
+                return w
+            }
+            logger.error("MQTT connection refused", metadata: ["weir.error": "\(reason)"])
+            waiter?.resume(throwing: error)
+        }
+    }
+
+    func didDisconnect(rc: Int32) {
+        let closing = state.withLock { s in
+            s.connected = false
+            if rc != 0 { s.lastError = "connection lost: " + (mosquitto_strerror(rc).map { String(cString: $0) } ?? "code \(rc)") }
+            return s.closing
+        }
+        if !closing {
+            logger.warning("MQTT connection lost; reconnecting with backoff",
+                           metadata: ["weir.broker": "\(configuration.host):\(configuration.port)", "weir.rc": "\(rc)"])
+        }
+    }
+
+    func didPublish(mid: Int32) {
+        let waiter = state.withLock { s in
+            if let w = s.pendingPublishes.removeValue(forKey: mid) { return Optional(w) }
+            s.earlyPublishes.insert(mid)
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    func didSubscribe(mid: Int32, grantedQoS: Int32) {
+        let waiter = state.withLock { s in
+            if s.internalSubscribes.remove(mid) != nil { return Optional<CheckedContinuation<Int32, any Error>>.none }
+            if let w = s.pendingSubscribes.removeValue(forKey: mid) { return w }
+            s.earlySubscribes[mid] = grantedQoS
+            return nil
+        }
+        waiter?.resume(returning: grantedQoS)
+    }
+
+    /// Returns `false` when the message could not be handed over (consumer gone).
+    func didReceive(_ message: MQTTMessage) -> Bool {
+        inbound.push(message)
+    }
+
+    // MARK: Shutdown
+
+    /// Fails everything still waiting: the client is going away.
+    func failAllPending(_ error: MQTTError) {
+        let (connect, publishes, subscribes) = state.withLock { s in
+            let c = s.connectWaiter
+            s.connectWaiter = nil
+            let p = Array(s.pendingPublishes.values)
+            s.pendingPublishes.removeAll()
+            let sub = Array(s.pendingSubscribes.values)
+            s.pendingSubscribes.removeAll()
+            return (c, p, sub)
+        }
+        connect?.resume(throwing: error)
+        for p in publishes { p.resume(throwing: error) }
+        for s in subscribes { s.resume(throwing: error) }
+    }
+}
