@@ -1,0 +1,172 @@
+/// Reads one batch in the format of `FORMAT.md`. Every count and length is checked
+/// against the bytes that remain before it sizes anything.
+enum BatchDecoder {
+    static func decode(_ bytes: UnsafeRawBufferPointer, verifyChecksum: Bool) throws(BatchCodecError) -> Batch {
+        let total = bytes.count
+        for i in 0..<BatchCodec.magic.count {
+            guard i < total else {
+                throw BatchCodecError(.truncated, at: total, "\(total) byte(s) is too short for a batch (magic alone is 4)")
+            }
+            guard bytes[i] == BatchCodec.magic[i] else {
+                throw BatchCodecError(.notABatch, at: i, "the input does not start with the batch magic \"WEIR\"")
+            }
+        }
+        guard total > 4 else { throw BatchCodecError(.truncated, at: total, "the input ends before the version byte") }
+        guard bytes[4] == BatchCodec.version else {
+            throw BatchCodecError(.unsupportedVersion, at: 4, "version \(bytes[4]) (this decoder reads version \(BatchCodec.version))")
+        }
+        let minimum = BatchCodec.headerSize + BatchCodec.trailerSize
+        guard total >= minimum else {
+            throw BatchCodecError(.truncated, at: total, "\(total) bytes is shorter than the \(minimum)-byte header and checksum")
+        }
+        let bodyEnd = total - BatchCodec.trailerSize
+        if verifyChecksum {
+            var stored: UInt32 = 0
+            for k in 0..<4 { stored |= UInt32(bytes[bodyEnd + k]) << (8 * k) }
+            let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<bodyEnd]))
+            guard stored == computed else {
+                throw BatchCodecError(.checksumMismatch, at: bodyEnd,
+                                      "stored CRC-32C is \(hex(stored)), the bytes give \(hex(computed)) (damaged or truncated)")
+            }
+        }
+        guard bytes[5] == 0 else {
+            throw BatchCodecError(.malformed, at: 5, "flags byte is \(bytes[5]) (version 1 defines none)")
+        }
+
+        var r = ByteReader(bytes, from: BatchCodec.headerSize, to: bodyEnd)
+        let gateway = try r.string("gateway")
+        let id = try r.string("batch id")
+
+        // Each string costs at least its length byte.
+        let stringCount = try r.count("string count", atMost: r.remaining)
+        var names: [String] = []
+        names.reserveCapacity(stringCount)
+        for i in 0..<stringCount { names.append(try r.string("string \(i)")) }
+
+        let readingCount = try r.count("reading count", atMost: r.remaining &* BatchCodec.maxReadingsPerByte)
+        // A series costs at least 6 bytes (two names, a count, a ts, an encoding, a value).
+        let seriesCount = try r.count("series count", atMost: r.remaining / 6)
+        var readings: [Reading] = []
+        // Typical data takes 1–2 bytes a reading; denser input grows the array as it proves itself.
+        readings.reserveCapacity(min(readingCount, r.remaining &* 2))
+        var times: [Int64] = []
+        var values: [Int64] = [] // value bit patterns
+        for s in 0..<seriesCount {
+            let device = try name(&r, names, "device of series \(s)")
+            let metric = try name(&r, names, "metric of series \(s)")
+            let countAt = r.position
+            let n = try r.count("reading count of series \(s)", atMost: readingCount &- readings.count)
+            guard n > 0 else { throw r.malformed("series \(s) has no readings", at: countAt) }
+            // Refuse counts the remaining bytes cannot hold before sizing the scratch columns.
+            let minimum = 1 &+ (n >= 3 ? IntBlockColumn.minimumBytes(count: n &- 2) : 0)
+                &+ min(9 &+ (n &- 1) / 8, 2 &+ IntBlockColumn.minimumBytes(count: n))
+            guard minimum <= r.remaining else {
+                throw BatchCodecError(.truncated, at: countAt,
+                                      "series \(s) claims \(n) readings, which need at least \(minimum) bytes; \(r.remaining) remain")
+            }
+            if times.count < n {
+                times = [Int64](repeating: 0, count: n)
+                values = [Int64](repeating: 0, count: n)
+            }
+            try times.withUnsafeMutableBufferPointer { (t: inout UnsafeMutableBufferPointer<Int64>) throws(BatchCodecError) in
+                try readTimes(n, &r, into: t.baseAddress!, series: s)
+            }
+            try values.withUnsafeMutableBufferPointer { (v: inout UnsafeMutableBufferPointer<Int64>) throws(BatchCodecError) in
+                try readValues(n, &r, into: v.baseAddress!, series: s)
+            }
+            times.withUnsafeBufferPointer { t in
+                values.withUnsafeBufferPointer { v in
+                    for i in 0..<n {
+                        readings.append(Reading(device: device, metric: metric, ts: t[i],
+                                                value: Double(bitPattern: UInt64(bitPattern: v[i]))))
+                    }
+                }
+            }
+        }
+        guard readings.count == readingCount else {
+            throw r.malformed("the series hold \(readings.count) readings, the header says \(readingCount)")
+        }
+
+        // A drop row costs at least 5 bytes.
+        let dropCount = try r.count("drop count", atMost: r.remaining / 5)
+        var drops: [DropRecord] = []
+        drops.reserveCapacity(dropCount)
+        for i in 0..<dropCount {
+            let device = try name(&r, names, "device of drop \(i)")
+            let metric = try name(&r, names, "metric of drop \(i)")
+            let from = try r.zigzag("start of drop \(i)")
+            let span = try r.zigzag("span of drop \(i)")
+            let count = try r.zigzag("count of drop \(i)")
+            drops.append(DropRecord(device: device, metric: metric, from: from, to: from &+ span, count: count))
+        }
+        guard r.remaining == 0 else {
+            throw r.malformed("\(r.remaining) unexpected byte(s) after the drop ledger")
+        }
+        return Batch(gateway: gateway, id: id, readings: readings, drops: drops)
+    }
+
+    private static func name(_ r: inout ByteReader, _ names: [String], _ what: String) throws(BatchCodecError) -> String {
+        let at = r.position
+        let i = try r.varint(what)
+        guard i < UInt64(names.count) else {
+            throw r.malformed("\(what) is string \(i), but the table has \(names.count)", at: at)
+        }
+        return names[Int(i)]
+    }
+
+    private static func readTimes(
+        _ n: Int, _ r: inout ByteReader, into t: UnsafeMutablePointer<Int64>, series s: Int
+    ) throws(BatchCodecError) {
+        t[0] = try r.zigzag("first ts of series \(s)")
+        guard n >= 2 else { return }
+        var delta = try r.zigzag("first ts delta of series \(s)")
+        t[1] = t[0] &+ delta
+        guard n >= 3 else { return }
+        // Delta-of-deltas land in t[2...], then are summed in place.
+        try IntBlockColumn.read(n - 2, from: &r, into: t + 2, what: "ts of series \(s)")
+        var prev = t[1]
+        for i in 2..<n {
+            delta &+= t[i]
+            prev &+= delta
+            t[i] = prev
+        }
+    }
+
+    /// Reads a value column as bit patterns into `v`.
+    private static func readValues(
+        _ n: Int, _ r: inout ByteReader, into v: UnsafeMutablePointer<Int64>, series s: Int
+    ) throws(BatchCodecError) {
+        let encodingAt = r.position
+        let encoding = try r.byte("value encoding of series \(s)")
+        switch BatchEncoder.ValueEncoding(rawValue: encoding) {
+        case .xor:
+            let lengthAt = r.position
+            let length = try r.count("XOR stream length of series \(s)", atMost: r.remaining)
+            // 64 bits for the first value, at least one for each later one.
+            guard length >= 8 &+ (n &- 1 &+ 7) / 8 else {
+                throw r.malformed("XOR stream of series \(s) is \(length) bytes, too short for \(n) values", at: lengthAt)
+            }
+            try XORColumn.read(n, length: length, from: &r, into: v)
+        case .scaledDecimal:
+            let dAt = r.position
+            let d = Int(try r.byte("decimals of series \(s)"))
+            guard d <= DecimalScaling.maxDecimals else {
+                throw r.malformed("series \(s) has \(d) decimals (at most \(DecimalScaling.maxDecimals))", at: dAt)
+            }
+            try IntBlockColumn.read(n, from: &r, into: v, what: "values of series \(s)")
+            let scale = DecimalScaling.powers[d]
+            var k: Int64 = 0
+            for i in 0..<n {
+                k &+= v[i]
+                v[i] = Int64(bitPattern: (Double(k) / scale).bitPattern)
+            }
+        case nil:
+            throw r.malformed("series \(s) has value encoding \(encoding) (0 = XOR, 1 = scaled decimal)", at: encodingAt)
+        }
+    }
+
+    private static func hex(_ v: UInt32) -> String {
+        let digits = String(v, radix: 16)
+        return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
+    }
+}
