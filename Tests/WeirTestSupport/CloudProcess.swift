@@ -1,0 +1,112 @@
+import Foundation
+
+/// A real `weir-cloud serve` process (`.build/debug/weir-cloud`) on a loopback port with
+/// a SQLite store in a test folder. Stop it with `stop()` / `kill()`; `withCloud` always
+/// stops it.
+///
+/// ```swift
+/// let cloud = try await CloudProcess.start(in: dir.path, tokens: ["gw-1": "secret"])
+/// // cloud.url == "http://127.0.0.1:<port>"
+/// await cloud.stop()
+/// ```
+public final class CloudProcess: Sendable {
+    public let port: Int
+    public let directory: String
+    public let configPath: String
+    public let storePath: String
+    public let process: ManagedProcess
+
+    /// `http://127.0.0.1:<port>`.
+    public var url: String { "http://127.0.0.1:\(port)" }
+
+    /// Starts weir-cloud. `tokens` maps gateway names to plain tokens (their SHA-256 goes
+    /// into the config); with none, the server runs with `--insecure-no-auth`. Pass the
+    /// same `port` and `directory` again to restart it on its old store.
+    public static func start(
+        in directory: String,
+        port: Int? = nil,
+        tokens: [String: String] = [:],
+        windows: [String] = ["60s"],
+        extraConfig: String = "",
+        environment: [String: String] = [:]
+    ) async throws -> CloudProcess {
+        let port = try port ?? FreePort.allocate()
+        let storePath = "\(directory)/weir-cloud.db"
+        var config = """
+        listen: 127.0.0.1:\(port)
+        store: sqlite:\(storePath)
+        windows: [\(windows.joined(separator: ", "))]
+
+        """
+        if !tokens.isEmpty {
+            config += "gateways:\n"
+            for (gateway, token) in tokens.sorted(by: { $0.key < $1.key }) {
+                config += "  \(gateway):\n    token_sha256: \"\(try sha256Hex(token))\"\n"
+            }
+        }
+        config += extraConfig
+        let configPath = "\(directory)/weir-cloud-\(port).yaml"
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        var arguments = ["serve", "--config", configPath]
+        if tokens.isEmpty { arguments.append("--insecure-no-auth") }
+        let process = try ManagedProcess.start(
+            name: "weir-cloud", executable: PackagePaths.program("weir-cloud"),
+            arguments: arguments, environment: environment, logDirectory: directory)
+        do {
+            try await process.waitForOutput(containing: "weir-cloud listening on", timeout: .seconds(30))
+        } catch {
+            await process.killNow()
+            throw error
+        }
+        return CloudProcess(port: port, directory: directory, configPath: configPath, storePath: storePath, process: process)
+    }
+
+    private init(port: Int, directory: String, configPath: String, storePath: String, process: ManagedProcess) {
+        self.port = port
+        self.directory = directory
+        self.configPath = configPath
+        self.storePath = storePath
+        self.process = process
+    }
+
+    /// SIGTERM (SIGKILL after 10 s).
+    public func stop() async { await process.terminate() }
+
+    /// SIGKILL now.
+    public func kill() async { await process.killNow() }
+}
+
+/// Runs `body` with a started weir-cloud and always stops it afterwards.
+public func withCloud<T>(
+    in directory: String, tokens: [String: String] = [:], windows: [String] = ["60s"],
+    _ body: (CloudProcess) async throws -> T
+) async throws -> T {
+    let cloud = try await CloudProcess.start(in: directory, tokens: tokens, windows: windows)
+    do {
+        let result = try await body(cloud)
+        await cloud.stop()
+        return result
+    } catch {
+        await cloud.stop()
+        throw error
+    }
+}
+
+/// SHA-256 of `text` in lowercase hex (through the system's `sha256sum`).
+public func sha256Hex(_ text: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try PackagePaths.systemProgram("sha256sum"))
+    let input = Pipe()
+    let output = Pipe()
+    process.standardInput = input
+    process.standardOutput = output
+    try process.run()
+    input.fileHandleForWriting.write(Data(text.utf8))
+    try input.fileHandleForWriting.close()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard let line = String(data: data, encoding: .utf8), let hex = line.split(separator: " ").first, hex.count == 64 else {
+        throw TestSupportError("sha256sum gave no digest")
+    }
+    return String(hex)
+}
