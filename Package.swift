@@ -37,6 +37,7 @@ let package = Package(
         // The domain: readings, time, windows, the batch codec, payload formats, filters. No I/O.
         .target(
             name: "WeirCore",
+            exclude: ["Codec/FORMAT.md"],
             swiftSettings: swiftSettings,
             // The core imports no Foundation; Double's rounding still needs libm.
             linkerSettings: [.linkedLibrary("m")]
