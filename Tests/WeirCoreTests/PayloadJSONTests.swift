@@ -1,0 +1,135 @@
+import Testing
+import WeirCore
+
+@Suite("json payloads")
+struct PayloadJSONTests {
+    let decoder = JSONPayloadDecoder()
+    let context = PayloadContext(topic: "devices/d1/telemetry", device: "d1", receivedAt: 1_732_540_999_000)
+
+    func decode(_ text: String, _ decoder: JSONPayloadDecoder? = nil, device: String? = "d1") -> DecodedPayload {
+        let ctx = PayloadContext(topic: "t", device: device, receivedAt: context.receivedAt)
+        return (decoder ?? self.decoder).decode(Array(text.utf8), context: ctx)
+    }
+
+    @Test func designExample() {
+        let out = decode(#"{"ts": 1732540000123, "temp": 21.5, "hum": 40}"#)
+        #expect(out.problems.isEmpty)
+        #expect(out.readings == [
+            Reading(device: "d1", metric: "temp", ts: 1_732_540_000_123, value: 21.5),
+            Reading(device: "d1", metric: "hum", ts: 1_732_540_000_123, value: 40),
+        ])
+        #expect(out.stampedWithReceiveTime == 0)
+    }
+
+    @Test func arrayBooleansNestingAndIgnoredFields() {
+        let out = decode(#"""
+        [{"ts": 1000000000000, "on": true, "off": false, "unit": "C", "x": null, "list": [1, 2],
+          "door": {"open": 1, "lock": {"state": false}}},
+         {"temp": -1.5e2}]
+        """#)
+        #expect(out.problems.isEmpty)
+        #expect(out.readings == [
+            Reading(device: "d1", metric: "on", ts: 1_000_000_000_000, value: 1),
+            Reading(device: "d1", metric: "off", ts: 1_000_000_000_000, value: 0),
+            Reading(device: "d1", metric: "door.open", ts: 1_000_000_000_000, value: 1),
+            Reading(device: "d1", metric: "door.lock.state", ts: 1_000_000_000_000, value: 0),
+            Reading(device: "d1", metric: "temp", ts: context.receivedAt, value: -150),
+        ])
+        #expect(out.stampedWithReceiveTime == 1)
+    }
+
+    @Test(arguments: [
+        (#"{"ts": "2024-11-25T13:06:40.123Z", "v": 1}"#, Int64(1_732_540_000_123)),
+        (#"{"ts": "2024-11-25T15:06:40.123+02:00", "v": 1}"#, 1_732_540_000_123),
+        (#"{"ts": "2024-11-25t08:36:40.1234-04:30", "v": 1}"#, 1_732_540_000_123),
+        (#"{"ts": "2024-11-25 13:06:40Z", "v": 1}"#, 1_732_540_000_000),
+        (#"{"ts": "2024-11-25T13:06:40.9996Z", "v": 1}"#, 1_732_540_001_000),
+    ])
+    func rfc3339Times(text: String, expected: Int64) {
+        let out = decode(text)
+        #expect(out.problems.isEmpty)
+        #expect(out.readings.first?.ts == expected)
+    }
+
+    @Test(arguments: [
+        (TimestampUnit.seconds, "1732540000", Int64(1_732_540_000_000)),
+        (.seconds, "1732540000.1235", 1_732_540_000_124),
+        (.milliseconds, "1732540000123", 1_732_540_000_123),
+        (.microseconds, "1732540000123499", 1_732_540_000_123),
+        (.microseconds, "1732540000123500", 1_732_540_000_124),
+        (.nanoseconds, "1732540000123456789", 1_732_540_000_123),
+        (.nanoseconds, "1.7325400001235e18", 1_732_540_000_124),
+    ])
+    func epochUnits(unit: TimestampUnit, ts: String, expected: Int64) {
+        let out = decode(#"{"ts": \#(ts), "v": 2}"#, JSONPayloadDecoder(tsUnit: unit))
+        #expect(out.problems.isEmpty)
+        #expect(out.readings.first?.ts == expected)
+    }
+
+    @Test func deviceFromFieldWhenTopicHasNone() {
+        let out = decode(#"[{"device": "pump-7", "ts": 5000000000000, "rpm": 1200}, {"rpm": 3}]"#, device: nil)
+        #expect(out.readings == [Reading(device: "pump-7", metric: "rpm", ts: 5_000_000_000_000, value: 1200)])
+        #expect(out.problems.map(\.reason) == [#"element 1: no device (the topic has no {device} level and the object no "device" field)"#])
+        // With a topic device, the field is ignored.
+        let topic = decode(#"{"device": "other", "rpm": 1}"#)
+        #expect(topic.readings.map(\.device) == ["d1"])
+    }
+
+    @Test func numbersAreExact() {
+        let out = decode(#"{"a": 0.1, "b": 123456789.123456789, "c": 9007199254740993, "d": -0.0, "e": 1e-7, "f": 2.5E+3}"#)
+        #expect(out.readings.map(\.value) == [0.1, 123456789.123456789, 9007199254740992, 0, 1e-7, 2500])
+    }
+
+    @Test func problemsNameElementAndField() {
+        let out = decode(#"[{"ts": 1732540000123, "temp": 1e999, "ok": 1}, 7, {"ts": "yesterday", "x": 1}, {"bad name": 2, "fine": 3}, {"ts": true, "x": 1}]"#)
+        #expect(out.readings.map(\.metric) == ["ok", "fine"])
+        #expect(out.problems.map(\.reason) == [
+            "element 0: field 'temp': value is inf (a finite number expected)",
+            "element 1: not an object",
+            "element 2: field 'ts': 'yesterday' is not an RFC 3339 time",
+            "element 3: field 'bad name': metric contains ' ' (only [A-Za-z0-9_.:/-] allowed)",
+            "element 4: field 'ts': true is not a time",
+        ])
+    }
+
+    @Test(arguments: [
+        "", "   ", "{", "[", "{\"a\": }", "{\"a\" 1}", "[{\"a\": 1},]", "{\"a\": 01}", "{\"a\": 1} x",
+        "{\"a\": tru}", "\"just a string\"", "{\"a\": \"\\q\"}", "{\"a\": 1.}", "{\"a\": -}",
+    ])
+    func malformedGivesOneProblemNoReadings(text: String) {
+        let out = decode(text)
+        #expect(out.readings.isEmpty)
+        #expect(out.problems.count == 1)
+        #expect(out.problems.first?.reason.isEmpty == false)
+    }
+
+    @Test func syntaxErrorNamesTheByte() {
+        let out = decode(#"{"temp": 21.5,, "hum": 3}"#)
+        #expect(out.problems.map(\.reason) == ["not valid JSON: byte 14: expected a string but found ','"])
+    }
+
+    @Test func deepNestingIsAProblemNotACrash() {
+        let deepObject = String(repeating: #"{"a":"#, count: 100_000) + "1" + String(repeating: "}", count: 100_000)
+        let deepArray = #"{"a": "# + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}"
+        for text in [deepObject, deepArray] {
+            let out = decode(text)
+            #expect(out.readings.isEmpty)
+            #expect(out.problems.first?.reason.contains("nested deeper than") == true)
+        }
+        // Moderate nesting is flattened.
+        let ok = decode(#"{"a": {"b": {"c": {"d": 4}}}}"#)
+        #expect(ok.readings.map(\.metric) == ["a.b.c.d"])
+    }
+
+    @Test func escapesInKeys() {
+        let out = decode(#"{"a\/b": 1, "\u0074emp": 2, "x\ud83d\ude00": 3}"#)
+        #expect(out.readings.map(\.metric) == ["a/b", "temp"])
+        #expect(out.problems.count == 1)
+    }
+
+    @Test func objectWithoutMetricsIsAProblem() {
+        let out = decode(#"{"ts": 1732540000123, "status": "ok"}"#)
+        #expect(out.readings.isEmpty)
+        #expect(out.problems.map(\.reason) == ["no metrics (no numeric or boolean field)"])
+    }
+}
