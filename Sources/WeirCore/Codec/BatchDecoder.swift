@@ -51,6 +51,7 @@ enum BatchDecoder {
         readings.reserveCapacity(min(readingCount, r.remaining &* 2))
         var times: [Int64] = []
         var values: [Int64] = [] // value bit patterns
+        var previousFirstTime: Int64 = 0
         for s in 0..<seriesCount {
             let device = try name(&r, names, "device of series \(s)")
             let metric = try name(&r, names, "metric of series \(s)")
@@ -58,8 +59,8 @@ enum BatchDecoder {
             let n = try r.count("reading count of series \(s)", atMost: readingCount &- readings.count)
             guard n > 0 else { throw r.malformed("series \(s) has no readings", at: countAt) }
             // Refuse counts the remaining bytes cannot hold before sizing the scratch columns.
-            let minimum = 1 &+ (n >= 3 ? IntBlockColumn.minimumBytes(count: n &- 2) : 0)
-                &+ min(9 &+ (n &- 1) / 8, 2 &+ IntBlockColumn.minimumBytes(count: n))
+            let minimum = (n >= 2 ? 2 : 1) &+ IntBlockColumn.minimumBytes(count: max(n &- 2, 0))
+                &+ 1 &+ min(9 &+ (n &+ 6) / 8, 1 &+ IntBlockColumn.minimumBytes(count: n &- 1))
             guard minimum <= r.remaining else {
                 throw BatchCodecError(.truncated, at: countAt,
                                       "series \(s) claims \(n) readings, which need at least \(minimum) bytes; \(r.remaining) remain")
@@ -69,8 +70,9 @@ enum BatchDecoder {
                 values = [Int64](repeating: 0, count: n)
             }
             try times.withUnsafeMutableBufferPointer { (t: inout UnsafeMutableBufferPointer<Int64>) throws(BatchCodecError) in
-                try readTimes(n, &r, into: t.baseAddress!, series: s)
+                try readTimes(n, &r, into: t.baseAddress!, after: previousFirstTime, series: s)
             }
+            previousFirstTime = times[0]
             try values.withUnsafeMutableBufferPointer { (v: inout UnsafeMutableBufferPointer<Int64>) throws(BatchCodecError) in
                 try readValues(n, &r, into: v.baseAddress!, series: s)
             }
@@ -115,9 +117,9 @@ enum BatchDecoder {
     }
 
     private static func readTimes(
-        _ n: Int, _ r: inout ByteReader, into t: UnsafeMutablePointer<Int64>, series s: Int
+        _ n: Int, _ r: inout ByteReader, into t: UnsafeMutablePointer<Int64>, after previousFirstTime: Int64, series s: Int
     ) throws(BatchCodecError) {
-        t[0] = try r.zigzag("first ts of series \(s)")
+        t[0] = previousFirstTime &+ (try r.zigzag("first ts of series \(s)"))
         guard n >= 2 else { return }
         var delta = try r.zigzag("first ts delta of series \(s)")
         t[1] = t[0] &+ delta
@@ -138,30 +140,28 @@ enum BatchDecoder {
     ) throws(BatchCodecError) {
         let encodingAt = r.position
         let encoding = try r.byte("value encoding of series \(s)")
-        switch BatchEncoder.ValueEncoding(rawValue: encoding) {
-        case .xor:
+        if encoding == BatchEncoder.xorEncoding {
             let lengthAt = r.position
             let length = try r.count("XOR stream length of series \(s)", atMost: r.remaining)
             // 64 bits for the first value, at least one for each later one.
-            guard length >= 8 &+ (n &- 1 &+ 7) / 8 else {
+            guard length >= 8 &+ (n &+ 6) / 8 else {
                 throw r.malformed("XOR stream of series \(s) is \(length) bytes, too short for \(n) values", at: lengthAt)
             }
             try XORColumn.read(n, length: length, from: &r, into: v)
-        case .scaledDecimal:
-            let dAt = r.position
-            let d = Int(try r.byte("decimals of series \(s)"))
-            guard d <= DecimalScaling.maxDecimals else {
-                throw r.malformed("series \(s) has \(d) decimals (at most \(DecimalScaling.maxDecimals))", at: dAt)
-            }
-            try IntBlockColumn.read(n, from: &r, into: v, what: "values of series \(s)")
-            let scale = DecimalScaling.powers[d]
-            var k: Int64 = 0
-            for i in 0..<n {
-                k &+= v[i]
-                v[i] = Int64(bitPattern: (Double(k) / scale).bitPattern)
-            }
-        case nil:
-            throw r.malformed("series \(s) has value encoding \(encoding) (0 = XOR, 1 = scaled decimal)", at: encodingAt)
+            return
+        }
+        let d = Int(encoding &- BatchEncoder.scaledBase)
+        guard d <= DecimalScaling.maxDecimals else {
+            throw r.malformed("series \(s) has value encoding \(encoding) (0 = XOR, 1–16 = scaled decimal)", at: encodingAt)
+        }
+        var k = try r.zigzag("first scaled value of series \(s)")
+        let scale = DecimalScaling.powers[d]
+        v[0] = Int64(bitPattern: (Double(k) / scale).bitPattern)
+        guard n >= 2 else { return }
+        try IntBlockColumn.read(n &- 1, from: &r, into: v + 1, what: "values of series \(s)")
+        for i in 1..<n {
+            k &+= v[i]
+            v[i] = Int64(bitPattern: (Double(k) / scale).bitPattern)
         }
     }
 

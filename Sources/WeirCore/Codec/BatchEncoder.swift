@@ -7,11 +7,11 @@ struct BatchEncoder {
     private var values: [Double] = []
     private var ints: [Int64] = []
 
-    /// Value column encodings (one byte before each value column).
-    enum ValueEncoding: UInt8 {
-        case xor = 0
-        case scaledDecimal = 1
-    }
+    /// The byte before a value column: 0 is XOR; `scaledBase + d` is scaled decimal with `d` decimals.
+    static let xorEncoding: UInt8 = 0
+    static let scaledBase: UInt8 = 1
+    /// The first ts of the previous series, which the next one is written against.
+    private var previousFirstTime: Int64 = 0
 
     mutating func encode(_ batch: Batch) -> [UInt8] {
         let readings = batch.readings
@@ -80,10 +80,11 @@ struct BatchEncoder {
         writeValues()
     }
 
-    /// First ts, first delta, then delta-of-deltas bit-packed.
+    /// First ts (against the previous series' first ts), first delta, then delta-of-deltas bit-packed.
     private mutating func writeTimes() {
         let n = times.count
-        out.zigzag(times[0])
+        out.zigzag(times[0] &- previousFirstTime)
+        previousFirstTime = times[0]
         guard n >= 2 else { return }
         var delta = times[1] &- times[0]
         out.zigzag(delta)
@@ -106,14 +107,14 @@ struct BatchEncoder {
             let scale = DecimalScaling.powers[d]
             ints.removeAll(keepingCapacity: true)
             ints.reserveCapacity(vs.count)
-            var prev: Int64 = 0
-            for v in vs {
+            guard var prev = DecimalScaling.scaled(vs[0], scale: scale) else { return nil }
+            for v in vs.dropFirst() {
                 guard let k = DecimalScaling.scaled(v, scale: scale) else { return nil }
                 ints.append(k &- prev)
                 prev = k
             }
-            out.byte(ValueEncoding.scaledDecimal.rawValue)
-            out.byte(UInt8(d))
+            out.byte(BatchEncoder.scaledBase + UInt8(d))
+            out.zigzag(DecimalScaling.scaled(vs[0], scale: scale) ?? 0)
             ints.withUnsafeBufferPointer { IntBlockColumn.write($0, into: &out) }
             return out.count - start
         }
@@ -122,7 +123,7 @@ struct BatchEncoder {
         let fits = values.withUnsafeBufferPointer { XORColumn.write($0, into: &xorScratch, budget: budget) }
         if fits && (scaledSize == nil || 1 + varintSize(xorScratch.count) + xorScratch.count < scaledSize!) {
             out.truncate(to: start)
-            out.byte(ValueEncoding.xor.rawValue)
+            out.byte(BatchEncoder.xorEncoding)
             out.varint(xorScratch.count)
             out.append(contentsOf: xorScratch.bytes)
         }
