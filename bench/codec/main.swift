@@ -1,1 +1,211 @@
-print("weir-bench-codec: not written yet")
+// weir-bench-codec: bytes per reading and encode/decode speed of the binary batch codec,
+// beside JSON lines, JSON+gzip and JSON+zstd of the same readings, all in one run.
+//
+//   bench/run codec [--data PATH] [--seconds S]
+//
+// PATH defaults to ../shared/data/sf-temps.csv (the shared folder beside the repository).
+import Foundation
+import WeirCompression
+import WeirCore
+
+struct Options {
+    var dataPath = "../shared/data/sf-temps.csv"
+    var seconds = 0.6
+
+    init(_ args: [String]) throws {
+        var it = args.makeIterator()
+        while let arg = it.next() {
+            switch arg {
+            case "--data":
+                guard let v = it.next() else { throw BenchError("--data needs a path") }
+                dataPath = v
+            case "--seconds":
+                guard let v = it.next(), let s = Double(v), s > 0 else { throw BenchError("--seconds needs a positive number") }
+                seconds = s
+            case "-h", "--help":
+                print("usage: weir-bench-codec [--data PATH-TO-sf-temps.csv] [--seconds PER-MEASUREMENT]")
+                exit(0)
+            default:
+                throw BenchError("unknown argument '\(arg)' (try --help)")
+            }
+        }
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// SplitMix64: the same data every run.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+let start: Int64 = 1_732_540_000_000
+
+/// Timestamps at 1 s with ±4 ms of jitter, as a device's clock and network deliver them.
+func jitteredTimes(_ n: Int, rng: inout SplitMix64) -> [Int64] {
+    (0..<n).map { i in start + Int64(i) * 1000 + Int64.random(in: -4...4, using: &rng) }
+}
+
+/// `series` devices with one metric each, readings interleaved in time order like an edge chunk.
+func interleave(_ columns: [[(ts: Int64, value: Double)]], metric: String) -> [Reading] {
+    var out: [Reading] = []
+    out.reserveCapacity(columns.reduce(0) { $0 + $1.count })
+    let longest = columns.map(\.count).max() ?? 0
+    for i in 0..<longest {
+        for (d, col) in columns.enumerated() where i < col.count {
+            out.append(Reading(device: "device-\(d)", metric: metric, ts: col[i].ts, value: col[i].value))
+        }
+    }
+    return out
+}
+
+func loadSFTemps(_ path: String, rng: inout SplitMix64) throws -> [Reading] {
+    guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        throw BenchError("cannot read \(path) (pass --data PATH to sf-temps.csv)")
+    }
+    var values: [Double] = []
+    for (n, line) in text.split(separator: "\n").enumerated() where n > 0 {
+        let field = line.split(separator: ",", maxSplits: 1).first.map(String.init) ?? ""
+        guard let v = Double(field.trimmingCharacters(in: .whitespaces)) else {
+            throw BenchError("\(path):\(n + 1): '\(field)' is not a number")
+        }
+        values.append(v)
+    }
+    guard !values.isEmpty else { throw BenchError("\(path) holds no readings") }
+    let ts = jitteredTimes(values.count, rng: &rng)
+    return zip(ts, values).map { Reading(device: "sf-station", metric: "temp", ts: $0, value: $1) }
+}
+
+func datasets(_ options: Options) throws -> [(name: String, readings: [Reading])] {
+    var rng = SplitMix64(state: 1)
+    let sf = try loadSFTemps(options.dataPath, rng: &rng)
+    let series = 10, perSeries = 10_000
+    let walk = (0..<series).map { _ -> [(Int64, Double)] in
+        var tenths = Int.random(in: 100...300, using: &rng)
+        let ts = jitteredTimes(perSeries, rng: &rng)
+        return ts.map { t in
+            tenths += Int.random(in: -3...3, using: &rng)
+            return (t, Double(tenths) / 10)
+        }
+    }
+    let constant = (0..<series).map { _ in (0..<perSeries).map { i in (start + Int64(i) * 1000, 1.0) } }
+    let counter = (0..<series).map { _ -> [(Int64, Double)] in
+        var count = 0.0
+        return (0..<perSeries).map { i in
+            count += Double(Int.random(in: 0...20, using: &rng))
+            return (start + Int64(i) * 1000, count)
+        }
+    }
+    let noisy = (0..<series).map { _ -> [(Int64, Double)] in
+        let ts = jitteredTimes(perSeries, rng: &rng)
+        return ts.map { t in (t, 20 + Double.random(in: -5...5, using: &rng)) }
+    }
+    return [
+        ("sf-temps (1 s, jitter)", sf),
+        ("random walk 0.1", interleave(walk.map { $0.map { (ts: $0.0, value: $0.1) } }, metric: "temp")),
+        ("constant", interleave(constant.map { $0.map { (ts: $0.0, value: $0.1) } }, metric: "state")),
+        ("counter", interleave(counter.map { $0.map { (ts: $0.0, value: $0.1) } }, metric: "packets")),
+        ("noisy float64", interleave(noisy.map { $0.map { (ts: $0.0, value: $0.1) } }, metric: "vibration")),
+    ]
+}
+
+func jsonLines(_ readings: [Reading]) -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(readings.count * 80)
+    for r in readings {
+        out.append(contentsOf: "{\"device\":\"\(r.device)\",\"metric\":\"\(r.metric)\",\"ts\":\(r.ts),\"value\":\(r.value)}\n".utf8)
+    }
+    return out
+}
+
+/// Runs `body` repeatedly for about `seconds`; returns the best time of one run, in seconds.
+func best(_ seconds: Double, _ body: () -> Int) -> Double {
+    let clock = ContinuousClock()
+    var bestTime = Double.infinity
+    var sink = 0
+    let deadline = clock.now.advanced(by: .milliseconds(Int(seconds * 1000)))
+    var runs = 0
+    while runs < 3 || clock.now < deadline {
+        let t0 = clock.now
+        sink &+= body()
+        let d = t0.duration(to: clock.now)
+        let s = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        bestTime = min(bestTime, s)
+        runs += 1
+    }
+    if sink == 42 { print("") } // keep the work observable
+    return bestTime
+}
+
+func pad(_ s: String, _ w: Int, left: Bool = false) -> String {
+    s.count >= w ? s : (left ? s + String(repeating: " ", count: w - s.count) : String(repeating: " ", count: w - s.count) + s)
+}
+
+func fmt(_ v: Double, _ digits: Int = 2) -> String {
+    String(format: "%.\(digits)f", v)
+}
+
+do {
+    let options = try Options(Array(CommandLine.arguments.dropFirst()))
+    let sets = try datasets(options)
+    print("weir-bench-codec: one core, release; best of repeated runs (~\(options.seconds) s each)")
+    print("sizes in bytes per reading; codec = BatchCodec raw, wire = codec+zstd(3) (what is sent)")
+    print("")
+    let header = [pad("dataset", 24, left: true), pad("readings", 9), pad("codec", 7), pad("wire", 7), pad("JSON", 7),
+                  pad("+gzip", 7), pad("+zstd", 7), pad("zstd/wire", 10), pad("enc Mr/s", 9), pad("dec Mr/s", 9)]
+    print(header.joined(separator: " "))
+    var failures: [String] = []
+    for (name, readings) in sets {
+        let batch = Batch(gateway: "gw-bench", id: "gw-bench:1", readings: readings)
+        let n = Double(readings.count)
+        let encoded = BatchCodec.encode(batch)
+        let decoded = try BatchCodec.decode(encoded)
+        guard decoded.readings.count == readings.count,
+              Set(decoded.readings.map { "\($0.device)|\($0.ts)|\($0.value.bitPattern)" }).count
+                == Set(readings.map { "\($0.device)|\($0.ts)|\($0.value.bitPattern)" }).count else {
+            throw BenchError("\(name): decode does not give back the readings")
+        }
+        let wire = try WireBatch.encode(batch)
+        let json = jsonLines(readings)
+        let gz = try Gzip.compress(json)
+        let zs = try Zstd.compress(json, level: 3)
+        let encTime = best(options.seconds) { BatchCodec.encode(batch).count }
+        let decTime = best(options.seconds) { (try? BatchCodec.decode(encoded))?.readings.count ?? 0 }
+        let perReading = { (bytes: Int) in Double(bytes) / n }
+        let ratio = Double(zs.count) / Double(wire.count)
+        let enc = n / encTime / 1e6, dec = n / decTime / 1e6
+        print([pad(name, 24, left: true), pad("\(readings.count)", 9), pad(fmt(perReading(encoded.count), 3), 7),
+               pad(fmt(perReading(wire.count), 3), 7), pad(fmt(perReading(json.count), 1), 7), pad(fmt(perReading(gz.count), 2), 7),
+               pad(fmt(perReading(zs.count), 2), 7), pad(fmt(ratio, 1) + "x", 10), pad(fmt(enc, 1), 9), pad(fmt(dec, 1), 9)]
+            .joined(separator: " "))
+        if name.hasPrefix("sf-temps") || name.hasPrefix("random walk") {
+            if perReading(wire.count) > 2 { failures.append("\(name): \(fmt(perReading(wire.count), 3)) B/reading on the wire (target ≤ 2)") }
+            if ratio < 8 { failures.append("\(name): only \(fmt(ratio, 1))x smaller than JSON+zstd (target ≥ 8x)") }
+        }
+        if enc < 10 { failures.append("\(name): encode \(fmt(enc, 1)) M readings/s (target ≥ 10)") }
+        if dec < 20 { failures.append("\(name): decode \(fmt(dec, 1)) M readings/s (target ≥ 20)") }
+    }
+    print([pad("Gorilla (published)", 24, left: true), pad("-", 9), pad("1.370", 7)].joined(separator: " "))
+    print("")
+    print("targets: ≤ 2 B/reading and ≥ 8x smaller than JSON+zstd on sf-temps and the random walk;")
+    print("         encode ≥ 10M, decode ≥ 20M readings/s on one core")
+    if failures.isEmpty {
+        print("all targets met")
+    } else {
+        print("missed:")
+        for f in failures { print("  " + f) }
+    }
+} catch {
+    FileHandle.standardError.write(Data("weir-bench-codec: \(error)\n".utf8))
+    exit(1)
+}

@@ -59,7 +59,7 @@ enum BatchDecoder {
             let n = try r.count("reading count of series \(s)", atMost: readingCount &- readings.count)
             guard n > 0 else { throw r.malformed("series \(s) has no readings", at: countAt) }
             // Refuse counts the remaining bytes cannot hold before sizing the scratch columns.
-            let minimum = (n >= 2 ? 2 : 1) &+ IntBlockColumn.minimumBytes(count: max(n &- 2, 0))
+            let minimum = (n >= 3 ? 3 : n) &+ IntBlockColumn.minimumBytes(count: max(n &- 2, 0))
                 &+ 1 &+ min(9 &+ (n &+ 6) / 8, 1 &+ IntBlockColumn.minimumBytes(count: n &- 1))
             guard minimum <= r.remaining else {
                 throw BatchCodecError(.truncated, at: countAt,
@@ -124,13 +124,25 @@ enum BatchDecoder {
         var delta = try r.zigzag("first ts delta of series \(s)")
         t[1] = t[0] &+ delta
         guard n >= 3 else { return }
-        // Delta-of-deltas land in t[2...], then are summed in place.
+        let modeAt = r.position
+        let mode = try r.byte("ts encoding of series \(s)")
+        // Delta-of-deltas or deltas land in t[2...], then are summed in place.
         try IntBlockColumn.read(n - 2, from: &r, into: t + 2, what: "ts of series \(s)")
         var prev = t[1]
-        for i in 2..<n {
-            delta &+= t[i]
-            prev &+= delta
-            t[i] = prev
+        switch mode {
+        case BatchEncoder.timesAsDeltaOfDeltas:
+            for i in 2..<n {
+                delta &+= t[i]
+                prev &+= delta
+                t[i] = prev
+            }
+        case BatchEncoder.timesAsDeltas:
+            for i in 2..<n {
+                prev &+= t[i]
+                t[i] = prev
+            }
+        default:
+            throw r.malformed("series \(s) has ts encoding \(mode) (0 = delta-of-deltas, 1 = deltas)", at: modeAt)
         }
     }
 

@@ -80,7 +80,13 @@ struct BatchEncoder {
         writeValues()
     }
 
-    /// First ts (against the previous series' first ts), first delta, then delta-of-deltas bit-packed.
+    /// The byte before a ts column's packed part: delta-of-deltas or plain deltas.
+    static let timesAsDeltaOfDeltas: UInt8 = 0
+    static let timesAsDeltas: UInt8 = 1
+
+    /// First ts (against the previous series' first ts), first delta, then delta-of-deltas
+    /// or deltas bit-packed, whichever is smaller. Regular sampling makes both nearly free;
+    /// with jitter, deltas are one bit a reading narrower (a dod spans twice the jitter).
     private mutating func writeTimes() {
         let n = times.count
         out.zigzag(times[0] &- previousFirstTime)
@@ -90,13 +96,24 @@ struct BatchEncoder {
         out.zigzag(delta)
         guard n >= 3 else { return }
         ints.removeAll(keepingCapacity: true)
-        ints.reserveCapacity(n - 2)
+        ints.reserveCapacity(2 &* (n &- 2))
         for i in 2..<n {
-            let d = times[i] &- times[i - 1]
+            let d = times[i] &- times[i &- 1]
             ints.append(d &- delta)
             delta = d
         }
-        ints.withUnsafeBufferPointer { IntBlockColumn.write($0, into: &out) }
+        for i in 2..<n { ints.append(times[i] &- times[i &- 1]) }
+        ints.withUnsafeBufferPointer { all in
+            let dods = UnsafeBufferPointer(rebasing: all[0..<(n &- 2)])
+            let deltas = UnsafeBufferPointer(rebasing: all[(n &- 2)...])
+            if IntBlockColumn.encodedSize(deltas) < IntBlockColumn.encodedSize(dods) {
+                out.byte(BatchEncoder.timesAsDeltas)
+                IntBlockColumn.write(deltas, into: &out)
+            } else {
+                out.byte(BatchEncoder.timesAsDeltaOfDeltas)
+                IntBlockColumn.write(dods, into: &out)
+            }
+        }
     }
 
     /// Scaled decimals when they fit, XOR otherwise — whichever is smaller.

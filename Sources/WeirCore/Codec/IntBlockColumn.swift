@@ -46,6 +46,29 @@ enum IntBlockColumn {
         }
     }
 
+    /// The bytes `write` would append for `values`.
+    static func encodedSize(_ values: UnsafeBufferPointer<Int64>) -> Int {
+        var size = 0
+        var start = 0
+        let n = values.count
+        while start < n {
+            let end = min(start &+ blockSize, n)
+            var lo = values[start]
+            var hi = lo
+            for i in (start &+ 1)..<end {
+                let v = values[i]
+                lo = v < lo ? v : lo
+                hi = v > hi ? v : hi
+            }
+            let width = 64 &- UInt64(bitPattern: hi &- lo).leadingZeroBitCount
+            var z = Zigzag.encode(lo)
+            size &+= 2 &+ ((end &- start) &* width &+ 7) / 8
+            while z >= 0x80 { size &+= 1; z >>= 7 }
+            start = end
+        }
+        return size
+    }
+
     /// The fewest bytes `count` values can take (every block at width 0), used to refuse
     /// counts the remaining input cannot hold before anything is allocated.
     static func minimumBytes(count: Int) -> Int {
