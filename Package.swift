@@ -74,6 +74,7 @@ let package = Package(
             dependencies: [
                 "WeirCore", "WeirCompression", "WeirSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -129,6 +130,7 @@ let package = Package(
             dependencies: [
                 "WeirCore", "WeirCompression", "WeirCloud",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "bench/cloud",

@@ -1,0 +1,215 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import Synchronization
+import WeirCompression
+import WeirCore
+
+/// `POST /v1/batches`: authenticates the gateway, reads the body within the size cap,
+/// undoes `Content-Encoding`, decodes the batch by `Content-Type`, applies it in one
+/// store transaction and answers `200` with the counts only after the commit.
+///
+/// Answers: `400` for a body that is not a batch (JSON error naming the problem), `401`
+/// for a missing or unknown token, `403` for a token of another gateway, `413` over the
+/// size cap, `415` for an unknown type or encoding, `503` + `Retry-After` when too many
+/// batches are waiting for the store.
+public final class BatchIngest: Sendable {
+    let store: any ReadingStore
+    let authenticator: GatewayAuthenticator
+    let maxBodyBytes: Int
+    let maxDecodedBytes: Int
+    let maxPending: Int
+    let pending = Atomic<Int>(0)
+    let metrics = IngestMetrics()
+
+    init(store: any ReadingStore, config: CloudConfiguration) {
+        self.store = store
+        self.authenticator = GatewayAuthenticator(gateways: config.gateways, insecureNoAuth: config.insecureNoAuth)
+        self.maxBodyBytes = config.maxBodyBytes
+        self.maxDecodedBytes = config.maxDecodedBytes
+        self.maxPending = config.maxPendingBatches
+    }
+
+    func handle(_ request: Request, context: some RequestContext) async throws -> Response {
+        let tokenGateway = try authenticator.gateway(for: request)
+        let decoded = try await decode(request)
+        if let tokenGateway, tokenGateway != decoded.batch.gateway {
+            throw CloudHTTPError(.forbidden, "the token belongs to gateway '\(tokenGateway)', not '\(decoded.batch.gateway.prefix(128))'")
+        }
+        let waiting = pending.wrappingAdd(1, ordering: .relaxed).newValue
+        defer { pending.wrappingSubtract(1, ordering: .relaxed) }
+        guard waiting <= maxPending else {
+            metrics.overloaded.increment()
+            throw CloudHTTPError(.serviceUnavailable, "too many batches waiting for the store (\(maxPending)); retry later", retryAfter: 1)
+        }
+        let started = ContinuousClock.now
+        let outcome: BatchOutcome
+        do {
+            outcome = try await store.apply(decoded, receivedAt: Self.nowMs())
+        } catch {
+            context.logger.error("batch not applied", metadata: ["weir.batch": "\(decoded.batch.id.prefix(64))", "weir.error": "\(error)"])
+            metrics.failed.increment()
+            throw CloudHTTPError(.serviceUnavailable, "the batch could not be stored; retry later", retryAfter: 2)
+        }
+        metrics.record(outcome, commit: ContinuousClock.now - started)
+        context.logger.debug("batch applied", metadata: [
+            "weir.gateway": "\(decoded.batch.gateway)", "weir.batch": "\(outcome.batch)",
+            "weir.accepted": "\(outcome.accepted)", "weir.duplicates": "\(outcome.duplicates)",
+        ])
+        return CloudJSON.response(BatchAnswer(outcome))
+    }
+
+    /// Reads and decodes the body; throws the HTTP error that fits the problem.
+    func decode(_ request: Request) async throws -> DecodedBatch {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
+            throw CloudHTTPError(.contentTooLarge, "body is \(length) bytes, more than the \(maxBodyBytes) allowed")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw CloudHTTPError(.contentTooLarge, "body is more than the \(maxBodyBytes) bytes allowed")
+        }
+        var bytes = Array(buffer.readableBytesView)
+
+        let encoding = (request.headers[.contentEncoding] ?? "identity").trimmingCharacters(in: .whitespaces).lowercased()
+        do {
+            switch encoding {
+            case "identity", "":
+                break
+            case "gzip", "x-gzip":
+                bytes = try Gzip.decompress(bytes, maxSize: maxDecodedBytes)
+            case "zstd":
+                bytes = try Zstd.decompress(bytes, maxSize: maxDecodedBytes)
+            default:
+                throw CloudHTTPError(.unsupportedMediaType, "Content-Encoding '\(encoding.prefix(40))' is not supported (use gzip or zstd, or none)")
+            }
+        } catch let error as CompressionError {
+            throw Self.compressionProblem(error, what: "\(encoding) body")
+        }
+
+        let mediaType = (request.headers[.contentType] ?? "application/json")
+            .split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        switch mediaType {
+        case "application/json", "":
+            do {
+                return try Batch.decodeJSON(bytes)
+            } catch {
+                throw CloudHTTPError(.badRequest, error.message)
+            }
+        case "application/vnd.weir.batch":
+            let batch: Batch
+            do {
+                batch = try WireBatch.decode(bytes, maxSize: maxDecodedBytes)
+            } catch let error as CompressionError {
+                throw Self.compressionProblem(error, what: "binary batch")
+            } catch {
+                throw CloudHTTPError(.badRequest, "body is not a binary Weir batch: \(error)")
+            }
+            return Self.validated(batch)
+        default:
+            throw CloudHTTPError(.unsupportedMediaType, "Content-Type '\(mediaType.prefix(60))' is not supported (use application/json or application/vnd.weir.batch)")
+        }
+    }
+
+    /// Splits a decoded binary batch into valid readings and rejected ones, like the JSON
+    /// decoder does.
+    static func validated(_ batch: Batch) -> DecodedBatch {
+        var valid: [Reading] = []
+        valid.reserveCapacity(batch.readings.count)
+        var rejected: [RejectedReading] = []
+        for (index, reading) in batch.readings.enumerated() {
+            if let problem = reading.problem {
+                rejected.append(RejectedReading(index: index, reason: problem.description,
+                                                raw: "\(reading.device.prefix(128))/\(reading.metric.prefix(128)) ts=\(reading.ts) value=\(reading.value)"))
+            } else {
+                valid.append(reading)
+            }
+        }
+        var clean = batch
+        clean.readings = valid
+        return DecodedBatch(batch: clean, rejected: rejected, readingCount: batch.readings.count)
+    }
+
+    /// Decompression output over the cap is `413`; a damaged stream is `400`.
+    static func compressionProblem(_ error: CompressionError, what: String) -> CloudHTTPError {
+        // The compression helpers word their size-cap failure "... more than N bytes".
+        if error.message.contains("more than") {
+            return CloudHTTPError(.contentTooLarge, "\(what): \(error.message)")
+        }
+        return CloudHTTPError(.badRequest, "\(what) cannot be decompressed: \(error.message)")
+    }
+
+    /// Wall-clock time in epoch milliseconds.
+    static func nowMs() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+    }
+}
+
+/// The `200` body of `POST /v1/batches`.
+struct BatchAnswer: Encodable {
+    struct Rejected: Encodable {
+        var index: Int
+        var reason: String
+    }
+
+    var batch: String
+    var accepted: Int
+    var duplicates: Int
+    var late: Int
+    var conflicts: Int
+    var tooLate: Int
+    var droppedLate: Int
+    var rejected: [Rejected]
+
+    init(_ outcome: BatchOutcome) {
+        batch = outcome.batch
+        accepted = outcome.accepted
+        duplicates = outcome.duplicates
+        late = outcome.late
+        conflicts = outcome.conflicts
+        tooLate = outcome.tooLate
+        droppedLate = outcome.droppedLate
+        rejected = outcome.rejected.map { Rejected(index: $0.index, reason: $0.reason) }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case batch, accepted, duplicates, late, conflicts, rejected
+        case tooLate = "too_late"
+        case droppedLate = "dropped_late"
+    }
+}
+
+/// The cloud's Prometheus counters (through swift-metrics).
+struct IngestMetrics: Sendable {
+    let batches = Counter(label: "weir_cloud_batches_total")
+    let readings = Counter(label: "weir_cloud_readings_total")
+    let accepted = Counter(label: "weir_cloud_readings_accepted_total")
+    let duplicates = Counter(label: "weir_cloud_duplicates_total")
+    let late = Counter(label: "weir_cloud_late_total")
+    let conflicts = Counter(label: "weir_cloud_conflicts_total")
+    let rejected = Counter(label: "weir_cloud_rejected_total")
+    let droppedLate = Counter(label: "weir_cloud_dropped_late_total")
+    let overloaded = Counter(label: "weir_cloud_overloaded_total")
+    let failed = Counter(label: "weir_cloud_batch_failures_total")
+    let commit = Metrics.Timer(label: "weir_cloud_commit_seconds", preferredDisplayUnit: .seconds)
+    let watermarkLag = Gauge(label: "weir_cloud_watermark_lag_seconds")
+
+    func record(_ outcome: BatchOutcome, commit duration: Duration) {
+        batches.increment()
+        readings.increment(by: outcome.received)
+        accepted.increment(by: outcome.accepted)
+        duplicates.increment(by: outcome.duplicates)
+        late.increment(by: outcome.late)
+        conflicts.increment(by: outcome.conflicts)
+        rejected.increment(by: outcome.rejected.count)
+        droppedLate.increment(by: outcome.droppedLate)
+        commit.recordNanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        if let watermark = outcome.newestWatermark {
+            watermarkLag.record(Double(BatchIngest.nowMs() - watermark) / 1000)
+        }
+    }
+}

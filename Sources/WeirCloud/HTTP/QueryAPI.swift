@@ -1,0 +1,100 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import WeirCore
+
+/// The read side: `GET /v1/devices` and `GET /v1/devices/{device}/windows`.
+struct QueryAPI: Sendable {
+    let store: any ReadingStore
+    let windowSizesMs: [Int64]
+    let maxOutOfOrderMs: Int64
+
+    func devices(_ request: Request, context: some RequestContext) async throws -> Response {
+        CloudJSON.response(try await store.devices())
+    }
+
+    /// `?metric=temp&size=60s&from=<ms>&to=<ms>`: `metric` is required, `size` defaults to
+    /// the first configured size, `from`/`to` to everything.
+    func windows(_ request: Request, context: some RequestContext) async throws -> Response {
+        guard let device = context.parameters.get("device") else {
+            throw CloudHTTPError(.badRequest, "device missing from the path")
+        }
+        let query = request.uri.queryParameters
+        guard let metric = query.get("metric"), !metric.isEmpty else {
+            throw CloudHTTPError(.badRequest, "query parameter 'metric' is required, e.g. ?metric=temp&size=60s")
+        }
+        var sizeMs = windowSizesMs[0]
+        if let sizeText = query.get("size") {
+            if let plain = Int64(sizeText) {
+                sizeMs = plain
+            } else {
+                do { sizeMs = try DurationText.parseMilliseconds(sizeText) } catch {
+                    throw CloudHTTPError(.badRequest, "query parameter 'size': \(error.message)")
+                }
+            }
+            guard windowSizesMs.contains(sizeMs) else {
+                let known = windowSizesMs.map { DurationText.formatMilliseconds($0) }.joined(separator: ", ")
+                throw CloudHTTPError(.badRequest, "size \(DurationText.formatMilliseconds(sizeMs)) is not a configured window size (\(known))")
+            }
+        }
+        func bound(_ name: String, _ fallback: Int64) throws -> Int64 {
+            guard let text = query.get(name) else { return fallback }
+            guard let value = Int64(text) else {
+                throw CloudHTTPError(.badRequest, "query parameter '\(name)' must be epoch milliseconds, got '\(text.prefix(40))'")
+            }
+            return value
+        }
+        let from = try bound("from", Int64.min)
+        let to = try bound("to", Int64.max)
+        guard let summary = try await store.device(named: device),
+              let windows = try await store.windows(device: device, metric: metric, sizeMs: sizeMs, from: from, to: to)
+        else {
+            throw CloudHTTPError(.notFound, "no readings from device '\(device.prefix(128))'")
+        }
+        let watermark = summary.watermark
+        let body = WindowsAnswer(
+            device: device, metric: metric, sizeMs: sizeMs,
+            windows: windows.map { record in
+                let a = record.aggregate
+                let closed = watermark.map { record.end <= $0 } ?? false
+                return WindowsAnswer.Window(
+                    start: record.start, end: record.end, count: a.count, sum: a.sum, min: a.min, max: a.max,
+                    mean: a.mean, first: .init(ts: a.firstTs, value: a.firstValue), last: .init(ts: a.lastTs, value: a.lastValue),
+                    state: closed ? "closed" : "open", revision: record.revision, late: record.late)
+            })
+        return CloudJSON.response(body)
+    }
+}
+
+/// The body of `GET /v1/devices/{device}/windows`.
+struct WindowsAnswer: Codable {
+    struct Point: Codable {
+        var ts: Int64
+        var value: Double
+    }
+
+    struct Window: Codable {
+        var start: Int64
+        var end: Int64
+        var count: Int64
+        var sum: Double
+        var min: Double
+        var max: Double
+        var mean: Double
+        var first: Point
+        var last: Point
+        var state: String
+        var revision: Int64
+        var late: Int64
+    }
+
+    var device: String
+    var metric: String
+    var sizeMs: Int64
+    var windows: [Window]
+
+    enum CodingKeys: String, CodingKey {
+        case device, metric, windows
+        case sizeMs = "size_ms"
+    }
+}
