@@ -15,6 +15,8 @@ let package = Package(
         .executable(name: "weir-cloud", targets: ["weir-cloud"]),
         .executable(name: "weir-edge", targets: ["weir-edge"]),
         .executable(name: "weir-sim", targets: ["weir-sim"]),
+        // For fuzz/ (a separate package that depends on this one by path).
+        .library(name: "WeirCore", targets: ["WeirCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
