@@ -93,7 +93,10 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -190,7 +193,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "WeirEdgeTests", dependencies: ["WeirEdge", "WeirCloud", "WeirCore", "WeirMQTT", "WeirTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "WeirEdgeTests",
+            dependencies: [
+                "WeirEdge", "WeirCloud", "WeirCore", "WeirCompression", "WeirMQTT", "WeirSupport", "WeirTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "WeirSimTests", dependencies: ["WeirSim", "WeirCloud", "WeirCore", "WeirTestSupport"], swiftSettings: swiftSettings),
     ]
 )

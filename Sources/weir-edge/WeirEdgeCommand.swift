@@ -6,6 +6,6 @@ struct WeirEdgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weir-edge",
         abstract: "Weir's gateway: MQTT in, SQLite store-and-forward, uplink to weir-cloud.",
-        subcommands: [BatchCommand.self]
+        subcommands: [RunCommand.self, StatusCommand.self, DeadLettersCommand.self, BatchCommand.self]
     )
 }

@@ -1,0 +1,115 @@
+import Foundation
+import GRDB
+import WeirCompression
+import WeirCore
+
+/// A sealed chunk as the uplink reads it.
+public struct StoredChunk: Sendable, Hashable {
+    public var seq: Int64
+    public var sealedAt: Int64
+    public var readings: Int
+    public var body: [UInt8]
+}
+
+/// A drop-ledger row waiting to be forwarded.
+public struct StoredDrop: Sendable, Hashable {
+    public var id: Int64
+    public var record: DropRecord
+}
+
+extension EdgeBuffer {
+    /// The next chunks to forward, in replay order, up to `maxBytes` of bodies and
+    /// `maxReadings` readings (always at least one chunk when any is waiting).
+    public func nextChunks(replay: EdgeConfiguration.ReplayOrder, maxBytes: Int64, maxReadings: Int) throws -> [StoredChunk] {
+        let order = replay == .oldestFirst ? "ASC" : "DESC"
+        return try pool.read { db in
+            let cursor = try Row.fetchCursor(db, sql: "SELECT seq, sealed_at, readings, body FROM chunks ORDER BY seq \(order)")
+            var out: [StoredChunk] = []
+            var bytes: Int64 = 0
+            var readings = 0
+            while let row = try cursor.next() {
+                let body: [UInt8] = Array(row["body"] as Data)
+                let count: Int = row["readings"]
+                if !out.isEmpty && (bytes + Int64(body.count) > maxBytes || readings + count > maxReadings) { break }
+                out.append(StoredChunk(seq: row["seq"], sealedAt: row["sealed_at"], readings: count, body: body))
+                bytes += Int64(body.count)
+                readings += count
+            }
+            return out
+        }
+    }
+
+    /// Drop-ledger rows not yet forwarded, oldest first.
+    public func pendingDrops(limit: Int) throws -> [StoredDrop] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, device, metric, from_ts, to_ts, count FROM drops ORDER BY id LIMIT ?", arguments: [limit])
+                .map { row in
+                    StoredDrop(id: row["id"], record: DropRecord(device: row["device"], metric: row["metric"],
+                                                                 from: row["from_ts"], to: row["to_ts"], count: row["count"]))
+                }
+        }
+    }
+
+    /// The cloud committed these chunks and drop rows: delete them and count.
+    public func markForwarded(seqs: [Int64], dropIDs: [Int64], readings: Int, now: Int64 = EdgeClock.nowMs()) throws {
+        let freed: Int64 = try pool.write { db in
+            var freed: Int64 = 0
+            for seq in seqs {
+                freed += try Int64.fetchOne(db, sql: "SELECT bytes FROM chunks WHERE seq = ?", arguments: [seq]) ?? 0
+                try db.execute(sql: "DELETE FROM chunks WHERE seq = ?", arguments: [seq])
+            }
+            for id in dropIDs { try db.execute(sql: "DELETE FROM drops WHERE id = ?", arguments: [id]) }
+            try Self.addCounters(db, ["forwarded_readings": Int64(readings), "forwarded_chunks": Int64(seqs.count),
+                                      "forwarded_batches": 1, "forwarded_drop_rows": Int64(dropIDs.count)])
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_forward_at', ?)", arguments: ["\(now)"])
+            return freed
+        }
+        adjustBytes(-freed)
+    }
+
+    /// A chunk that does not decode: move it out of the queue, keep it, count it.
+    public func quarantine(seq: Int64, reason: String, now: Int64 = EdgeClock.nowMs()) throws {
+        let freed: Int64 = try pool.write { db in
+            let bytes = try Int64.fetchOne(db, sql: "SELECT bytes FROM chunks WHERE seq = ?", arguments: [seq]) ?? 0
+            try Self.moveToQuarantine(db, seq: seq, reason: reason, now: now)
+            return bytes
+        }
+        adjustBytes(-freed)
+    }
+
+    /// The cloud refused these chunks for good (a 4xx other than 401/403/408/413/429):
+    /// move them to `rejected` with the response; their drop rows are kept in the ledger
+    /// table marked as rejected by the batch id.
+    public func reject(seqs: [Int64], dropIDs: [Int64], batch: String, status: Int, response: String, now: Int64 = EdgeClock.nowMs()) throws {
+        let freed: Int64 = try pool.write { db in
+            var freed: Int64 = 0
+            for seq in seqs {
+                freed += try Int64.fetchOne(db, sql: "SELECT bytes FROM chunks WHERE seq = ?", arguments: [seq]) ?? 0
+                try db.execute(sql: """
+                    INSERT OR REPLACE INTO rejected (seq, batch, readings, status, response, rejected_at, body)
+                    SELECT seq, ?, readings, ?, ?, ?, body FROM chunks WHERE seq = ?
+                    """, arguments: [batch, status, String(response.prefix(4096)), now, seq])
+                try db.execute(sql: "DELETE FROM chunks WHERE seq = ?", arguments: [seq])
+            }
+            // Drop rows travel with a batch; if it is refused they must not be resent forever.
+            for id in dropIDs {
+                try db.execute(sql: "DELETE FROM drops WHERE id = ?", arguments: [id])
+            }
+            try Self.addCounters(db, ["rejected_chunks": Int64(seqs.count), "rejected_batches": 1,
+                                      "rejected_drop_rows": Int64(dropIDs.count)])
+            return freed
+        }
+        adjustBytes(-freed)
+    }
+
+    /// Records the uplink's state for `status` (`nil` error: healthy).
+    public func setUplinkState(_ state: String, error: String?, now: Int64 = EdgeClock.nowMs()) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('uplink_state', ?)", arguments: [state])
+            if let error {
+                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('uplink_last_error', ?), ('uplink_last_error_at', ?)",
+                               arguments: [String(error.prefix(1000)), "\(now)"])
+            }
+        }
+    }
+}

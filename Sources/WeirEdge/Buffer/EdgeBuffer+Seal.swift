@@ -1,0 +1,147 @@
+import Foundation
+import GRDB
+import WeirCompression
+import WeirCore
+
+/// What one seal commits: accepted readings (become one chunk), dead letters, and counter
+/// increments, all in one transaction.
+public struct SealInput: Sendable {
+    public var readings: [Reading] = []
+    public var deadLetters: [DeadLetter] = []
+    public var counters: [String: Int64] = [:]
+    public init(readings: [Reading] = [], deadLetters: [DeadLetter] = [], counters: [String: Int64] = [:]) {
+        self.readings = readings
+        self.deadLetters = deadLetters
+        self.counters = counters
+    }
+    public var isEmpty: Bool { readings.isEmpty && deadLetters.isEmpty && counters.isEmpty }
+}
+
+/// The buffer's limits (`buffer.max_bytes`, `buffer.max_age`, `dead_letters.max_rows`).
+public struct BufferCaps: Sendable {
+    public var maxBytes: Int64
+    public var maxAgeMs: Int64
+    public var maxDeadLetters: Int
+    public init(maxBytes: Int64, maxAgeMs: Int64, maxDeadLetters: Int) {
+        self.maxBytes = maxBytes
+        self.maxAgeMs = maxAgeMs
+        self.maxDeadLetters = maxDeadLetters
+    }
+}
+
+/// What a seal did.
+public struct SealOutcome: Sendable {
+    /// The new chunk's sequence number (`nil` when there were no readings).
+    public var seq: Int64?
+    public var bytes: Int
+    /// Readings the caps evicted (recorded in the drop ledger).
+    public var evictedReadings: Int64
+    public var evictedChunks: Int
+}
+
+extension EdgeBuffer {
+    /// Encodes `input.readings` as one chunk (the wire codec) and commits it with the dead
+    /// letters and counters in one transaction; then enforces the caps, evicting the
+    /// oldest chunks (not those in `inFlight`) into the drop ledger.
+    @discardableResult
+    public func seal(_ input: SealInput, caps: BufferCaps, inFlight: Set<Int64> = [], now: Int64 = EdgeClock.nowMs()) throws -> SealOutcome {
+        var body: [UInt8]?
+        var minTs = Int64.max
+        var maxTs = Int64.min
+        if !input.readings.isEmpty {
+            body = try WireBatch.encode(Batch(gateway: gateway, id: "chunk", readings: input.readings))
+            for r in input.readings {
+                if r.ts < minTs { minTs = r.ts }
+                if r.ts > maxTs { maxTs = r.ts }
+            }
+        }
+        let outcome: SealOutcome = try pool.write { db in
+            var seq: Int64?
+            if let body {
+                try db.execute(sql: "INSERT INTO chunks (sealed_at, readings, bytes, min_ts, max_ts, body) VALUES (?, ?, ?, ?, ?, ?)",
+                               arguments: [now, input.readings.count, body.count, minTs, maxTs, Data(body)])
+                seq = db.lastInsertedRowID
+            }
+            if !input.deadLetters.isEmpty {
+                let statement = try db.cachedStatement(sql: "INSERT INTO dead_letters (at, topic, payload, reason) VALUES (?, ?, ?, ?)")
+                for d in input.deadLetters {
+                    try statement.execute(arguments: [d.at, d.topic, Data(d.payload), String(d.reason.prefix(2000))])
+                }
+                try db.execute(sql: "DELETE FROM dead_letters WHERE id <= (SELECT MAX(id) FROM dead_letters) - ?",
+                               arguments: [caps.maxDeadLetters])
+            }
+            try Self.addCounters(db, input.counters)
+            var outcome = SealOutcome(seq: seq, bytes: body?.count ?? 0, evictedReadings: 0, evictedChunks: 0)
+            if let body { adjustBytes(Int64(body.count)) }
+            try enforceCaps(db, caps: caps, inFlight: inFlight, now: now, outcome: &outcome)
+            return outcome
+        }
+        return outcome
+    }
+
+    static func addCounters(_ db: Database, _ counters: [String: Int64]) throws {
+        guard !counters.isEmpty else { return }
+        let statement = try db.cachedStatement(sql: "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value")
+        for (name, value) in counters where value != 0 {
+            try statement.execute(arguments: [name, value])
+        }
+    }
+
+    /// Evicts the oldest chunks while over `maxBytes` or older than `maxAgeMs`, writing one
+    /// drop-ledger row per series of each evicted chunk.
+    private func enforceCaps(_ db: Database, caps: BufferCaps, inFlight: Set<Int64>, now: Int64, outcome: inout SealOutcome) throws {
+        let ageLimit = now - caps.maxAgeMs
+        while true {
+            let overBytes = bufferedBytes > caps.maxBytes
+            let rows = try Row.fetchAll(db, sql: "SELECT seq, sealed_at, readings, bytes, body FROM chunks ORDER BY seq LIMIT ?",
+                                        arguments: [inFlight.count + 1])
+            guard let row = rows.first(where: { !inFlight.contains($0["seq"] as Int64) }) else { return }
+            let sealedAt: Int64 = row["sealed_at"]
+            guard overBytes || sealedAt < ageLimit else { return }
+            let seq: Int64 = row["seq"]
+            let bytes: Int64 = row["bytes"]
+            let readings: Int64 = row["readings"]
+            let body: [UInt8] = Array(row["body"] as Data)
+            do {
+                let batch = try WireBatch.decode(body, maxSize: EdgeBuffer.maxChunkDecodedBytes)
+                try Self.recordDrops(db, readings: batch.readings, now: now)
+                try db.execute(sql: "DELETE FROM chunks WHERE seq = ?", arguments: [seq])
+                try Self.addCounters(db, ["evicted_readings": readings, "evicted_chunks": 1])
+                outcome.evictedReadings += readings
+                outcome.evictedChunks += 1
+            } catch {
+                // Cannot say what it held: keep it, out of the queue, for inspection.
+                try Self.moveToQuarantine(db, seq: seq, reason: "evicting: \(error)", now: now)
+            }
+            adjustBytes(-bytes)
+        }
+    }
+
+    /// Drop-ledger rows for `readings`: one per series with its time range and count.
+    static func recordDrops(_ db: Database, readings: [Reading], now: Int64) throws {
+        var ranges: [SeriesKey: (from: Int64, to: Int64, count: Int64)] = [:]
+        for r in readings {
+            if let e = ranges[r.series] {
+                ranges[r.series] = (min(e.from, r.ts), max(e.to, r.ts), e.count + 1)
+            } else {
+                ranges[r.series] = (r.ts, r.ts, 1)
+            }
+        }
+        let statement = try db.cachedStatement(sql: "INSERT INTO drops (device, metric, from_ts, to_ts, count, recorded_at) VALUES (?, ?, ?, ?, ?, ?)")
+        for (key, e) in ranges.sorted(by: { $0.key < $1.key }) {
+            try statement.execute(arguments: [key.device, key.metric, e.from, e.to, e.count, now])
+        }
+    }
+
+    static func moveToQuarantine(_ db: Database, seq: Int64, reason: String, now: Int64) throws {
+        try db.execute(sql: """
+            INSERT OR REPLACE INTO quarantine (seq, sealed_at, readings, bytes, reason, quarantined_at, body)
+            SELECT seq, sealed_at, readings, bytes, ?, ?, body FROM chunks WHERE seq = ?
+            """, arguments: [String(reason.prefix(2000)), now, seq])
+        try db.execute(sql: "DELETE FROM chunks WHERE seq = ?", arguments: [seq])
+        try addCounters(db, ["quarantined_chunks": 1])
+    }
+
+    /// The largest decoded chunk accepted (a damaged length must not allocate gigabytes).
+    static let maxChunkDecodedBytes = 256 << 20
+}

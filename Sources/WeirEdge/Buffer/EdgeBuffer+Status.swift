@@ -1,0 +1,42 @@
+import Foundation
+import GRDB
+
+extension EdgeBuffer {
+    /// The status snapshot (a read transaction; works while the edge runs).
+    public func status(now: Int64 = EdgeClock.nowMs()) throws -> EdgeStatus {
+        try pool.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(readings), 0) AS r, COALESCE(SUM(bytes), 0) AS b, MIN(sealed_at) AS oldest FROM chunks")
+            let chunks: Int = row?["n"] ?? 0
+            let readings: Int64 = row?["r"] ?? 0
+            let bytes: Int64 = row?["b"] ?? 0
+            let oldest: Int64? = row?["oldest"]
+            var meta: [String: String] = [:]
+            for r in try Row.fetchAll(db, sql: "SELECT key, value FROM meta") { meta[r["key"]] = r["value"] }
+            var counters: [String: Int64] = [:]
+            for r in try Row.fetchAll(db, sql: "SELECT name, value FROM counters") { counters[r["name"]] = r["value"] }
+            let oldestAge = oldest.map { max(0, now - $0) } ?? 0
+            return EdgeStatus(
+                gateway: meta["gateway"] ?? gateway,
+                chunks: chunks, readings: readings, bytes: bytes,
+                oldestAgeMs: oldestAge,
+                sinceLastForwardMs: meta["last_forward_at"].flatMap(Int64.init).map { max(0, now - $0) },
+                forwardLagMs: oldestAge,
+                pendingDropRows: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM drops") ?? 0,
+                quarantinedChunks: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM quarantine") ?? 0,
+                rejectedChunks: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rejected") ?? 0,
+                deadLetterRows: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dead_letters") ?? 0,
+                uplinkState: meta["uplink_state"] ?? "idle",
+                lastUplinkError: meta["uplink_last_error"],
+                lastUplinkErrorAt: meta["uplink_last_error_at"].flatMap(Int64.init),
+                counters: counters)
+        }
+    }
+
+    /// The newest `limit` dead letters, newest first.
+    public func deadLetters(limit: Int) throws -> [DeadLetter] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT at, topic, payload, reason FROM dead_letters ORDER BY id DESC LIMIT ?", arguments: [limit])
+                .map { row in DeadLetter(at: row["at"], topic: row["topic"], payload: Array(row["payload"] as Data), reason: row["reason"]) }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+import Foundation
+import GRDB
+import Synchronization
+import WeirCompression
+import WeirCore
+
+/// The edge's store-and-forward buffer: one SQLite file in WAL mode.
+///
+/// Tables: `chunks` (sealed wire batches under a monotonic `seq`), `drops` (the drop
+/// ledger), `quarantine` (chunks that failed to decode), `rejected` (chunks the cloud
+/// refused for good, with its response), `dead_letters` (capped), `counters` (totals
+/// that survive restarts) and `meta` (file identity, uplink state).
+///
+/// Only one process writes (the running edge); `status` and `dead-letters` read the file
+/// at the same time, which WAL allows.
+///
+/// ```swift
+/// let buffer = try EdgeBuffer.open(path: "./weir-edge.db", gateway: "gw-1")
+/// try buffer.seal(SealInput(readings: readings), caps: caps)
+/// ```
+public final class EdgeBuffer: Sendable {
+    /// What `meta.format` holds in a file this program made.
+    static let formatName = "weir-edge-buffer"
+    static let schemaVersion = 1
+
+    public let path: String
+    public let gateway: String
+    let pool: DatabasePool
+    /// Bytes of chunk bodies in `chunks` (kept in memory; only this process writes).
+    private let totalBytes: Mutex<Int64>
+
+    private init(path: String, gateway: String, pool: DatabasePool, totalBytes: Int64) {
+        self.path = path
+        self.gateway = gateway
+        self.pool = pool
+        self.totalBytes = Mutex(totalBytes)
+    }
+
+    /// Opens (or creates) the buffer file. A file that is not SQLite, is damaged, belongs
+    /// to another program or to another gateway is an error; it is never replaced.
+    public static func open(path: String, gateway: String) throws(WeirError) -> EdgeBuffer {
+        let existed = FileManager.default.fileExists(atPath: path)
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            let pool = try DatabasePool(path: path, configuration: config)
+            let total: Int64 = try pool.write { db in
+                try checkIntegrity(db, existed: existed, path: path)
+                try migrate(db, gateway: gateway, path: path)
+                return try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM chunks") ?? 0
+            }
+            return EdgeBuffer(path: path, gateway: gateway, pool: pool, totalBytes: total)
+        } catch let error as WeirError {
+            throw error
+        } catch {
+            throw WeirError(.damagedFile, "buffer file \(path) cannot be used: \(error). It is left untouched; move it away to start with an empty buffer", cause: SendableDescription(error))
+        }
+    }
+
+    /// Opens an existing buffer file for reading only (`status`, `dead-letters`).
+    public static func openReadOnly(path: String) throws(WeirError) -> EdgeBuffer {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw WeirError(.storage, "buffer file \(path) does not exist (is buffer.path right, has the edge run yet?)")
+        }
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(10)
+        do {
+            let pool = try DatabasePool(path: path, configuration: config)
+            let (gateway, total): (String, Int64) = try pool.read { db in
+                guard try db.tableExists("meta"),
+                      try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'format'") == formatName else {
+                    throw WeirError(.damagedFile, "\(path) is not a weir-edge buffer file")
+                }
+                let gw = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'gateway'") ?? "?"
+                let total = try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM chunks") ?? 0
+                return (gw, total)
+            }
+            return EdgeBuffer(path: path, gateway: gateway, pool: pool, totalBytes: total)
+        } catch let error as WeirError {
+            throw error
+        } catch {
+            throw WeirError(.damagedFile, "buffer file \(path) cannot be read: \(error)", cause: SendableDescription(error))
+        }
+    }
+
+    private static func checkIntegrity(_ db: Database, existed: Bool, path: String) throws {
+        // Reading the schema is what fails first on a file that is not SQLite.
+        let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        if tables.isEmpty { return }
+        guard tables.contains("meta"),
+              let format = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'format'"),
+              format == formatName else {
+            throw WeirError(.damagedFile, "\(path) is an SQLite file of another program (tables: \(tables.prefix(8).joined(separator: ", "))); refusing to use it as the edge buffer")
+        }
+        let check = try String.fetchAll(db, sql: "PRAGMA quick_check")
+        guard check == ["ok"] else {
+            throw WeirError(.damagedFile, "buffer file \(path) is damaged (SQLite quick_check: \(check.prefix(3).joined(separator: "; "))); it is left untouched — move it away to start afresh, or recover it with sqlite3 .recover")
+        }
+    }
+
+    private static func migrate(_ db: Database, gateway: String, path: String) throws {
+        if try !db.tableExists("meta") {
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE chunks (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    sealed_at INTEGER NOT NULL,
+                    readings INTEGER NOT NULL,
+                    bytes INTEGER NOT NULL,
+                    min_ts INTEGER NOT NULL,
+                    max_ts INTEGER NOT NULL,
+                    body BLOB NOT NULL
+                );
+                CREATE TABLE drops (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    device TEXT NOT NULL, metric TEXT NOT NULL,
+                    from_ts INTEGER NOT NULL, to_ts INTEGER NOT NULL, count INTEGER NOT NULL,
+                    recorded_at INTEGER NOT NULL
+                );
+                CREATE TABLE quarantine (
+                    seq INTEGER PRIMARY KEY, sealed_at INTEGER NOT NULL, readings INTEGER NOT NULL,
+                    bytes INTEGER NOT NULL, reason TEXT NOT NULL, quarantined_at INTEGER NOT NULL, body BLOB NOT NULL
+                );
+                CREATE TABLE rejected (
+                    seq INTEGER PRIMARY KEY, batch TEXT NOT NULL, readings INTEGER NOT NULL, status INTEGER NOT NULL,
+                    response TEXT NOT NULL, rejected_at INTEGER NOT NULL, body BLOB NOT NULL
+                );
+                CREATE TABLE dead_letters (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, topic TEXT NOT NULL,
+                    payload BLOB NOT NULL, reason TEXT NOT NULL
+                );
+                CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                """)
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('format', ?), ('version', ?), ('gateway', ?), ('created_at', ?)",
+                           arguments: [formatName, "\(schemaVersion)", gateway, "\(EdgeClock.nowMs())"])
+            return
+        }
+        let version = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'version'").flatMap(Int.init) ?? 0
+        guard version == schemaVersion else {
+            throw WeirError(.damagedFile, "buffer file \(path) has schema version \(version); this weir-edge reads version \(schemaVersion)")
+        }
+        let owner = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'gateway'") ?? ""
+        guard owner == gateway else {
+            throw WeirError(.badConfig, "buffer file \(path) belongs to gateway '\(owner)', not '\(gateway)'; use another buffer.path (its data would be sent under the wrong name)")
+        }
+    }
+
+    /// Bytes of sealed chunk bodies waiting to be forwarded.
+    public var bufferedBytes: Int64 { totalBytes.withLock { $0 } }
+
+    func adjustBytes(_ delta: Int64) {
+        totalBytes.withLock { $0 += delta }
+    }
+}
+
+/// Wall-clock time in epoch milliseconds.
+public enum EdgeClock {
+    /// Now, in epoch milliseconds.
+    public static func nowMs() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+}
+
+/// Carries a non-Sendable error's text as a cause.
+struct SendableDescription: Error, Sendable, CustomStringConvertible {
+    let description: String
+    init(_ error: any Error) { description = "\(error)" }
+}

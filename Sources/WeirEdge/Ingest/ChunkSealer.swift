@@ -1,0 +1,90 @@
+import Logging
+import Synchronization
+import WeirCore
+import WeirMQTT
+
+/// Collects what the ingest pipeline accepts and seals it into the buffer: every
+/// `flush_interval` (the `SealerService` ticks), when `chunk_max_readings` is reached (the
+/// ingest loop calls `sealNow`), and once more at shutdown.
+///
+/// Two locks: `state` (pipeline and pending input) is held only briefly, so ingest keeps
+/// going while a chunk is encoded and written; `sealing` serialises seals, so chunks are
+/// committed in the order they were taken.
+final class ChunkSealer: Sendable {
+    private struct State: ~Copyable {
+        var pipeline: IngestPipeline
+        var pending = SealInput()
+    }
+
+    let buffer: EdgeBuffer
+    let caps: BufferCaps
+    let inFlight: InFlightChunks
+    let metrics: EdgeMetrics
+    let logger: Logger
+    private let state: Mutex<State>
+    private let sealing = Mutex(())
+
+    init(buffer: EdgeBuffer, configuration: EdgeConfiguration, inFlight: InFlightChunks, metrics: EdgeMetrics, logger: Logger) {
+        self.buffer = buffer
+        self.caps = BufferCaps(maxBytes: configuration.buffer.maxBytes, maxAgeMs: configuration.buffer.maxAge.milliseconds,
+                               maxDeadLetters: configuration.deadLetters.maxRows)
+        self.inFlight = inFlight
+        self.metrics = metrics
+        self.logger = logger
+        self.state = Mutex(State(pipeline: IngestPipeline(configuration: configuration)))
+    }
+
+    /// Runs one message through the pipeline; returns how many readings now wait to be sealed.
+    func ingest(_ message: MQTTMessage, receivedAt: Int64 = EdgeClock.nowMs()) -> Int {
+        state.withLock { s in
+            s.pipeline.process(message, receivedAt: receivedAt, into: &s.pending)
+            return s.pending.readings.count
+        }
+    }
+
+    /// Seals what is pending (plus due downsample buckets; all of them when `final`).
+    /// On a write failure the input is put back, so nothing accepted is lost.
+    @discardableResult
+    func sealNow(final: Bool = false) throws -> SealOutcome? {
+        try sealing.withLock { _ in
+            let now = EdgeClock.nowMs()
+            let input: SealInput = state.withLock { s in
+                s.pipeline.flushFilters(now: now, all: final, into: &s.pending)
+                let taken = s.pending
+                s.pending = SealInput()
+                return taken
+            }
+            if input.isEmpty { return nil }
+            do {
+                let outcome = try buffer.seal(input, caps: caps, inFlight: inFlight.snapshot, now: now)
+                metrics.recordSeal(input: input, outcome: outcome, bufferedBytes: buffer.bufferedBytes)
+                if outcome.evictedChunks > 0 {
+                    logger.warning("buffer cap reached: evicted oldest chunks into the drop ledger",
+                                   metadata: ["weir.chunks": "\(outcome.evictedChunks)", "weir.readings": "\(outcome.evictedReadings)"])
+                }
+                return outcome
+            } catch {
+                state.withLock { s in
+                    var restored = input
+                    restored.readings.append(contentsOf: s.pending.readings)
+                    restored.deadLetters.append(contentsOf: s.pending.deadLetters)
+                    for (k, v) in s.pending.counters { restored.counters[k, default: 0] += v }
+                    s.pending = restored
+                }
+                throw error
+            }
+        }
+    }
+
+    /// Readings waiting to be sealed.
+    var pendingReadings: Int { state.withLock { $0.pending.readings.count } }
+}
+
+/// The chunk sequence numbers the uplink is sending right now; eviction skips them, so a
+/// chunk is never both forwarded and written to the drop ledger.
+final class InFlightChunks: Sendable {
+    private let seqs = Mutex<Set<Int64>>([])
+    var snapshot: Set<Int64> { seqs.withLock { $0 } }
+    func set(_ new: some Sequence<Int64>) { seqs.withLock { $0 = Set(new) } }
+    func clear() { seqs.withLock { $0.removeAll() } }
+}

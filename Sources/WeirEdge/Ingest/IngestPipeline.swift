@@ -1,0 +1,89 @@
+import WeirCore
+import WeirMQTT
+
+/// What happens to one MQTT message: pick the subscription its topic matches, decode
+/// with that subscription's format, validate each reading, judge its timestamp
+/// (`ClockPolicy`), run the filters, and sort the results into accepted readings, dead
+/// letters and counters. Pure and synchronous; the `ChunkSealer` owns one.
+struct IngestPipeline: Sendable {
+    let subscriptions: [EdgeConfiguration.Subscription]
+    private let decoders: [any PayloadDecoder]
+    let clock: ClockPolicy
+    var filters: FilterChain
+
+    init(configuration: EdgeConfiguration) {
+        subscriptions = configuration.mqtt.subscriptions
+        decoders = configuration.mqtt.subscriptions.map { sub -> any PayloadDecoder in
+            switch sub.format {
+            case .json: return JSONPayloadDecoder(tsUnit: sub.tsUnit)
+            case .senml: return SenMLPayloadDecoder()
+            case .line: return LinePayloadDecoder(precision: sub.precision)
+            }
+        }
+        clock = ClockPolicy(maxSkewMs: configuration.clock.maxClockSkew.milliseconds, onBad: configuration.clock.onBadTimestamp)
+        filters = FilterChain(rules: configuration.filters)
+    }
+
+    /// Processes one message into `out`.
+    mutating func process(_ message: MQTTMessage, receivedAt: Int64, into out: inout SealInput) {
+        out.counters["messages", default: 0] += 1
+        guard let index = subscriptions.firstIndex(where: { $0.topic.matches(message.topic) }) else {
+            deadLetter(message, "topic matches no configured subscription", at: receivedAt, into: &out)
+            return
+        }
+        let subscription = subscriptions[index]
+        let context = PayloadContext(topic: message.topic, device: subscription.topic.device(in: message.topic), receivedAt: receivedAt)
+        let decoded = decoders[index].decode(message.payload, context: context)
+        for problem in decoded.problems {
+            deadLetter(message, problem.reason, at: receivedAt, into: &out)
+        }
+        if decoded.stampedWithReceiveTime > 0 {
+            out.counters["stamped_receive_time", default: 0] += Int64(decoded.stampedWithReceiveTime)
+        }
+        for reading in decoded.readings {
+            if let problem = reading.problem {
+                deadLetter(message, problem.description, at: receivedAt, into: &out)
+                continue
+            }
+            var checked = reading
+            switch clock.check(reading, receivedAt: receivedAt) {
+            case .ok:
+                break
+            case .replaced(let fixed, let note):
+                checked = fixed
+                out.counters["clock_replaced", default: 0] += 1
+                out.deadLetters.append(DeadLetter(at: receivedAt, topic: message.topic, payload: message.payload, reason: "replaced: " + note))
+            case .rejected(let reason):
+                out.counters["bad_timestamp", default: 0] += 1
+                deadLetter(message, reason, at: receivedAt, into: &out)
+                continue
+            }
+            switch filters.apply(checked) {
+            case .pass(let r):
+                out.readings.append(r)
+                out.counters["accepted_readings", default: 0] += 1
+            case .held:
+                out.counters["held_readings", default: 0] += 1
+            case .dropped(let reason):
+                out.counters["filtered_\(reason.rawValue)", default: 0] += 1
+            case .deadLetter(let reason):
+                out.counters["filtered_range", default: 0] += 1
+                deadLetter(message, reason, at: receivedAt, into: &out)
+            }
+        }
+    }
+
+    /// Completed downsample buckets (`all`: every open one, at shutdown).
+    mutating func flushFilters(now: Int64, all: Bool, into out: inout SealInput) {
+        let emitted = all ? filters.flushAll() : filters.flushDue(now: now)
+        if emitted.isEmpty { return }
+        out.readings.append(contentsOf: emitted)
+        out.counters["accepted_readings", default: 0] += Int64(emitted.count)
+        out.counters["downsampled_readings", default: 0] += Int64(emitted.count)
+    }
+
+    private func deadLetter(_ message: MQTTMessage, _ reason: String, at: Int64, into out: inout SealInput) {
+        out.deadLetters.append(DeadLetter(at: at, topic: message.topic, payload: message.payload, reason: reason))
+        out.counters["dead_letters", default: 0] += 1
+    }
+}

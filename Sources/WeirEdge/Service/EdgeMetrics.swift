@@ -1,0 +1,60 @@
+import Metrics
+import WeirCore
+
+/// The edge's Prometheus metrics (through swift-metrics): ingest, buffer depth and age,
+/// forwarding, retries, dead letters and filter drops by reason.
+final class EdgeMetrics: Sendable {
+    let messages = Counter(label: "weir_edge_messages_total")
+    let accepted = Counter(label: "weir_edge_readings_accepted_total")
+    let deadLetters = Counter(label: "weir_edge_dead_letters_total")
+    let badTimestamps = Counter(label: "weir_edge_bad_timestamps_total")
+    let clockReplaced = Counter(label: "weir_edge_clock_replaced_total")
+    let chunksSealed = Counter(label: "weir_edge_chunks_sealed_total")
+    let evictedReadings = Counter(label: "weir_edge_evicted_readings_total")
+    let forwardedReadings = Counter(label: "weir_edge_forwarded_readings_total")
+    let forwardedBatches = Counter(label: "weir_edge_forwarded_batches_total")
+    let retries = Counter(label: "weir_edge_uplink_retries_total")
+    let quarantined = Counter(label: "weir_edge_quarantined_chunks_total")
+    let rejected = Counter(label: "weir_edge_rejected_chunks_total")
+    let bufferBytes = Gauge(label: "weir_edge_buffer_bytes")
+    let bufferChunks = Gauge(label: "weir_edge_buffer_chunks")
+    let bufferReadings = Gauge(label: "weir_edge_buffer_readings")
+    let oldestAge = Gauge(label: "weir_edge_buffer_oldest_age_seconds")
+    let forwardLag = Gauge(label: "weir_edge_forward_lag_seconds")
+    let unauthorized = Gauge(label: "weir_edge_uplink_unauthorized")
+    let uplinkUp = Gauge(label: "weir_edge_uplink_up")
+    private let filtered: [FilterReason: Counter]
+    private let filteredRange = Counter(label: "weir_edge_filter_drops_total", dimensions: [("reason", "range")])
+
+    init() {
+        var filtered: [FilterReason: Counter] = [:]
+        for reason in FilterReason.allCases {
+            filtered[reason] = Counter(label: "weir_edge_filter_drops_total", dimensions: [("reason", reason.rawValue)])
+        }
+        self.filtered = filtered
+    }
+
+    func recordSeal(input: SealInput, outcome: SealOutcome, bufferedBytes: Int64) {
+        let c = input.counters
+        if let v = c["messages"] { messages.increment(by: v) }
+        if let v = c["accepted_readings"] { accepted.increment(by: v) }
+        if let v = c["dead_letters"] { deadLetters.increment(by: v) }
+        if let v = c["bad_timestamp"] { badTimestamps.increment(by: v) }
+        if let v = c["clock_replaced"] { clockReplaced.increment(by: v) }
+        if let v = c["filtered_range"] { filteredRange.increment(by: v) }
+        for (reason, counter) in filtered {
+            if let v = c["filtered_\(reason.rawValue)"] { counter.increment(by: v) }
+        }
+        if outcome.seq != nil { chunksSealed.increment() }
+        if outcome.evictedReadings > 0 { evictedReadings.increment(by: outcome.evictedReadings) }
+        bufferBytes.record(bufferedBytes)
+    }
+
+    func recordStatus(_ status: EdgeStatus) {
+        bufferBytes.record(status.bytes)
+        bufferChunks.record(status.chunks)
+        bufferReadings.record(status.readings)
+        oldestAge.record(Double(status.oldestAgeMs) / 1000)
+        forwardLag.record(Double(status.forwardLagMs) / 1000)
+    }
+}

@@ -1,0 +1,70 @@
+import Logging
+import ServiceLifecycle
+import WeirCore
+import WeirMQTT
+
+/// Reads the broker: connects with the persistent session, subscribes, and feeds every
+/// message through the `ChunkSealer`. On graceful shutdown it disconnects first, drains
+/// what libmosquitto already handed over (and acknowledged), then seals everything —
+/// including open downsample buckets — before it returns.
+struct IngestService: Service {
+    let configuration: EdgeConfiguration
+    let client: MQTTClient
+    let sealer: ChunkSealer
+    let logger: Logger
+    /// Called once subscribed (prints the ready line).
+    let onReady: @Sendable () -> Void
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown { try await connectUntilUp() }
+        } catch is CancellationError {
+            await client.disconnect()
+            return
+        }
+        guard !Task.isShuttingDownGracefully else {
+            await client.disconnect()
+            return
+        }
+        for sub in configuration.mqtt.subscriptions {
+            try await client.subscribe(sub.topic.subscription, qos: sub.qos)
+            logger.info("subscribed", metadata: ["weir.topic": "\(sub.topic.subscription)", "weir.format": "\(sub.format.rawValue)"])
+        }
+        onReady()
+        let chunkMax = configuration.buffer.chunkMaxReadings
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                // Stop reading on shutdown: the stream then ends after the queued messages.
+                try? await gracefulShutdown()
+                await client.disconnect()
+            }
+            for await message in client.messages {
+                if sealer.ingest(message) >= chunkMax {
+                    try sealer.sealNow()
+                }
+            }
+            // The stream only ends after disconnect; wait for the shutdown task too.
+            try await group.waitForAll()
+        }
+        try sealer.sealNow(final: true)
+        logger.info("ingest stopped; everything received is sealed")
+    }
+
+    /// Connects, retrying while the broker is unreachable (it may start after the edge).
+    private func connectUntilUp() async throws {
+        var delay: Duration = .seconds(1)
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                try await client.connect()
+                logger.info("connected to the broker", metadata: ["weir.broker": "\(configuration.mqtt.url)", "weir.client": "\(configuration.mqttClientID)"])
+                return
+            } catch let error as MQTTError where error.code == .refused {
+                throw error
+            } catch {
+                logger.warning("broker not reachable yet; retrying", metadata: ["weir.error": "\(error)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import WeirCore
+
+/// One request's worth: readings from whole chunks (or part of one chunk, after a 413
+/// split) plus drop-ledger rows, under an idempotency key derived from what it holds, so
+/// a retry is the same batch to the cloud.
+struct UplinkBatch: Sendable {
+    struct Part: Sendable {
+        var seq: Int64
+        var readings: [Reading]
+    }
+
+    var parts: [Part]
+    var drops: [StoredDrop]
+    /// `gw-1:000000000005-000000000007`, plus `+d<first>-<last>` for drop rows and `/a`, `/b`
+    /// for halves of a chunk split after a 413.
+    var id: String
+
+    init(gateway: String, parts: [Part], drops: [StoredDrop]) {
+        self.parts = parts
+        self.drops = drops
+        self.id = UplinkBatch.makeID(gateway: gateway, seqs: parts.map(\.seq), dropIDs: drops.map(\.id))
+    }
+
+    private init(parts: [Part], drops: [StoredDrop], id: String) {
+        self.parts = parts
+        self.drops = drops
+        self.id = id
+    }
+
+    var seqs: [Int64] { parts.map(\.seq) }
+    var readingCount: Int { parts.reduce(0) { $0 + $1.readings.count } }
+
+    func batch(gateway: String) -> Batch {
+        var readings: [Reading] = []
+        readings.reserveCapacity(readingCount)
+        for p in parts { readings.append(contentsOf: p.readings) }
+        return Batch(gateway: gateway, id: id, readings: readings, drops: drops.map(\.record))
+    }
+
+    static func makeID(gateway: String, seqs: [Int64], dropIDs: [Int64]) -> String {
+        func pad(_ n: Int64) -> String {
+            let s = String(n)
+            return s.count >= 12 ? s : String(repeating: "0", count: 12 - s.count) + s
+        }
+        var id = "\(gateway):"
+        if let lo = seqs.min(), let hi = seqs.max() {
+            id += lo == hi ? pad(lo) : "\(pad(lo))-\(pad(hi))"
+            if seqs.count != Int(hi - lo + 1) { id += "n\(seqs.count)" }
+        } else {
+            id += "drops"
+        }
+        if let lo = dropIDs.min(), let hi = dropIDs.max() {
+            id += "+d\(lo)-\(hi)"
+        }
+        return id
+    }
+
+    /// Two smaller batches: by chunk when it holds several, else the one chunk's readings
+    /// in halves. `nil` when it cannot get smaller.
+    func split(gateway: String) -> [UplinkBatch]? {
+        if parts.count > 1 {
+            let half = parts.count / 2
+            return [UplinkBatch(gateway: gateway, parts: Array(parts[..<half]), drops: drops),
+                    UplinkBatch(gateway: gateway, parts: Array(parts[half...]), drops: [])]
+        }
+        if let only = parts.first, only.readings.count > 1 {
+            let half = only.readings.count / 2
+            return [UplinkBatch(parts: [Part(seq: only.seq, readings: Array(only.readings[..<half]))], drops: drops, id: id + "/a"),
+                    UplinkBatch(parts: [Part(seq: only.seq, readings: Array(only.readings[half...]))], drops: [], id: id + "/b")]
+        }
+        if parts.isEmpty && drops.count > 1 {
+            let half = drops.count / 2
+            return [UplinkBatch(gateway: gateway, parts: [], drops: Array(drops[..<half])),
+                    UplinkBatch(gateway: gateway, parts: [], drops: Array(drops[half...]))]
+        }
+        return nil
+    }
+}

@@ -1,0 +1,224 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import Metrics
+import NIOHTTP1
+import NIOCore
+import ServiceLifecycle
+import WeirCompression
+import WeirCore
+
+/// Forwards sealed chunks to weir-cloud: `POST /v1/batches`, several chunks per request
+/// up to `uplink.max_request_bytes`, deleted only after a 2xx.
+///
+/// - network errors, 408, 5xx: retry the same batch with full-jitter backoff;
+///   429/503 wait `Retry-After` when given;
+/// - 401/403: keep everything, back off, report "uplink unauthorized";
+/// - 413: split the batch and send the halves;
+/// - other 4xx: move the chunks to the `rejected` table with the response;
+/// - a chunk that does not decode is quarantined, the rest goes on.
+struct UplinkService: Service {
+    let configuration: EdgeConfiguration
+    let buffer: EdgeBuffer
+    let inFlight: InFlightChunks
+    let metrics: EdgeMetrics
+    let logger: Logger
+
+    /// The outcome of one POST.
+    enum Response {
+        case committed
+        case retry(after: Duration?, reason: String)
+        case unauthorized(status: Int, body: String)
+        case tooLarge
+        case rejected(status: Int, body: String)
+    }
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await self.loop()
+        }
+    }
+
+    private func loop() async throws {
+        var backoff = Backoff(base: configuration.uplink.backoffBase, cap: configuration.uplink.backoffCap)
+        var state = "idle"
+        var nextSendAt = ContinuousClock.now
+        var current: UplinkBatch?
+        defer { inFlight.clear() }
+        while !Task.isCancelled {
+            do {
+                try await step(&current, &backoff, &state, &nextSendAt)
+            } catch is CancellationError {
+                return
+            } catch {
+                // The buffer file misbehaved (disk full, I/O error): keep the chunks, try again.
+                logger.error("uplink step failed; retrying", metadata: ["weir.error": "\(error)"])
+                try? buffer.setUplinkState("error", error: "\(error)")
+                try await Task.sleep(for: backoff.next())
+            }
+        }
+    }
+
+    private func step(_ current: inout UplinkBatch?, _ backoff: inout Backoff, _ state: inout String,
+                      _ nextSendAt: inout ContinuousClock.Instant) async throws {
+        if current == nil {
+            current = try prepareBatch()
+            if current == nil {
+                try await Task.sleep(for: configuration.buffer.flushInterval)
+                return
+            }
+        }
+        guard let batch = current else { return }
+        inFlight.set(batch.seqs)
+
+        let outcome = await deliver(batch, nextSendAt: &nextSendAt)
+        switch outcome {
+        case .committed:
+            try buffer.markForwarded(seqs: batch.seqs, dropIDs: batch.drops.map(\.id), readings: batch.readingCount)
+            metrics.forwardedReadings.increment(by: Int64(batch.readingCount))
+            metrics.forwardedBatches.increment()
+            metrics.unauthorized.record(0)
+            metrics.uplinkUp.record(1)
+            logger.debug("batch committed", metadata: ["weir.batch": "\(batch.id)", "weir.readings": "\(batch.readingCount)"])
+            if state != "ok" {
+                if state != "idle" { logger.info("uplink recovered", metadata: ["weir.batch": "\(batch.id)"]) }
+                state = "ok"
+                try? buffer.setUplinkState(state, error: nil)
+            }
+            backoff.reset()
+            current = nil
+            inFlight.clear()
+        case .rejected(let status, let body):
+            logger.error("cloud rejected a batch for good; its chunks moved to the rejected table",
+                         metadata: ["weir.batch": "\(batch.id)", "weir.status": "\(status)", "weir.response": "\(body.prefix(300))"])
+            try buffer.reject(seqs: batch.seqs, dropIDs: batch.drops.map(\.id), batch: batch.id, status: status, response: body)
+            metrics.rejected.increment(by: Int64(batch.seqs.count))
+            try? buffer.setUplinkState("ok", error: "batch \(batch.id) rejected with \(status): \(body.prefix(300))")
+            current = nil
+            inFlight.clear()
+        case .unauthorized(let status, let body):
+            metrics.unauthorized.record(1)
+            metrics.retries.increment()
+            if state != "unauthorized" {
+                state = "unauthorized"
+                logger.error("uplink unauthorized: the cloud refused the gateway token (\(status)); keeping every chunk and retrying",
+                             metadata: ["weir.response": "\(body.prefix(200))"])
+                try? buffer.setUplinkState("uplink unauthorized", error: "uplink unauthorized (HTTP \(status)): \(body.prefix(200))")
+            }
+            try await Task.sleep(for: backoff.next())
+        case .retry(let after, let reason):
+            metrics.retries.increment()
+            metrics.uplinkUp.record(0)
+            if state != "retrying" {
+                state = "retrying"
+                logger.warning("uplink failing; retrying with backoff", metadata: ["weir.error": "\(reason)"])
+                try? buffer.setUplinkState("retrying", error: reason)
+            }
+            try await Task.sleep(for: after ?? backoff.next())
+        case .tooLarge:
+            // A single reading over the cloud's cap cannot be sent at all.
+            try buffer.reject(seqs: batch.seqs, dropIDs: batch.drops.map(\.id), batch: batch.id, status: 413,
+                              response: "too large even as a single reading")
+            current = nil
+            inFlight.clear()
+        }
+    }
+
+    /// Reads the next chunks (in replay order) and the pending drop rows; quarantines
+    /// chunks that fail to decode.
+    private func prepareBatch() throws -> UplinkBatch? {
+        let u = configuration.uplink
+        let chunks = try buffer.nextChunks(replay: u.replay, maxBytes: u.maxRequestBytes, maxReadings: u.maxRequestReadings)
+        var parts: [UplinkBatch.Part] = []
+        for chunk in chunks {
+            do {
+                let decoded = try WireBatch.decode(chunk.body, maxSize: EdgeBuffer.maxChunkDecodedBytes)
+                guard decoded.readings.count == chunk.readings else {
+                    throw WeirError(.damagedFile, "chunk holds \(decoded.readings.count) readings, its row says \(chunk.readings)")
+                }
+                parts.append(UplinkBatch.Part(seq: chunk.seq, readings: decoded.readings))
+            } catch {
+                logger.error("chunk failed to decode; quarantined", metadata: ["weir.chunk": "\(chunk.seq)", "weir.error": "\(error)"])
+                try buffer.quarantine(seq: chunk.seq, reason: "\(error)")
+                metrics.quarantined.increment()
+            }
+        }
+        let drops = try buffer.pendingDrops(limit: 10_000)
+        if parts.isEmpty && drops.isEmpty { return nil }
+        return UplinkBatch(gateway: configuration.gateway, parts: parts, drops: drops)
+    }
+
+    /// Sends `batch`, splitting it on 413 until the pieces fit.
+    private func deliver(_ batch: UplinkBatch, nextSendAt: inout ContinuousClock.Instant) async -> Response {
+        let response = await post(batch, nextSendAt: &nextSendAt)
+        guard case .tooLarge = response else { return response }
+        guard let halves = batch.split(gateway: configuration.gateway) else { return .tooLarge }
+        logger.info("cloud said 413: splitting the batch", metadata: ["weir.batch": "\(batch.id)", "weir.readings": "\(batch.readingCount)"])
+        for half in halves {
+            let r = await deliver(half, nextSendAt: &nextSendAt)
+            if case .committed = r { continue }
+            return r
+        }
+        return .committed
+    }
+
+    private func post(_ batch: UplinkBatch, nextSendAt: inout ContinuousClock.Instant) async -> Response {
+        let u = configuration.uplink
+        let wire = batch.batch(gateway: configuration.gateway)
+        let body: [UInt8]
+        let contentType: String
+        do {
+            switch u.format {
+            case .binary:
+                body = try WireBatch.encode(wire)
+                contentType = "application/vnd.weir.batch"
+            case .json:
+                body = wire.jsonBytes()
+                contentType = "application/json"
+            }
+        } catch {
+            return .retry(after: nil, reason: "encoding batch \(batch.id) failed: \(error)")
+        }
+        if let bandwidth = u.bandwidth, bandwidth > 0 {
+            let now = ContinuousClock.now
+            if nextSendAt > now { try? await Task.sleep(until: nextSendAt) }
+            nextSendAt = max(nextSendAt, now) + .milliseconds(Int64(body.count) * 1000 / bandwidth)
+        }
+        var request = HTTPClientRequest(url: u.url.hasSuffix("/") ? "\(u.url)v1/batches" : "\(u.url)/v1/batches")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: contentType)
+        if let token = u.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        request.headers.add(name: "Content-Length", value: "\(body.count)")
+        request.body = .bytes(ByteBuffer(bytes: body))
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(u.timeout.milliseconds))
+            let status = Int(response.status.code)
+            let text = String(buffer: try await response.body.collect(upTo: 64 * 1024))
+            switch status {
+            case 200..<300:
+                return .committed
+            case 401, 403:
+                return .unauthorized(status: status, body: text)
+            case 413:
+                return .tooLarge
+            case 429, 503:
+                return .retry(after: retryAfter(response.headers.first(name: "Retry-After")), reason: "HTTP \(status): \(text.prefix(200))")
+            case 408, 500..<600:
+                return .retry(after: nil, reason: "HTTP \(status): \(text.prefix(200))")
+            case 400..<500:
+                return .rejected(status: status, body: text)
+            default:
+                return .retry(after: nil, reason: "unexpected HTTP \(status)")
+            }
+        } catch {
+            return .retry(after: nil, reason: "POST \(u.url)/v1/batches failed: \(error)")
+        }
+    }
+
+    /// `Retry-After` in seconds (the HTTP-date form is rare from our cloud; it falls back
+    /// to the backoff). Capped at 5 minutes.
+    private func retryAfter(_ value: String?) -> Duration? {
+        guard let value, let seconds = Double(value.trimmingCharacters(in: .whitespaces)), seconds >= 0 else { return nil }
+        return .milliseconds(Int64(min(seconds, 300) * 1000))
+    }
+}
