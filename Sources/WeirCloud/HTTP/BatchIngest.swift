@@ -150,8 +150,8 @@ public final class BatchIngest: Sendable {
 }
 
 /// The `200` body of `POST /v1/batches`.
-struct BatchAnswer: Encodable {
-    struct Rejected: Encodable {
+struct BatchAnswer: Codable {
+    struct Rejected: Codable {
         var index: Int
         var reason: String
     }

@@ -133,6 +133,11 @@ public final class SQLiteReadingStore: ReadingStore {
         }
     }
 
+    /// The integer a one-value query returns (diagnostics and tests).
+    func rawCount(sql: String) async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: sql) ?? 0 }
+    }
+
     public func close() async throws {
         try pool.close()
     }

@@ -333,7 +333,7 @@ enum BatchJSON {
                 skipWhitespace()
                 try body(&self, key)
                 skipWhitespace()
-                guard pos < bytes.count else { throw SyntaxError(message: "the body ends inside an object") }
+                guard pos < bytes.count else { throw SyntaxError(message: "the body ends at byte \(pos) inside an object") }
                 if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
                 if bytes[pos] == UInt8(ascii: "}") { pos += 1; return }
                 throw SyntaxError(message: "expected ',' or '}' at byte \(pos), found \(describeHere())")
@@ -353,7 +353,7 @@ enum BatchJSON {
                 try element(&self, index)
                 index += 1
                 skipWhitespace()
-                guard pos < bytes.count else { throw SyntaxError(message: "the body ends inside \"\(field)\"") }
+                guard pos < bytes.count else { throw SyntaxError(message: "the body ends at byte \(pos) inside \"\(field)\"") }
                 if bytes[pos] == UInt8(ascii: ",") { pos += 1; skipWhitespace(); continue }
                 if bytes[pos] == UInt8(ascii: "]") { pos += 1; return }
                 throw SyntaxError(message: "expected ',' or ']' in \"\(field)\" at byte \(pos), found \(describeHere())")
@@ -362,7 +362,7 @@ enum BatchJSON {
 
         mutating func parseScalar() throws(SyntaxError) -> Scalar {
             skipWhitespace()
-            guard pos < bytes.count else { throw SyntaxError(message: "the body ends where a value was expected") }
+            guard pos < bytes.count else { throw SyntaxError(message: "the body ends at byte \(pos) where a value was expected") }
             switch bytes[pos] {
             case UInt8(ascii: "\""): return .string(try parseString())
             case UInt8(ascii: "t"): try literal("true"); return .bool(true)
@@ -377,7 +377,7 @@ enum BatchJSON {
         mutating func skipValue(depth: Int) throws(SyntaxError) {
             guard depth < Self.maxDepth else { throw SyntaxError(message: "JSON nested too deeply at byte \(pos)") }
             skipWhitespace()
-            guard pos < bytes.count else { throw SyntaxError(message: "the body ends where a value was expected") }
+            guard pos < bytes.count else { throw SyntaxError(message: "the body ends at byte \(pos) where a value was expected") }
             switch bytes[pos] {
             case UInt8(ascii: "{"):
                 try parseObject { (parser, _) throws(SyntaxError) in try parser.skipValue(depth: depth + 1) }

@@ -1,0 +1,113 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Testing
+@testable import WeirCloud
+import WeirCompression
+import WeirCore
+import WeirSupport
+
+/// A weir-cloud on a temporary SQLite file, driven through HummingbirdTesting.
+struct CloudHarness {
+    static let token = "gw-1-secret-token"
+    static let otherToken = "gw-2-secret-token"
+
+    let directory: URL
+    var config: CloudConfiguration
+
+    init(_ configure: (inout CloudConfiguration) -> Void = { _ in }) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("weir-cloud-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var config = CloudConfiguration()
+        config.listen = "127.0.0.1:0"
+        config.store = "sqlite:\(directory.appendingPathComponent("cloud.db").path)"
+        config.gateways = ["gw-1": SHA256.hex(Self.token), "gw-2": SHA256.hex(Self.otherToken)]
+        configure(&config)
+        self.config = config
+    }
+
+    var databasePath: String { directory.appendingPathComponent("cloud.db").path }
+
+    func openStore() throws -> SQLiteReadingStore {
+        try SQLiteReadingStore(path: databasePath, settings: ReconcileSettings(config))
+    }
+
+    /// Runs `body` against a fresh application over a newly opened store, then closes it.
+    func withClient<T: Sendable>(_ setup: TestingSetup = .router, _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
+        let store = try openStore()
+        var logger = Logger(label: "weir.cloud.test")
+        logger.logLevel = .warning
+        let app = try CloudApplication.makeApplication(config: config, store: store, logger: logger)
+        do {
+            let result = try await app.test(setup, body)
+            try await store.close()
+            return result
+        } catch {
+            try? await store.close()
+            throw error
+        }
+    }
+
+    func removeFiles() {
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// Readings of one device and metric, for building batches tersely.
+func readings(_ device: String, _ points: [(Int64, Double)], metric: String = "temp") -> [Reading] {
+    points.map { Reading(device: device, metric: metric, ts: $0.0, value: $0.1) }
+}
+
+/// A round base time (aligned to 1 h) so windows are easy to reason about.
+let t0: Int64 = 1_732_539_600_000
+
+extension TestClientProtocol {
+    /// Posts a batch as JSON; returns the status and, for 200, the decoded answer.
+    @discardableResult
+    func post(_ batch: Batch, token: String? = CloudHarness.token, encoding: String? = nil) async throws -> (HTTPResponse.Status, BatchAnswer?) {
+        var body = batch.jsonBytes()
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        if let encoding {
+            headers[.contentEncoding] = encoding
+            body = encoding == "gzip" ? try Gzip.compress(body) : try Zstd.compress(body)
+        }
+        return try await postRaw(body, headers: headers)
+    }
+
+    func postRaw(_ body: [UInt8], headers: HTTPFields) async throws -> (HTTPResponse.Status, BatchAnswer?) {
+        try await execute(uri: "/v1/batches", method: .post, headers: headers, body: ByteBuffer(bytes: body)) { response in
+            let answer = response.status == .ok ? try JSONDecoder().decode(BatchAnswer.self, from: Data(response.body.readableBytesView)) : nil
+            return (response.status, answer)
+        }
+    }
+
+    /// The windows of one series and size.
+    func windows(_ device: String, _ metric: String = "temp", size: String = "60s", query extra: String = "") async throws -> [WindowsAnswer.Window] {
+        try await execute(uri: "/v1/devices/\(device)/windows?metric=\(metric)&size=\(size)\(extra)", method: .get) { response in
+            #expect(response.status == .ok, "windows of \(device)/\(metric): \(String(buffer: response.body))")
+            return try JSONDecoder().decode(WindowsAnswer.self, from: Data(response.body.readableBytesView)).windows
+        }
+    }
+
+    func devices() async throws -> [DeviceSummary] {
+        try await execute(uri: "/v1/devices", method: .get) { response in
+            #expect(response.status == .ok)
+            return try JSONDecoder().decode([DeviceSummary].self, from: Data(response.body.readableBytesView))
+        }
+    }
+
+    func errorMessage(_ response: TestResponse) -> String {
+        (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: [String: String]])?["error"]?["message"] ?? ""
+    }
+}
+
+extension WindowsAnswer.Window {
+    /// The numbers a user reads off a window, for comparing runs.
+    var numbers: String {
+        "\(start) n=\(count) sum=\(sum) min=\(min) max=\(max) first=\(first.ts):\(first.value) last=\(last.ts):\(last.value)"
+    }
+}

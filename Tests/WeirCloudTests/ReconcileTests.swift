@@ -1,0 +1,320 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import Testing
+@testable import WeirCloud
+import WeirCore
+
+/// Reconciliation through the HTTP API: each test checks the windows' numbers.
+@Suite struct ReconcileTests {
+    @Test func duplicatesWithinAndAcrossBatchesAreCountedOnce() async throws {
+        let harness = try CloudHarness()
+        defer { harness.removeFiles() }
+        try await harness.withClient { client in
+            let first = Batch(gateway: "gw-1", id: "b1", readings: readings("d1", [(t0 + 1_000, 1), (t0 + 2_000, 2), (t0 + 1_000, 1)]))
+            let (status1, answer1) = try await client.post(first)
+            #expect(status1 == .ok)
+            #expect(answer1?.accepted == 2)
+            #expect(answer1?.duplicates == 1)
+            let second = Batch(gateway: "gw-1", id: "b2", readings: readings("d1", [(t0 + 2_000, 2), (t0 + 3_000, 3)]))
+            let (_, answer2) = try await client.post(second)
+            #expect(answer2?.accepted == 1)
+            #expect(answer2?.duplicates == 1)
+
+            let windows = try await client.windows("d1")
+            #expect(windows.count == 1)
+            #expect(windows.first?.count == 3)
+            #expect(windows.first?.sum == 6)
+            let device = try await client.devices().first
+            #expect(device?.readings == 3)
+            #expect(device?.duplicates == 2)
+        }
+    }
+
+    @Test func resendingABatchGivesIdenticalWindowsAndOnlyDuplicates() async throws {
+        let harness = try CloudHarness { $0.windowSizes = [.seconds(10), .seconds(60)] }
+        defer { harness.removeFiles() }
+        try await harness.withClient { client in
+            let batch = Batch(gateway: "gw-1", id: "gw-1:000001",
+                              readings: (0..<50).map { Reading(device: "d\($0 % 3)", metric: "temp", ts: t0 + Int64($0) * 1_700, value: Double($0) * 0.5) })
+            let (_, first) = try await client.post(batch)
+            #expect(first?.accepted == 50)
+            let before10 = try await client.windows("d1", size: "10s").map(\.numbers)
+            let before60 = try await client.windows("d1", size: "60s").map(\.numbers)
+
+            let (status, again) = try await client.post(batch)
+            #expect(status == .ok)
+            #expect(again?.accepted == 0)
+            #expect(again?.duplicates == 50)
+            #expect(again?.conflicts == 0)
+            #expect(try await client.windows("d1", size: "10s").map(\.numbers) == before10)
+            #expect(try await client.windows("d1", size: "60s").map(\.numbers) == before60)
+        }
+    }
+
+    @Test func outOfOrderReadingsInsideAWindowAggregateCorrectly() async throws {
+        let harness = try CloudHarness()
+        defer { harness.removeFiles() }
+        try await harness.withClient { client in
+            // Within max_out_of_order (5 s): not late.
+            let batch = Batch(gateway: "gw-1", id: "b1",
+                              readings: readings("d1", [(t0 + 10_000, 5), (t0 + 7_000, 9), (t0 + 12_000, 1), (t0 + 8_000, 3)]))
+            let (_, answer) = try await client.post(batch)
+            #expect(answer?.accepted == 4)
+            #expect(answer?.late == 0)
+            let w = try #require(try await client.windows("d1").first)
+            #expect(w.start == t0)
+            #expect(w.end == t0 + 60_000)
+            #expect(w.count == 4)
+            #expect(w.sum == 18)
+            #expect(w.min == 1)
+            #expect(w.max == 9)
+            #expect(w.mean == 4.5)
+            #expect(w.first.ts == t0 + 7_000)
+            #expect(w.first.value == 9)
+            #expect(w.last.ts == t0 + 12_000)
+            #expect(w.last.value == 1)
+            #expect(w.state == "open")
+            #expect(w.revision == 0)
+            #expect(w.late == 0)
+        }
+    }
+
+    @Test func lateReadingsUnderUpdatePolicyAreAppliedAndCounted() async throws {
+        let harness = try CloudHarness()
+        defer { harness.removeFiles() }
+        try await harness.withClient { client in
+            try await client.post(Batch(gateway: "gw-1", id: "b1", readings: readings("d1", [(t0 + 1_000, 1), (t0 + 130_000, 7)])))
+            var windows = try await client.windows("d1")
+            #expect(windows.map(\.state) == ["closed", "open"])
+            // Watermark is t0+125s: the first window [t0, t0+60s) is closed.
+            let (_, answer) = try await client.post(Batch(gateway: "gw-1", id: "b2", readings: readings("d1", [(t0 + 2_000, 2), (t0 + 3_000, 3)])))
+            #expect(answer?.accepted == 2)
+            #expect(answer?.late == 2)
+            windows = try await client.windows("d1")
+            let first = try #require(windows.first)
+            #expect(first.count == 3)
+            #expect(first.sum == 6)
+            #expect(first.late == 2)
+            #expect(first.revision == 1)
+            #expect(first.state == "closed")
+            #expect(windows[1].late == 0)
+            #expect(windows[1].revision == 0)
+            #expect(try await client.devices().first?.late == 2)
+        }
+    }
+
+    @Test func lateReadingsUnderDropPolicyPastAllowedLatenessAreAuditedNotApplied() async throws {
+        let harness = try CloudHarness {
+            $0.latePolicy = .drop
+            $0.allowedLateness = .seconds(60)
+        }
+        defer { harness.removeFiles() }
+        try await harness.withClient { client in
+            try await client.post(Batch(gateway: "gw-1", id: "b1", readings: readings("d1", [(t0 + 1_000, 1), (t0 + 65_000, 2), (t0 + 305_000, 3)])))
+            // Watermark t0+300s. Window [t0, t0+60s) ended 240 s ago (> 60 s): dropped.
+            // Window [t0+240s, t0+300s) ended 0 s ago: late but within allowed lateness: applied.
+            let late = Batch(gateway: "gw-1", id: "b2", readings: readings("d1", [(t0 + 5_000, 10), (t0 + 250_000, 20)]))
+            let (_, answer) = try await client.post(late)
+            #expect(answer?.accepted == 1)
+            #expect(answer?.late == 2)
+            #expect(answer?.droppedLate == 1)
+            let windows = try await client.windows("d1")
+            #expect(windows.map(\.start) == [t0, t0 + 60_000, t0 + 240_000, t0 + 300_000])
+            #expect(windows[0].count == 1)
+            #expect(windows[0].sum == 1)
+            #expect(windows[0].late == 0)
+            #expect(windows[2].count == 1)
+            #expect(windows[2].sum == 20)
+            #expect(windows[2].late == 1)
+            #expect(windows[2].revision == 1)
+
+            // A resend of the dropped reading is a duplicate, not dropped twice.
+            let (_, again) = try await client.post(late)
+            #expect(again?.duplicates == 2)
+            #expect(again?.droppedLate == 0)
+            let device = try #require(try await client.devices().first)
+            #expect(device.droppedLate == 1)
+            #expect(device.readings == 4)
+        }
+        let store = try harness.openStore()
+        let audited = try await store.lateDroppedCount()
+        try await store.close()
+        #expect(audited == 1)
+    }
+
+    @Test func conflictingDuplicatesKeepTheFirstValue() async throws {
+        let harness = try CloudHarness()
+        defer { harness.removeFiles() }
+        try await harness.withClient { client in
+            try await client.post(Batch(gateway: "gw-1", id: "b1", readings: readings("d1", [(t0 + 1_000, 1), (t0 + 2_000, 2)])))
+            let (_, answer) = try await client.post(Batch(gateway: "gw-1", id: "b2", readings: readings("d1", [(t0 + 1_000, 100), (t0 + 2_000, 2)])))
+            #expect(answer?.accepted == 0)
+            #expect(answer?.duplicates == 2)
+            #expect(answer?.conflicts == 1)
+            let w = try #require(try await client.windows("d1").first)
+            #expect(w.count == 2)
+            #expect(w.sum == 3)
+            #expect(w.max == 2)
+            #expect(try await client.devices().first?.conflicts == 1)
+        }
+    }
+
+    @Test func everyConfiguredWindowSizeIsMaintained() async throws {
+        let harness = try CloudHarness { $0.windowSizes = [.seconds(10), .seconds(60), .seconds(3600)] }
+        defer { harness.removeFiles() }
+        try await harness.withClient { client in
+            // One reading every 5 s for 2 minutes, value = index.
+            let points = (0..<24).map { (t0 + Int64($0) * 5_000, Double($0)) }
+            try await client.post(Batch(gateway: "gw-1", id: "b1", readings: readings("d1", points)))
+            let w10 = try await client.windows("d1", size: "10s")
+            #expect(w10.count == 12)
+            #expect(w10.allSatisfy { $0.count == 2 })
+            #expect(w10[3].sum == 6 + 7)
+            let w60 = try await client.windows("d1", size: "60s")
+            #expect(w60.map(\.count) == [12, 12])
+            #expect(w60[1].sum == Double((12..<24).reduce(0, +)))
+            let w1h = try await client.windows("d1", size: "1h")
+            #expect(w1h.map(\.count) == [24])
+            #expect(w1h[0].first.value == 0)
+            #expect(w1h[0].last.value == 23)
+            #expect(w1h[0].state == "open")
+            // A range query returns windows with start in [from, to).
+            let slice = try await client.windows("d1", size: "10s", query: "&from=\(t0 + 20_000)&to=\(t0 + 50_000)")
+            #expect(slice.map(\.start) == [t0 + 20_000, t0 + 30_000, t0 + 40_000])
+        }
+    }
+
+    @Test func eachDeviceHasItsOwnWatermark() async throws {
+        let harness = try CloudHarness()
+        defer { harness.removeFiles() }
+        try await harness.withClient { client in
+            let live = t0 + 3_600_000
+            // B is live; A was offline for an hour.
+            try await client.post(Batch(gateway: "gw-1", id: "live-1", readings: readings("B", [(live, 1), (live + 1_000, 2)])))
+            // A's backlog, an hour old, arrives in event order: not late.
+            let backlog = readings("A", (0..<120).map { (t0 + Int64($0) * 1_000, 1.0) })
+            let (_, answer) = try await client.post(Batch(gateway: "gw-1", id: "backlog", readings: backlog))
+            #expect(answer?.accepted == 120)
+            #expect(answer?.late == 0)
+            try await client.post(Batch(gateway: "gw-1", id: "live-2", readings: readings("B", [(live + 2_000, 3)])))
+
+            let a = try await client.windows("A")
+            #expect(a.map(\.count) == [60, 60])
+            #expect(a.allSatisfy { $0.late == 0 && $0.revision == 0 })
+            #expect(a[0].state == "closed")
+            #expect(a[1].state == "open")
+            let b = try await client.windows("B")
+            #expect(b.count == 1)
+            #expect(b[0].count == 3)
+            #expect(b[0].sum == 6)
+            #expect(b[0].late == 0)
+            let devices = try await client.devices()
+            #expect(devices.map(\.device) == ["A", "B"])
+            #expect(devices[0].watermark == t0 + 119_000 - 5_000)
+            #expect(devices[1].watermark == live + 2_000 - 5_000)
+            #expect(devices.allSatisfy { $0.late == 0 })
+        }
+    }
+
+    @Test func restartKeepsEverything() async throws {
+        let harness = try CloudHarness { $0.windowSizes = [.seconds(10), .seconds(60)] }
+        defer { harness.removeFiles() }
+        let batch = Batch(gateway: "gw-1", id: "b1", readings: readings("d1", (0..<30).map { (t0 + Int64($0) * 2_000, Double($0)) }),
+                          drops: [DropRecord(device: "d1", metric: "temp", from: t0 - 10_000, to: t0 - 1_000, count: 7)])
+        let before = try await harness.withClient { client in
+            try await client.post(batch)
+            return (try await client.windows("d1", size: "10s").map(\.numbers), try await client.devices())
+        }
+        // A new store and application on the same file.
+        try await harness.withClient { client in
+            #expect(try await client.windows("d1", size: "10s").map(\.numbers) == before.0)
+            #expect(try await client.devices() == before.1)
+            #expect(before.1.first?.droppedAtEdge == 7)
+            // The dedup state survived too: a resend is all duplicates, and the drop ledger is not counted twice.
+            let (_, again) = try await client.post(batch)
+            #expect(again?.duplicates == 30)
+            #expect(try await client.devices().first?.droppedAtEdge == 7)
+            // The watermark survived: a reading for the first, closed window is late.
+            let (_, late) = try await client.post(Batch(gateway: "gw-1", id: "b2", readings: readings("d1", [(t0 + 1, 1)])))
+            #expect(late?.late == 1)
+        }
+    }
+
+    @Test func concurrentClientsWithOverlappingBatchesMatchSequentialPosting() async throws {
+        // 8 clients; client k posts readings [k*50, k*50+100) of three devices, so each
+        // reading is in two clients' batches.
+        func batch(_ k: Int) -> Batch {
+            var rs: [Reading] = []
+            for i in (k * 50)..<(k * 50 + 100) {
+                for device in ["a", "b", "c"] {
+                    rs.append(Reading(device: device, metric: "temp", ts: t0 + Int64(i) * 500, value: Double(i % 17)))
+                }
+            }
+            return Batch(gateway: "gw-1", id: "c\(k)", readings: rs)
+        }
+        let batches = (0..<8).map(batch)
+
+        let sequential = try CloudHarness()
+        defer { sequential.removeFiles() }
+        let expected = try await sequential.withClient { client in
+            for b in batches { try await client.post(b) }
+            return (try await client.windows("a").map(\.numbers), try await client.windows("b").map(\.numbers),
+                    try await client.windows("c").map(\.numbers), try await client.devices().map(\.readings))
+        }
+
+        let concurrent = try CloudHarness()
+        defer { concurrent.removeFiles() }
+        let got = try await concurrent.withClient { client in
+            try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for b in batches { group.addTask { try await client.post(b).0 } }
+                for try await status in group { #expect(status == .ok) }
+            }
+            return (try await client.windows("a").map(\.numbers), try await client.windows("b").map(\.numbers),
+                    try await client.windows("c").map(\.numbers), try await client.devices().map(\.readings))
+        }
+        #expect(got.0 == expected.0)
+        #expect(got.1 == expected.1)
+        #expect(got.2 == expected.2)
+        #expect(got.3 == expected.3)
+        #expect(got.3 == [450, 450, 450])
+    }
+
+    @Test func readingsOlderThanRawRetentionAreRejectedAsTooLate() async throws {
+        let harness = try CloudHarness { $0.rawRetention = .seconds(3600) }
+        defer { harness.removeFiles() }
+        try await harness.withClient { client in
+            try await client.post(Batch(gateway: "gw-1", id: "b1", readings: readings("d1", [(t0 + 7_200_000, 1)])))
+            let (_, answer) = try await client.post(Batch(gateway: "gw-1", id: "b2", readings: readings("d1", [(t0, 5), (t0 + 7_000_000, 6)])))
+            #expect(answer?.accepted == 1)
+            #expect(answer?.tooLate == 1)
+            #expect(answer?.rejected.map(\.index) == [0])
+            #expect(try await client.windows("d1", query: "&to=\(t0 + 60_000)").isEmpty)
+            #expect(try await client.devices().first?.tooLate == 1)
+        }
+    }
+
+    @Test func dropLedgerRowsAreReportedPerDevice() async throws {
+        let harness = try CloudHarness()
+        defer { harness.removeFiles() }
+        try await harness.withClient { client in
+            let batch = Batch(gateway: "gw-1", id: "b1", readings: readings("d1", [(t0, 1)]), drops: [
+                DropRecord(device: "d1", metric: "temp", from: t0 - 5_000, to: t0 - 1_000, count: 5),
+                DropRecord(device: "d1", metric: "hum", from: t0 - 5_000, to: t0 - 1_000, count: 3),
+                DropRecord(device: "d2", metric: "temp", from: t0 - 5_000, to: t0 - 1_000, count: 4),
+            ])
+            try await client.post(batch)
+            try await client.post(batch)
+            let devices = try await client.devices()
+            #expect(devices.map(\.device) == ["d1", "d2"])
+            #expect(devices.map(\.droppedAtEdge) == [8, 4])
+        }
+    }
+}
+
+extension SQLiteReadingStore {
+    /// Rows in the late-drop audit table (tests only).
+    func lateDroppedCount() async throws -> Int {
+        try await rawCount(sql: "SELECT COUNT(*) FROM late_dropped")
+    }
+}
