@@ -1,1 +1,202 @@
-print("weir-bench-formats: not written yet")
+// weir-bench-formats: payload decoding alone, and decoding plus ten filter rules, for each
+// payload format, on one core. Targets (issue 6): parse + filters ≥ 500k readings/s for
+// every format, and the filters cost ≤ 20% over parsing alone.
+//
+//     swift build -c release --product weir-bench-formats && .build/release/weir-bench-formats
+//
+// Each figure is the best of several rounds, parse-only and parse+filters interleaved, so
+// the ratio compares runs made under the same machine load.
+import WeirCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+func getenvString(_ name: String) -> String? {
+    guard let p = getenv(name) else { return nil }
+    return String(cString: p)
+}
+
+/// `WEIR_BENCH_DEVICES` changes the number of devices (state that fits in cache or not);
+/// the total number of messages stays the same.
+let devices = max(1, Int(getenvString("WEIR_BENCH_DEVICES") ?? "") ?? 1_000)
+let messagesPerDevice = 300_000 / devices
+let rounds = 5
+let startTs: Int64 = 1_732_540_000_123
+
+/// Deterministic noise for the values.
+struct Walk {
+    var state: UInt64 = 0x2545_F491_4F6C_DD1D
+    mutating func next() -> Double {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return Double(state % 2_001) / 1_000 - 1 // -1 ... 1
+    }
+}
+
+struct Message {
+    let payload: [UInt8]
+    let context: PayloadContext
+}
+
+func fixed(_ v: Double, _ places: Int) -> String {
+    // Formats without Foundation: round to `places` decimals.
+    var scale = 1.0
+    for _ in 0..<places { scale *= 10 }
+    let n = Int64((v * scale).rounded())
+    let sign = n < 0 ? "-" : ""
+    let a = n.magnitude
+    let whole = a / UInt64(scale)
+    var frac = String(a % UInt64(scale))
+    while frac.count < places { frac = "0" + frac }
+    return places == 0 ? "\(sign)\(whole)" : "\(sign)\(whole).\(frac)"
+}
+
+func makeMessages(_ format: PayloadFormat) -> [Message] {
+    var walk = Walk()
+    var out: [Message] = []
+    out.reserveCapacity(devices * messagesPerDevice)
+    var temps = [Double](repeating: 21, count: devices)
+    var hums = [Double](repeating: 45, count: devices)
+    var pressures = [Double](repeating: 1013, count: devices)
+    for m in 0..<messagesPerDevice {
+        for d in 0..<devices {
+            // Mean-reverting walks: values wander but stay plausible (in range).
+            temps[d] += walk.next() * 0.1 - (temps[d] - 21) * 0.01
+            hums[d] += walk.next() * 0.5 - (hums[d] - 45) * 0.01
+            pressures[d] += walk.next() * 0.2 - (pressures[d] - 1013) * 0.01
+            let ts = startTs + Int64(m) * 1_000 + Int64(d)
+            let device = "dev-\(d)"
+            let text: String
+            switch format {
+            case .json:
+                text = #"{"ts": \#(ts), "temp": \#(fixed(temps[d], 2)), "hum": \#(fixed(hums[d], 1)), "pressure": \#(fixed(pressures[d], 1))}"#
+            case .senml:
+                let bt = "\(ts / 1000).\(fixed(Double(ts % 1000), 0).leftPadded(3))"
+                text = #"[{"bn":"\#(device):","bt":\#(bt),"n":"temp","u":"Cel","v":\#(fixed(temps[d], 2))},{"n":"hum","u":"%RH","v":\#(fixed(hums[d], 1))},{"n":"pressure","u":"hPa","v":\#(fixed(pressures[d], 1))}]"#
+            case .line:
+                text = "env,device=\(device),site=plant-1 temp=\(fixed(temps[d], 2)),hum=\(fixed(hums[d], 1)),pressure=\(fixed(pressures[d], 1)) \(ts)000000"
+            }
+            out.append(Message(payload: Array(text.utf8), context: PayloadContext(topic: "devices/\(device)/telemetry", device: device, receivedAt: ts + 50)))
+        }
+    }
+    return out
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
+
+let rules: [FilterRule] = [
+    FilterRule(match: "*/*temp", range: RangeSpec(min: -50, max: 150)),
+    FilterRule(match: "*/*hum", range: RangeSpec(min: 0, max: 100)),
+    FilterRule(match: "*/*", dedupWindowMs: 60_000),
+    FilterRule(match: "*/*temp", deadband: DeadbandSpec(abs: 0.05, heartbeatMs: 60_000)),
+    FilterRule(match: "*/*hum", deadband: DeadbandSpec(percent: 0.5, heartbeatMs: 300_000)),
+    FilterRule(match: "*/*", rateLimitPerSecond: 100),
+    FilterRule(match: "dev-1??/*", range: RangeSpec(min: -1_000)),
+    FilterRule(match: "*/voltage", range: RangeSpec(min: 0, max: 400)),
+    FilterRule(match: "site-*/*", dedupWindowMs: 10_000),
+    FilterRule(match: "*/*pressure", downsample: DownsampleSpec(bucketMs: 10_000, aggregate: .mean)),
+]
+for rule in rules {
+    do { try rule.validate() } catch { fatalError("bench rule: \(error)") }
+}
+
+struct Counts {
+    var readings = 0
+    var passed = 0
+    var held = 0
+    var dropped = 0
+    var deadLetters = 0
+    var emitted = 0
+    var checksum = 0.0
+}
+
+func parseOnly(_ decoder: any PayloadDecoder, _ messages: [Message]) -> Counts {
+    var c = Counts()
+    for m in messages {
+        let out = decoder.decode(m.payload, context: m.context)
+        c.readings += out.readings.count
+        for r in out.readings { c.checksum += r.value }
+    }
+    return c
+}
+
+func parseAndFilter(_ decoder: any PayloadDecoder, _ messages: [Message]) -> Counts {
+    var c = Counts()
+    var chain = FilterChain(rules: rules)
+    var lastFlush: Int64 = 0
+    for m in messages {
+        let out = decoder.decode(m.payload, context: m.context)
+        c.readings += out.readings.count
+        for r in out.readings {
+            switch chain.apply(r) {
+            case .pass(let kept): c.passed += 1; c.checksum += kept.value
+            case .held: c.held += 1
+            case .dropped: c.dropped += 1
+            case .deadLetter: c.deadLetters += 1
+            }
+        }
+        // The edge flushes on its flush interval (100 ms), not per message.
+        if m.context.receivedAt - lastFlush >= 100 {
+            lastFlush = m.context.receivedAt
+            for r in chain.flushDue(now: m.context.receivedAt) { c.emitted += 1; c.checksum += r.value }
+        }
+    }
+    for r in chain.flushAll() { c.emitted += 1; c.checksum += r.value }
+    return c
+}
+
+func seconds(_ d: Duration) -> Double {
+    let (s, atto) = d.components
+    return Double(s) + Double(atto) / 1e18
+}
+
+let clock = ContinuousClock()
+print("weir-bench-formats: \(devices) devices x \(messagesPerDevice) messages x 3 metrics per format, \(rules.count) filter rules, best of \(rounds)")
+print("format   parse-only r/s   parse+filters r/s   filter overhead   passed  held  dropped  emitted")
+var allOK = true
+// `weir-bench-formats json line` runs only the formats named.
+let only = Set(CommandLine.arguments.dropFirst().compactMap(PayloadFormat.init(rawValue:)))
+for (format, decoder) in [(PayloadFormat.json, JSONPayloadDecoder() as any PayloadDecoder),
+                          (.senml, SenMLPayloadDecoder()), (.line, LinePayloadDecoder())]
+    where only.isEmpty || only.contains(format) {
+    let messages = makeMessages(format)
+    var bestParse = Double.infinity
+    var bestFilter = Double.infinity
+    var parseCounts = Counts()
+    var filterCounts = Counts()
+    for _ in 0..<rounds {
+        let t1 = clock.now
+        parseCounts = parseOnly(decoder, messages)
+        let t2 = clock.now
+        filterCounts = parseAndFilter(decoder, messages)
+        let t3 = clock.now
+        bestParse = min(bestParse, seconds(t2 - t1))
+        bestFilter = min(bestFilter, seconds(t3 - t2))
+    }
+    let n = Double(parseCounts.readings)
+    let parseRate = n / bestParse
+    let filterRate = n / bestFilter
+    let overhead = bestFilter / bestParse - 1
+    let ok = filterRate >= 500_000 && overhead <= 0.20
+    allOK = allOK && ok
+    func k(_ rate: Double) -> String { "\(Int(rate / 1000))k" }
+    print("\(format.rawValue.padding(8))\(k(parseRate).padding(17))\(k(filterRate).padding(20))\((fixed(overhead * 100, 1) + "%").padding(18))\(String(filterCounts.passed).padding(8))\(String(filterCounts.held).padding(6))\(String(filterCounts.dropped).padding(9))\(filterCounts.emitted)\(ok ? "" : "   <-- below target")  [checksum \(Int(parseCounts.checksum) &+ Int(filterCounts.checksum))]")
+    if parseCounts.readings != devices * messagesPerDevice * 3 {
+        print("  !! \(format.rawValue) decoded \(parseCounts.readings) readings, expected \(devices * messagesPerDevice * 3)")
+        allOK = false
+    }
+}
+print(allOK ? "targets met: >= 500k readings/s with filters, filters <= 20% over parsing" : "TARGETS NOT MET")
+
+extension String {
+    func padding(_ width: Int) -> String {
+        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
+    }
+}

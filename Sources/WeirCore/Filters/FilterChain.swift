@@ -40,23 +40,32 @@ public struct FilterChain: Sendable {
     /// Most identities a series' dedup window remembers (the oldest go first).
     public var maxDedupEntriesPerSeries = 4_096
 
+    // The state lives in flat arrays addressed by index, so the hot path touches no
+    // reference counts: devices → their series → each series' stages (one per matching
+    // rule). Eviction rebuilds the arrays.
     private let compiled: [CompiledRule]
+    private let globs: [NameGlob?]
     private var deviceSlots: [String: Int] = [:]
     private var devices: [DeviceState] = []
-    private var freeSlots: [Int] = []
+    private var series: [SeriesState] = []
+    private var stages: [StageState] = []
+    private var buckets: [BucketState] = []
+    private var tokenBuckets: [TokenBucket] = []
     private var tick: UInt64 = 0
     private var lastDevice = ""
     private var lastSlot = -1
     /// Completed buckets not yet handed out.
     private var ready: [Reading] = []
-    /// How many series hold an open bucket (lets `flushDue` skip its scan).
+    /// How many stages hold an open bucket, and the earliest end among them.
     private var openBuckets = 0
+    private var nextBucketEnd = Int64.max
 
     /// A chain over `rules` (validate them first with `FilterRule.validate()`; a rule that
     /// does not parse matches nothing).
     public init(rules: [FilterRule]) {
         self.rules = rules
         self.compiled = rules.map(CompiledRule.init)
+        self.globs = rules.map { try? NameGlob($0.match) }
     }
 
     /// Runs one reading through the rules that match it.
@@ -66,21 +75,22 @@ public struct FilterChain: Sendable {
         let slot = deviceSlot(for: reading.device)
         devices[slot].lastTouched = tick
         let s = seriesIndex(slot, metric: reading.metric)
-        let stageCount = devices[slot].series[s].stages.count
-        var k = 0
-        while k < stageCount {
-            let ruleIndex = devices[slot].series[s].stages[k].rule
+        let first = series[s].firstStage
+        let end = first + series[s].stageCount
+        var k = first
+        while k < end {
+            let ruleIndex = stages[k].rule
             let rule = compiled[ruleIndex]
             if rule.hasRange && !(reading.value >= rule.min && reading.value <= rule.max) {
                 return .deadLetter(reason: rangeReason(reading, rule: ruleIndex))
             }
             if rule.dedupWindowMs > 0 {
-                if devices[slot].series[s].stages[k].dedup.seen(reading.ts, window: rule.dedupWindowMs, cap: maxDedupEntriesPerSeries) {
+                if stages[k].dedup.seen(reading.ts, window: rule.dedupWindowMs, cap: maxDedupEntriesPerSeries) {
                     return .dropped(reason: .dedup)
                 }
             }
             if rule.hasDeadband {
-                if !devices[slot].series[s].stages[k].deadband.admit(reading, rule: rule) {
+                if !stages[k].deadband.admit(reading, rule: rule) {
                     return .dropped(reason: .deadband)
                 }
             }
@@ -90,7 +100,7 @@ public struct FilterChain: Sendable {
                 }
             }
             if rule.bucketMs > 0 {
-                return downsample(reading, slot: slot, series: s, stage: k, rule: rule)
+                return downsample(reading, bucket: stages[k].bucket, rule: rule)
             }
             k += 1
         }
@@ -100,20 +110,17 @@ public struct FilterChain: Sendable {
     /// The aggregates of buckets that are complete: those a later bucket of their series
     /// has started, and those whose end `now` (epoch ms, the caller's clock) has reached.
     public mutating func flushDue(now: Int64) -> [Reading] {
-        if openBuckets > 0 {
-            for slot in devices.indices where devices[slot].live {
-                for s in devices[slot].series.indices {
-                    for k in devices[slot].series[s].stages.indices {
-                        let bucket = devices[slot].series[s].stages[k].bucket
-                        guard bucket.open else { continue }
-                        let rule = compiled[devices[slot].series[s].stages[k].rule]
-                        let (end, overflow) = bucket.start.addingReportingOverflow(rule.bucketMs)
-                        if overflow || now >= end {
-                            closeBucket(slot: slot, series: s, stage: k, rule: rule)
-                        }
-                    }
+        if openBuckets > 0 && now >= nextBucketEnd {
+            var earliest = Int64.max
+            for b in buckets.indices where buckets[b].open {
+                let end = bucketEnd(b)
+                if now >= end {
+                    closeBucket(b)
+                } else if end < earliest {
+                    earliest = end
                 }
             }
+            nextBucketEnd = earliest
         }
         return takeReady()
     }
@@ -121,9 +128,8 @@ public struct FilterChain: Sendable {
     /// Every held bucket's aggregate, complete or not (at shutdown).
     public mutating func flushAll() -> [Reading] {
         if openBuckets > 0 {
-            for slot in devices.indices where devices[slot].live {
-                flushDevice(slot)
-            }
+            for b in buckets.indices where buckets[b].open { closeBucket(b) }
+            nextBucketEnd = .max
         }
         return takeReady()
     }
@@ -131,6 +137,7 @@ public struct FilterChain: Sendable {
     // MARK: - State
 
     private mutating func takeReady() -> [Reading] {
+        if ready.isEmpty { return [] }
         let out = ready
         ready.removeAll()
         return out
@@ -143,14 +150,8 @@ public struct FilterChain: Sendable {
             slot = existing
         } else {
             if deviceSlots.count >= maxDevices { evictLeastRecentlySeen() }
-            let state = DeviceState(name: device)
-            if let free = freeSlots.popLast() {
-                devices[free] = state
-                slot = free
-            } else {
-                slot = devices.count
-                devices.append(state)
-            }
+            slot = devices.count
+            devices.append(DeviceState(name: device))
             deviceSlots[device] = slot
         }
         lastDevice = device
@@ -159,39 +160,104 @@ public struct FilterChain: Sendable {
     }
 
     private mutating func seriesIndex(_ slot: Int, metric: String) -> Int {
-        if let i = devices[slot].index(of: metric) { return i }
-        if devices[slot].series.count >= maxMetricsPerDevice {
-            flushDevice(slot)
-            devices[slot] = DeviceState(name: devices[slot].name)
-            devices[slot].lastTouched = tick
+        if let lookup = devices[slot].lookup {
+            if let found = lookup[metric] { return found }
+        } else {
+            var i = 0
+            let n = devices[slot].metrics.count
+            while i < n {
+                if devices[slot].metrics[i].name == metric { return devices[slot].metrics[i].series }
+                i += 1
+            }
         }
-        var stages: [StageState] = []
-        for (i, rule) in compiled.enumerated() where rule.glob?.matches(device: devices[slot].name, metric: metric) == true {
-            stages.append(StageState(rule: i))
-            if rule.bucketMs > 0 { break } // downsample ends the chain
+        if devices[slot].metrics.count >= maxMetricsPerDevice {
+            // A device inventing metric names without end: forget its series (their stages
+            // stay unused until the next eviction rebuild; open buckets are emitted now).
+            for entry in devices[slot].metrics { closeAllBuckets(ofSeries: entry.series) }
+            devices[slot].metrics.removeAll()
+            devices[slot].lookup = nil
+            rebuild(keepingTouchedAfter: 0) // drops the forgotten series and stages
         }
-        return devices[slot].add(metric: metric, stages: stages)
+        let firstStage = stages.count
+        for (i, rule) in compiled.enumerated() where globs[i]?.matches(device: devices[slot].name, metric: metric) == true {
+            if rule.bucketMs > 0 {
+                buckets.append(BucketState(stage: stages.count))
+                stages.append(StageState(rule: i, series: series.count, bucket: buckets.count - 1))
+                break // downsample ends the chain
+            }
+            stages.append(StageState(rule: i, series: series.count, bucket: -1))
+        }
+        series.append(SeriesState(device: slot, metric: metric, firstStage: firstStage, stageCount: stages.count - firstStage))
+        devices[slot].add(metric: metric, series: series.count - 1)
+        return series.count - 1
     }
 
-    /// Forgets the devices not seen in the last `maxDevices / 2` readings: at least half
-    /// of them, since fewer than that many devices can have been seen in that span.
+    /// Forgets the devices not seen in the last `maxDevices / 2` readings — at least half
+    /// of them, since fewer devices than that can have been seen in that span — after
+    /// emitting their open buckets, and rebuilds the state arrays without them.
     private mutating func evictLeastRecentlySeen() {
-        let keepAfter = tick > UInt64(maxDevices / 2) ? tick - UInt64(maxDevices / 2) : 0
-        for slot in devices.indices where devices[slot].live && devices[slot].lastTouched <= keepAfter {
-            flushDevice(slot)
-            deviceSlots[devices[slot].name] = nil
-            devices[slot] = DeviceState(name: "")
-            devices[slot].live = false
-            freeSlots.append(slot)
+        rebuild(keepingTouchedAfter: tick > UInt64(maxDevices / 2) ? tick - UInt64(maxDevices / 2) : 0)
+    }
+
+    /// Rebuilds the state arrays with the devices touched after `keepAfter` and only the
+    /// series they still refer to.
+    private mutating func rebuild(keepingTouchedAfter keepAfter: UInt64) {
+        var newDevices: [DeviceState] = []
+        var newSeries: [SeriesState] = []
+        var newStages: [StageState] = []
+        var newBuckets: [BucketState] = []
+        var newTokens: [TokenBucket] = []
+        var newSlots: [String: Int] = [:]
+        for slot in devices.indices {
+            if devices[slot].lastTouched <= keepAfter {
+                for entry in devices[slot].metrics { closeAllBuckets(ofSeries: entry.series) }
+                continue
+            }
+            var device = devices[slot]
+            let newSlot = newDevices.count
+            if device.tokenBase >= 0 {
+                let base = device.tokenBase
+                device.tokenBase = newTokens.count
+                newTokens.append(contentsOf: tokenBuckets[base..<(base + compiled.count)])
+            }
+            for (i, metric) in device.metrics.enumerated() {
+                var entry = series[metric.series]
+                let oldFirst = entry.firstStage
+                entry.device = newSlot
+                entry.firstStage = newStages.count
+                for k in oldFirst..<(oldFirst + entry.stageCount) {
+                    var stage = stages[k]
+                    stage.series = newSeries.count
+                    if stage.bucket >= 0 {
+                        var bucket = buckets[stage.bucket]
+                        bucket.stage = newStages.count
+                        stage.bucket = newBuckets.count
+                        newBuckets.append(bucket)
+                    }
+                    newStages.append(stage)
+                }
+                device.metrics[i].series = newSeries.count
+                newSeries.append(entry)
+            }
+            if device.lookup != nil {
+                device.lookup = Dictionary(uniqueKeysWithValues: device.metrics.map { ($0.name, $0.series) })
+            }
+            newSlots[device.name] = newSlot
+            newDevices.append(device)
         }
+        devices = newDevices
+        series = newSeries
+        stages = newStages
+        buckets = newBuckets
+        tokenBuckets = newTokens
+        deviceSlots = newSlots
         lastSlot = -1
     }
 
-    private mutating func flushDevice(_ slot: Int) {
-        for s in devices[slot].series.indices {
-            for k in devices[slot].series[s].stages.indices where devices[slot].series[s].stages[k].bucket.open {
-                closeBucket(slot: slot, series: s, stage: k, rule: compiled[devices[slot].series[s].stages[k].rule])
-            }
+    private mutating func closeAllBuckets(ofSeries s: Int) {
+        let first = series[s].firstStage
+        for k in first..<(first + series[s].stageCount) where stages[k].bucket >= 0 {
+            closeBucket(stages[k].bucket)
         }
     }
 
@@ -204,46 +270,56 @@ public struct FilterChain: Sendable {
     }
 
     private mutating func takeToken(slot: Int, rule: Int, ts: Int64, compiled c: CompiledRule) -> Bool {
-        if devices[slot].buckets.isEmpty {
-            devices[slot].buckets = Array(repeating: TokenBucket(), count: compiled.count)
+        var base = devices[slot].tokenBase
+        if base < 0 {
+            base = tokenBuckets.count
+            tokenBuckets.append(contentsOf: repeatElement(TokenBucket(), count: compiled.count))
+            devices[slot].tokenBase = base
         }
-        return devices[slot].buckets[rule].take(ts: ts, perMs: c.ratePerMs, capacity: c.burst)
+        return tokenBuckets[base + rule].take(ts: ts, perMs: c.ratePerMs, capacity: c.burst)
     }
 
-    private mutating func downsample(_ reading: Reading, slot: Int, series s: Int, stage k: Int, rule: CompiledRule) -> FilterVerdict {
+    private func bucketEnd(_ b: Int) -> Int64 {
+        let (end, overflow) = buckets[b].start.addingReportingOverflow(compiled[stages[buckets[b].stage].rule].bucketMs)
+        return overflow ? .max : end
+    }
+
+    private mutating func downsample(_ reading: Reading, bucket b: Int, rule: CompiledRule) -> FilterVerdict {
         let start = WindowMath.start(of: reading.ts, size: rule.bucketMs)
-        let bucket = devices[slot].series[s].stages[k].bucket
-        if bucket.emittedAny && start <= bucket.emittedThrough { return .dropped(reason: .downsample) }
-        if bucket.open {
-            if start == bucket.start {
-                devices[slot].series[s].stages[k].bucket.aggregate.add(ts: reading.ts, value: reading.value)
+        if buckets[b].emittedAny && start <= buckets[b].emittedThrough { return .dropped(reason: .downsample) }
+        if buckets[b].open {
+            if start == buckets[b].start {
+                buckets[b].aggregate.add(ts: reading.ts, value: reading.value)
                 return .held
             }
-            if start < bucket.start { return .dropped(reason: .downsample) }
-            closeBucket(slot: slot, series: s, stage: k, rule: rule)
+            if start < buckets[b].start { return .dropped(reason: .downsample) }
+            closeBucket(b)
         }
-        devices[slot].series[s].stages[k].bucket.start = start
-        devices[slot].series[s].stages[k].bucket.aggregate = WindowAggregate(ts: reading.ts, value: reading.value)
-        devices[slot].series[s].stages[k].bucket.open = true
+        buckets[b].start = start
+        buckets[b].aggregate = WindowAggregate(ts: reading.ts, value: reading.value)
+        buckets[b].open = true
         openBuckets += 1
+        let end = bucketEnd(b)
+        if end < nextBucketEnd { nextBucketEnd = end }
         return .held
     }
 
-    private mutating func closeBucket(slot: Int, series s: Int, stage k: Int, rule: CompiledRule) {
-        let bucket = devices[slot].series[s].stages[k].bucket
-        guard bucket.open else { return }
-        let a = bucket.aggregate
+    private mutating func closeBucket(_ b: Int) {
+        guard buckets[b].open else { return }
+        let a = buckets[b].aggregate
+        let stage = buckets[b].stage
         let value: Double
-        switch rule.aggregate {
+        switch compiled[stages[stage].rule].aggregate {
         case .mean: value = a.mean
         case .min: value = a.min
         case .max: value = a.max
         case .last: value = a.lastValue
         }
-        ready.append(Reading(device: devices[slot].name, metric: devices[slot].names[s], ts: bucket.start, value: value))
-        devices[slot].series[s].stages[k].bucket.open = false
-        devices[slot].series[s].stages[k].bucket.emittedAny = true
-        devices[slot].series[s].stages[k].bucket.emittedThrough = bucket.start
+        let s = stages[stage].series
+        ready.append(Reading(device: devices[series[s].device].name, metric: series[s].metric, ts: buckets[b].start, value: value))
+        buckets[b].open = false
+        buckets[b].emittedAny = true
+        buckets[b].emittedThrough = buckets[b].start
         openBuckets -= 1
     }
 }
@@ -252,7 +328,6 @@ public struct FilterChain: Sendable {
 
 /// A rule reduced to plain numbers for the hot path.
 private struct CompiledRule: Sendable {
-    var glob: NameGlob?
     var hasRange = false
     var min = -Double.infinity
     var max = Double.infinity
@@ -267,7 +342,6 @@ private struct CompiledRule: Sendable {
     var aggregate: DownsampleSpec.Aggregate = .mean
 
     init(_ rule: FilterRule) {
-        glob = try? NameGlob(rule.match)
         if let range = rule.range {
             hasRange = true
             min = range.min ?? -.infinity
@@ -292,67 +366,71 @@ private struct CompiledRule: Sendable {
 
 private struct DeviceState: Sendable {
     var name: String
-    var live = true
     var lastTouched: UInt64 = 0
-    /// Metric names, parallel to `series`.
-    var names: [String] = []
-    var series: [SeriesState] = []
+    /// The device's metrics and their series indices.
+    var metrics: [MetricEntry] = []
     /// Built once a device has many metrics; a linear scan is faster below that.
     var lookup: [String: Int]? = nil
-    /// Rate-limit buckets, one per rule (allocated on first use).
-    var buckets: [TokenBucket] = []
+    /// Where this device's rate-limit buckets (one per rule) start, or -1.
+    var tokenBase = -1
 
     init(name: String) { self.name = name }
 
-    func index(of metric: String) -> Int? {
-        if let lookup { return lookup[metric] }
-        for i in names.indices where names[i] == metric { return i }
-        return nil
-    }
-
-    mutating func add(metric: String, stages: [StageState]) -> Int {
-        names.append(metric)
-        series.append(SeriesState(stages: stages))
-        let i = names.count - 1
+    mutating func add(metric: String, series: Int) {
+        metrics.append(MetricEntry(name: metric, series: series))
         if lookup != nil {
-            lookup?[metric] = i
-        } else if names.count > 16 {
-            lookup = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+            lookup?[metric] = series
+        } else if metrics.count > 16 {
+            lookup = Dictionary(uniqueKeysWithValues: metrics.map { ($0.name, $0.series) })
         }
-        return i
     }
 }
 
+private struct MetricEntry: Sendable {
+    var name: String
+    var series: Int
+}
+
 private struct SeriesState: Sendable {
-    var stages: [StageState]
+    var device: Int
+    var metric: String
+    var firstStage: Int
+    var stageCount: Int
 }
 
 /// One matching rule's state for one series.
 private struct StageState: Sendable {
     let rule: Int
+    var series: Int
     var dedup = DedupWindow()
     var deadband = DeadbandState()
-    var bucket = BucketState()
-    init(rule: Int) { self.rule = rule }
+    /// Index into `buckets` for a downsample stage, else -1.
+    var bucket: Int
+    init(rule: Int, series: Int, bucket: Int) {
+        self.rule = rule
+        self.series = series
+        self.bucket = bucket
+    }
 }
 
-/// The event times seen recently, sorted, oldest first from `head`.
+/// The event times of a series seen recently, sorted, from `head` on. The common case —
+/// a new latest time — costs one append and no lookup; entries that fell out of the
+/// window are dropped in batches, so between batches a few stale ones may linger (they
+/// are older than the window, so no time that is still judged can match them).
 private struct DedupWindow: Sendable {
     var times: [Int64] = []
     var head = 0
+    var newest = Int64.min
+    var sinceEviction = 0
 
     /// Whether `ts` was seen within `window` of the newest time; records it when not.
     mutating func seen(_ ts: Int64, window: Int64, cap: Int) -> Bool {
-        if head < times.count {
-            let newest = Swift.max(times[times.count - 1], ts)
-            let cutoff = newest &- window
-            while head < times.count && times[head] < cutoff { head += 1 }
-            // Older than the window: it cannot be judged, let it through unrecorded.
-            if ts < cutoff { return false }
-        }
-        if head == times.count || ts > times[times.count - 1] {
+        if ts > newest {
+            newest = ts
             times.append(ts)
         } else {
+            // Older than the window: it cannot be judged, let it through unrecorded.
+            if ts < newest &- window { return false }
             var lo = head, hi = times.count
             while lo < hi {
                 let mid = (lo + hi) / 2
@@ -361,12 +439,20 @@ private struct DedupWindow: Sendable {
             if lo < times.count && times[lo] == ts { return true }
             times.insert(ts, at: lo)
         }
-        if times.count - head > cap { head += 1 }
+        sinceEviction += 1
+        if sinceEviction >= 32 { evict(window: window, cap: cap) }
+        return false
+    }
+
+    private mutating func evict(window: Int64, cap: Int) {
+        sinceEviction = 0
+        let cutoff = newest &- window
+        while head < times.count && times[head] < cutoff { head += 1 }
+        if times.count - head > cap { head = times.count - cap }
         if head >= 32 && head * 2 >= times.count {
             times.removeFirst(head)
             head = 0
         }
-        return false
     }
 }
 
@@ -418,6 +504,8 @@ private struct TokenBucket: Sendable {
 }
 
 private struct BucketState: Sendable {
+    /// The stage this bucket belongs to.
+    var stage: Int
     var open = false
     var start: Int64 = 0
     var aggregate = WindowAggregate(ts: 0, value: 0)
