@@ -110,12 +110,19 @@ func datasets(_ options: Options) throws -> [(name: String, readings: [Reading])
         let ts = jitteredTimes(perSeries, rng: &rng)
         return ts.map { t in (t, 20 + Double.random(in: -5...5, using: &rng)) }
     }
+    // An edge chunk as the gateway seals it: 1 s of 100 devices × 2 metrics at 1 Hz.
+    let chunk = (0..<100).flatMap { d -> [Reading] in
+        let t = start + Int64.random(in: 0...999, using: &rng)
+        return [Reading(device: "sensor-\(d)", metric: "temp", ts: t, value: Double(Int.random(in: 150...250, using: &rng)) / 10),
+                Reading(device: "sensor-\(d)", metric: "hum", ts: t, value: Double(Int.random(in: 300...600, using: &rng)) / 10)]
+    }
     return [
         ("sf-temps (1 s, jitter)", sf),
         ("random walk 0.1", interleave(walk.map { $0.map { (ts: $0.0, value: $0.1) } }, metric: "temp")),
         ("constant", interleave(constant.map { $0.map { (ts: $0.0, value: $0.1) } }, metric: "state")),
         ("counter", interleave(counter.map { $0.map { (ts: $0.0, value: $0.1) } }, metric: "packets")),
         ("noisy float64", interleave(noisy.map { $0.map { (ts: $0.0, value: $0.1) } }, metric: "vibration")),
+        ("edge chunk 100 dev × 2", chunk),
     ]
 }
 
