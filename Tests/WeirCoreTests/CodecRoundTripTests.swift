@@ -84,6 +84,26 @@ import WeirCompression
         }))
     }
 
+    /// Steady clocks with jitter, drifting periods, clocks that accumulate jitter, bursts
+    /// and gaps: each picks a different ts encoding, and all must come back exactly.
+    @Test func timestampShapes() throws {
+        var rng = SplitMix64(seed: 77)
+        let base: Int64 = 1_732_540_000_000
+        let steady = (0..<500).map { base + Int64($0) * 1000 + Int64.random(in: -3...3, using: &rng) }
+        let drifting = (0..<500).map { base + Int64((Double($0) * 1000.37).rounded()) }
+        var t = base
+        let wandering = (0..<500).map { _ in t += 1000 + Int64.random(in: -5...5, using: &rng); return t }
+        let bursty = (0..<500).map { i in base + Int64(i / 50) * 3_600_000 + Int64(i % 50) }
+        let backwards = (0..<500).map { base - Int64($0) * 977 }
+        let shapes = [steady, drifting, wandering, bursty, backwards]
+        let readings = shapes.enumerated().flatMap { s, times in
+            times.map { Reading(device: "shape\(s)", metric: "m", ts: $0, value: 1) }
+        }
+        let bytes = try roundTrip(Batch(gateway: "g", id: "i", readings: readings))
+        // Regular-ish clocks cost about a byte a reading or less for ts and value together.
+        #expect(bytes.count < readings.count)
+    }
+
     @Test func duplicateReadingsAllSurvive() throws {
         let r = Reading(device: "d", metric: "t", ts: 5, value: 2.5)
         let bytes = try roundTrip(Batch(gateway: "g", id: "i", readings: Array(repeating: r, count: 1000)))

@@ -126,23 +126,37 @@ enum BatchDecoder {
         guard n >= 3 else { return }
         let modeAt = r.position
         let mode = try r.byte("ts encoding of series \(s)")
-        // Delta-of-deltas or deltas land in t[2...], then are summed in place.
-        try IntBlockColumn.read(n - 2, from: &r, into: t + 2, what: "ts of series \(s)")
-        var prev = t[1]
         switch mode {
         case BatchEncoder.timesAsDeltaOfDeltas:
+            // Delta-of-deltas land in t[2...], then are summed in place.
+            try IntBlockColumn.read(n &- 2, from: &r, into: t + 2, what: "ts of series \(s)")
+            var prev = t[1]
             for i in 2..<n {
                 delta &+= t[i]
                 prev &+= delta
                 t[i] = prev
             }
         case BatchEncoder.timesAsDeltas:
+            try IntBlockColumn.read(n &- 2, from: &r, into: t + 2, what: "ts of series \(s)")
+            var prev = t[1]
             for i in 2..<n {
                 prev &+= t[i]
                 t[i] = prev
             }
+        case BatchEncoder.timesAsLinearResiduals:
+            var start = 2
+            while start < n {
+                let c = min(IntBlockColumn.blockSize, n &- start)
+                let slope = try r.zigzag("ts slope of series \(s)")
+                try IntBlockColumn.readBlock(c, from: &r, into: t + start, what: "ts of series \(s)")
+                let prev = t[start &- 1]
+                for k in 0..<c {
+                    t[start &+ k] = prev &+ Int64(k &+ 1) &* slope &+ t[start &+ k]
+                }
+                start &+= c
+            }
         default:
-            throw r.malformed("series \(s) has ts encoding \(mode) (0 = delta-of-deltas, 1 = deltas)", at: modeAt)
+            throw r.malformed("series \(s) has ts encoding \(mode) (0 = delta-of-deltas, 1 = deltas, 2 = linear)", at: modeAt)
         }
     }
 

@@ -15,35 +15,57 @@ enum IntBlockColumn {
         let n = values.count
         while start < n {
             let end = min(start &+ blockSize, n)
-            var lo = values[start]
-            var hi = lo
-            for i in (start &+ 1)..<end {
-                let v = values[i]
-                lo = v < lo ? v : lo
-                hi = v > hi ? v : hi
-            }
-            let range = UInt64(bitPattern: hi &- lo)
-            let width = 64 &- range.leadingZeroBitCount
-            out.zigzag(lo)
-            out.byte(UInt8(truncatingIfNeeded: width))
-            if width > 0 {
-                var acc: UInt64 = 0
-                var bits = 0
-                for i in start..<end {
-                    let u = UInt64(bitPattern: values[i] &- lo)
-                    acc |= u &<< UInt64(bits)
-                    bits &+= width
-                    if bits >= 64 {
-                        out.littleEndian(acc, count: 8)
-                        bits &-= 64
-                        // The bits of `u` that did not fit (none when it ended exactly).
-                        acc = bits == 0 ? 0 : u &>> UInt64(width &- bits)
-                    }
-                }
-                if bits > 0 { out.littleEndian(acc, count: (bits &+ 7) >> 3) }
-            }
+            writeBlock(UnsafeBufferPointer(rebasing: values[start..<end]), into: &out)
             start = end
         }
+    }
+
+    /// Appends one block (at most `blockSize` values): base, width, packed offsets.
+    static func writeBlock(_ values: UnsafeBufferPointer<Int64>, into out: inout ByteWriter) {
+        var lo = values[0]
+        var hi = lo
+        for v in values.dropFirst() {
+            lo = v < lo ? v : lo
+            hi = v > hi ? v : hi
+        }
+        let range = UInt64(bitPattern: hi &- lo)
+        let width = 64 &- range.leadingZeroBitCount
+        out.zigzag(lo)
+        out.byte(UInt8(truncatingIfNeeded: width))
+        guard width > 0 else { return }
+        var acc: UInt64 = 0
+        var bits = 0
+        for v in values {
+            let u = UInt64(bitPattern: v &- lo)
+            acc |= u &<< UInt64(bits)
+            bits &+= width
+            if bits >= 64 {
+                out.littleEndian(acc, count: 8)
+                bits &-= 64
+                // The bits of `u` that did not fit (none when it ended exactly).
+                acc = bits == 0 ? 0 : u &>> UInt64(width &- bits)
+            }
+        }
+        if bits > 0 { out.littleEndian(acc, count: (bits &+ 7) >> 3) }
+    }
+
+    /// The bytes `writeBlock` would append for `values`.
+    static func blockEncodedSize(_ values: UnsafeBufferPointer<Int64>) -> Int {
+        var lo = values[0]
+        var hi = lo
+        for v in values.dropFirst() {
+            lo = v < lo ? v : lo
+            hi = v > hi ? v : hi
+        }
+        let width = 64 &- UInt64(bitPattern: hi &- lo).leadingZeroBitCount
+        return 1 &+ varintSize(Zigzag.encode(lo)) &+ (values.count &* width &+ 7) / 8
+    }
+
+    static func varintSize(_ value: UInt64) -> Int {
+        var v = value
+        var size = 1
+        while v >= 0x80 { v >>= 7; size &+= 1 }
+        return size
     }
 
     /// The bytes `write` would append for `values`.
@@ -53,17 +75,7 @@ enum IntBlockColumn {
         let n = values.count
         while start < n {
             let end = min(start &+ blockSize, n)
-            var lo = values[start]
-            var hi = lo
-            for i in (start &+ 1)..<end {
-                let v = values[i]
-                lo = v < lo ? v : lo
-                hi = v > hi ? v : hi
-            }
-            let width = 64 &- UInt64(bitPattern: hi &- lo).leadingZeroBitCount
-            var z = Zigzag.encode(lo)
-            size &+= 2 &+ ((end &- start) &* width &+ 7) / 8
-            while z >= 0x80 { size &+= 1; z >>= 7 }
+            size &+= blockEncodedSize(UnsafeBufferPointer(rebasing: values[start..<end]))
             start = end
         }
         return size
@@ -75,28 +87,34 @@ enum IntBlockColumn {
         (count &+ blockSize &- 1) / blockSize &* 2
     }
 
-    /// Reads `count` values into `into` (which must have room for them).
+    /// Reads `count` values into `dst` (which must have room for them).
     static func read(
         _ count: Int, from r: inout ByteReader, into dst: UnsafeMutablePointer<Int64>, what: String
     ) throws(BatchCodecError) {
         var start = 0
         while start < count {
             let c = min(blockSize, count &- start)
-            let lo = try r.zigzag("\(what) block base")
-            let widthAt = r.position
-            let width = Int(try r.byte("\(what) block width"))
-            guard width <= 64 else {
-                throw r.malformed("\(what) block width is \(width) (at most 64)", at: widthAt)
-            }
-            let out = dst + start
-            if width == 0 {
-                for i in 0..<c { out[i] = lo }
-            } else {
-                let nbytes = (c &* width &+ 7) >> 3
-                let at = try r.take(nbytes, "\(what) block of \(c) values at \(width) bits")
-                unpack(r.base.baseAddress! + at, nbytes: nbytes, count: c, width: width, base: lo, into: out)
-            }
+            try readBlock(c, from: &r, into: dst + start, what: what)
             start &+= c
+        }
+    }
+
+    /// Reads one block of `c` (≤ `blockSize`) values into `out`.
+    static func readBlock(
+        _ c: Int, from r: inout ByteReader, into out: UnsafeMutablePointer<Int64>, what: String
+    ) throws(BatchCodecError) {
+        let lo = try r.zigzag("\(what) block base")
+        let widthAt = r.position
+        let width = Int(try r.byte("\(what) block width"))
+        guard width <= 64 else {
+            throw r.malformed("\(what) block width is \(width) (at most 64)", at: widthAt)
+        }
+        if width == 0 {
+            for i in 0..<c { out[i] = lo }
+        } else {
+            let nbytes = (c &* width &+ 7) >> 3
+            let at = try r.take(nbytes, "\(what) block of \(c) values at \(width) bits")
+            unpack(r.base.baseAddress! + at, nbytes: nbytes, count: c, width: width, base: lo, into: out)
         }
     }
 
