@@ -202,6 +202,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "WeirSimTests", dependencies: ["WeirSim", "WeirCloud", "WeirCore", "WeirTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "WeirSimTests",
+            dependencies: [
+                "WeirSim", "WeirCloud", "WeirCore", "WeirMQTT", "WeirTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

@@ -53,7 +53,7 @@ public enum MalformedKind: String, CaseIterable, Sendable, Hashable, Codable {
         case .absurdTimestamp:
             let stamps = [
                 "86400000",                 // 1970-01-02: a clock reset after power loss
-                "\(ts + 365 * 86_400_000)", // a year ahead
+                "\(ts + 50 * 365 * 86_400_000)", // decades ahead
                 "-1000",
                 "1e30",                     // beyond Int64
                 #""yesterday""#,

@@ -121,7 +121,11 @@ public struct MetricModel: Sendable, Hashable {
             return (x * scale).rounded() / scale
         case .counter:
             base = min(3000, max(0, base + rng.gaussian(deviation: 20 * dt.squareRoot())))
-            steps += Int64((base * dt / 3600).rounded()) // Wh in this interval
+            // The register counts whole Wh; `walk` carries the fraction not yet counted.
+            walk += base * dt / 3600
+            let whole = walk.rounded(.down)
+            steps += Int64(whole)
+            walk -= whole
             return Double(steps) / scale
         case .battery:
             if rng.chance(min(1, 0.05 * dt)) { steps = max(0, steps - 1) }

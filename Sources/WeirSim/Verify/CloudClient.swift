@@ -34,13 +34,14 @@ public struct CloudClient: Sendable {
 
     /// Every device the cloud knows.
     public func devices() async throws(WeirError) -> [CloudDevice] {
-        try await get("/v1/devices", as: [CloudDevice].self)
+        try await get("/v1/devices", as: [CloudDevice].self, notFoundIsNil: false) ?? []
     }
 
     /// The windows of `size` ms of one series with `start` in `[from, to)`.
     public func windows(device: String, metric: String, size: Int64, from: Int64, to: Int64) async throws(WeirError) -> [CloudWindow] {
         let path = "/v1/devices/\(Self.escape(device))/windows?metric=\(Self.escape(metric))&size=\(Self.sizeText(size))&from=\(from)&to=\(to)"
-        let list = try await get(path, as: CloudWindowList.self)
+        // A device the cloud has never heard of has no windows (404).
+        guard let list = try await get(path, as: CloudWindowList.self, notFoundIsNil: true) else { return [] }
         return list.windows
     }
 
@@ -65,7 +66,7 @@ public struct CloudClient: Sendable {
         return out
     }
 
-    private func get<T: Decodable>(_ path: String, as type: T.Type) async throws(WeirError) -> T {
+    private func get<T: Decodable>(_ path: String, as type: T.Type, notFoundIsNil: Bool) async throws(WeirError) -> T? {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = .GET
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
@@ -78,6 +79,7 @@ public struct CloudClient: Sendable {
         } catch {
             throw WeirError(.network, "GET \(baseURL)\(path) failed", cause: error)
         }
+        if status == 404, notFoundIsNil { return nil }
         guard status == 200 else {
             let text = String(buffer: body).prefix(200)
             throw WeirError(.network, "GET \(baseURL)\(path) answered \(status): \(text)")

@@ -61,6 +61,8 @@ public struct CloudDevice: Sendable, Hashable, Codable {
     /// Repeats discarded.
     public var duplicates: Int64?
     public var late: Int64?
+    /// Repeats whose value differed from the stored one (never expected from the simulator).
+    public var conflicts: Int64?
     /// Readings the edge reported as evicted before forwarding (its drop ledger).
     public var dropped_at_edge: Int64?
 
@@ -81,6 +83,7 @@ public struct CloudDevice: Sendable, Hashable, Codable {
         watermark = try? c.decodeIfPresent(Int64.self, forKey: .watermark)
         duplicates = try c.decodeIfPresent(Int64.self, forKey: .duplicates)
         late = try c.decodeIfPresent(Int64.self, forKey: .late)
+        conflicts = try c.decodeIfPresent(Int64.self, forKey: .conflicts)
         dropped_at_edge = try c.decodeIfPresent(Int64.self, forKey: .dropped_at_edge)
     }
 }

@@ -13,6 +13,7 @@ extension VerificationReport {
         row("windows mismatched", "\(mismatchedWindows)")
         row("dropped at edge", "\(droppedAtEdge) (the cloud's drop ledger)")
         row("cloud duplicates", "\(cloudDuplicates) discarded repeats, \(cloudLate) late readings applied")
+        if cloudConflicts > 0 { row("conflicts", "\(cloudConflicts) (same identity, different value)") }
         if !unexpectedDevices.isEmpty {
             row("unknown devices", unexpectedDevices.prefix(5).joined(separator: ", ") + (unexpectedDevices.count > 5 ? ", ..." : ""))
         }
@@ -30,6 +31,7 @@ extension VerificationReport {
             if doubleCounted > 0 { why.append("\(doubleCounted) double-counted") }
             if mismatchedWindows > 0 { why.append("\(mismatchedWindows) windows differ") }
             if !unexpectedDevices.isEmpty { why.append("\(unexpectedDevices.count) unknown devices") }
+            if cloudConflicts > 0 { why.append("\(cloudConflicts) conflicting values") }
             lines.append("NOT VERIFIED: " + why.joined(separator: ", "))
         }
         return lines
@@ -48,6 +50,7 @@ extension VerificationReport {
             "dropped_at_edge=\(droppedAtEdge)",
             "cloud_duplicates=\(cloudDuplicates)",
             "cloud_late=\(cloudLate)",
+            "cloud_conflicts=\(cloudConflicts)",
             "unknown_devices=\(unexpectedDevices.count)",
             "sizes=" + sizes.map { DurationText.formatMilliseconds($0) }.joined(separator: ","),
         ]

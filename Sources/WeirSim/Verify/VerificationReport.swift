@@ -24,6 +24,9 @@ public struct VerificationReport: Sendable {
     /// Repeats the cloud discarded, and late readings it applied (for information).
     public var cloudDuplicates = 0
     public var cloudLate = 0
+    /// Repeats with a different value that the cloud reports: the simulator never sends
+    /// one, so any conflict means a value was changed on the way.
+    public var cloudConflicts = 0
     /// Distinct readings the cloud stores for the truth's devices.
     public var cloudReadings = 0
     /// Devices the cloud has that the truth does not.
@@ -49,9 +52,10 @@ public struct VerificationReport: Sendable {
     public var totalWindowsChecked: Int { windowsChecked.values.reduce(0, +) }
 
     /// True when every difference is explained: nothing double-counted, no changed
-    /// value, no unknown device, and loss within the drop ledger plus `allowedLoss`.
+    /// value, no conflict, no unknown device, and loss within the drop ledger plus `allowedLoss`.
     public var verified: Bool {
-        mismatchedWindows == 0 && doubleCounted == 0 && unexpectedDevices.isEmpty && unexplainedLoss <= allowedLoss
+        mismatchedWindows == 0 && doubleCounted == 0 && unexpectedDevices.isEmpty && cloudConflicts == 0
+            && unexplainedLoss <= allowedLoss
     }
 
     mutating func note(_ text: String) {
@@ -125,6 +129,10 @@ public struct VerificationReport: Sendable {
             }
             cloudDuplicates += Int(device.duplicates ?? 0)
             cloudLate += Int(device.late ?? 0)
+            if let conflicts = device.conflicts, conflicts > 0 {
+                cloudConflicts += Int(conflicts)
+                note("device \(device.device): the cloud counted \(conflicts) conflicting values")
+            }
             droppedAtEdge += Int(device.dropped_at_edge ?? 0)
         }
     }

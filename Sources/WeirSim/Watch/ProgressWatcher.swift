@@ -94,54 +94,93 @@ public struct ProgressWatcher: Sendable {
         return snapshot
     }
 
-    /// Watches until `goal` or `timeout`; `output` hears a line per interval.
+    /// Watches until `goal` or `timeout`; `output` hears a line per interval (and one when
+    /// a backlog has drained). Samples four times as often as it prints, so a fast drain is
+    /// still timed to a fraction of a second.
     public func run(until goal: Goal, timeout: Duration, output: @Sendable (String) -> Void) async -> Result {
         let clock = ContinuousClock()
         let began = clock.now
+        let sampleEvery = interval / 4
         var result = Result()
+        var nextPrint = began
+        // The backlog being tracked: its peak, and when (and at which forwarded count) it began to drain.
+        var peak = 0
         var peakAt = began
-        var forwardedAtPeak = 0
-        var draining = false
+        var peakForwarded = 0
+        var drainFrom: (at: ContinuousClock.Instant, forwarded: Int)?
+        var lastSample: (at: ContinuousClock.Instant, forwarded: Int) = (began, 0)
+        // The edge's ingest rate (readings/s, smoothed): about a second of it sits in the
+        // buffer in normal operation, so only more than that counts as a backlog.
+        var ingestRate = 0.0
+        var lastAccepted: (at: ContinuousClock.Instant, count: Int)?
         while !Task.isCancelled {
             let snap = await snapshot()
             let now = clock.now
             let elapsed = began.duration(to: now)
             result.last = snap
             let buffered = snap.edgeBuffered ?? 0
-            if buffered > result.peakBuffered || (buffered == result.peakBuffered && buffered > 0 && !draining) {
-                result.peakBuffered = buffered
+            let forwarded = snap.edgeForwarded ?? 0
+            if let accepted = snap.edgeAccepted {
+                if let last = lastAccepted {
+                    let seconds = Double(last.at.duration(to: now).milliseconds) / 1000
+                    if seconds > 0 { ingestRate = 0.7 * ingestRate + 0.3 * Double(accepted - last.count) / seconds }
+                }
+                lastAccepted = (now, accepted)
+            }
+            let threshold = Swift.max(200, Int(ingestRate))
+            if buffered > Swift.max(peak, threshold) {
+                peak = buffered
                 peakAt = now
-                forwardedAtPeak = snap.edgeForwarded ?? 0
+                peakForwarded = forwarded
+                drainFrom = nil
+            } else if drainFrom == nil, peak > 0, forwarded > peakForwarded {
+                // Forwarding resumed: the drain began after the last sample that saw no progress.
+                drainFrom = forwarded > lastSample.forwarded && lastSample.at >= peakAt ? lastSample : (peakAt, peakForwarded)
             }
-            if snap.runFinished, result.peakBuffered > 0, buffered < result.peakBuffered { draining = true }
+            result.peakBuffered = Swift.max(result.peakBuffered, peak, buffered)
+            var drainLine: String?
+            if let from = drainFrom, buffered <= threshold {
+                let seconds = Double(from.at.duration(to: now).milliseconds) / 1000
+                let rate = seconds > 0 ? Double(forwarded - from.forwarded) / seconds : 0
+                if peak >= result.peakBuffered {
+                    result.drainSeconds = seconds
+                    result.drainRate = rate
+                }
+                drainLine = "    backlog of \(peak) readings drained in \(format1(seconds)) s (\(Int(rate.rounded())) readings/s forwarded)"
+                peak = 0
+                drainFrom = nil
+            }
+            lastSample = (now, forwarded)
 
-            var line = "[\(Self.clockText(elapsed))] published \(snap.published)"
-            if let accepted = snap.edgeAccepted { line += " · edge accepted \(accepted)" }
-            if let b = snap.edgeBuffered { line += " · buffered \(b)" }
-            if let f = snap.edgeForwarded { line += " · forwarded \(f)" }
-            if let c = snap.cloudReadings { line += " · in cloud \(c)" }
-            if let d = snap.edgeDeadLetters, d > 0 { line += " · dead letters \(d)" }
-            if draining, result.peakBuffered > 0 {
-                let done = Double(result.peakBuffered - buffered) / Double(result.peakBuffered)
-                let seconds = Double(peakAt.duration(to: now).milliseconds) / 1000
-                let rate = seconds > 0 ? Double((snap.edgeForwarded ?? 0) - forwardedAtPeak) / seconds : 0
-                line += "\n    draining " + Self.bar(done) + " \(Int((done * 100).rounded()))% · \(buffered) left · \(Int(rate.rounded())) readings/s"
+            if now >= nextPrint || drainLine != nil {
+                nextPrint = now.advanced(by: interval)
+                var line = "[\(Self.clockText(elapsed))] published \(snap.published)"
+                if let accepted = snap.edgeAccepted { line += " · edge accepted \(accepted)" }
+                if let b = snap.edgeBuffered { line += " · buffered \(b)" }
+                if let f = snap.edgeForwarded { line += " · forwarded \(f)" }
+                if let c = snap.cloudReadings { line += " · in cloud \(c)" }
+                if let d = snap.edgeDeadLetters, d > 0 { line += " · dead letters \(d)" }
+                if let from = drainFrom, peak > 0 {
+                    let done = Double(peak - buffered) / Double(peak)
+                    let seconds = Double(from.at.duration(to: now).milliseconds) / 1000
+                    let rate = seconds > 0 ? Double(forwarded - from.forwarded) / seconds : 0
+                    line += "\n    draining " + Self.bar(done) + " \(Int((done * 100).rounded()))% · \(buffered) left · \(Int(rate.rounded())) readings/s"
+                } else if peak > 0, snap.edgeForwarded != nil {
+                    line += "\n    backlog building: \(buffered) readings waiting for the uplink"
+                }
+                output(line)
+                if let drainLine { output(drainLine) }
             }
-            output(line)
 
             if snap.runFinished, buffered == 0, snap.edgeBuffered != nil, (snap.edgeAccepted ?? 0) > 0 || snap.published == 0 {
-                if result.peakBuffered > 0 {
-                    let seconds = Double(peakAt.duration(to: now).milliseconds) / 1000
-                    if seconds > 0 {
-                        result.drainSeconds = seconds
-                        result.drainRate = Double((snap.edgeForwarded ?? 0) - forwardedAtPeak) / seconds
-                    }
-                }
                 result.drained = true
-                if case .drained = goal { return result }
+                if case .drained = goal {
+                    output("[\(Self.clockText(elapsed))] run finished and the edge's buffer is empty")
+                    return result
+                }
             }
             if elapsed >= timeout { return result }
-            try? await clock.sleep(for: interval)
+            try? await clock.sleep(for: sampleEvery)
         }
         return result
     }
