@@ -107,11 +107,13 @@ enum BatchDecoder {
         return Batch(gateway: gateway, id: id, readings: readings, drops: drops)
     }
 
-    private static func name(_ r: inout ByteReader, _ names: [String], _ what: String) throws(BatchCodecError) -> String {
+    private static func name(
+        _ r: inout ByteReader, _ names: [String], _ what: @autoclosure () -> String
+    ) throws(BatchCodecError) -> String {
         let at = r.position
-        let i = try r.varint(what)
+        let i = try r.varint(what())
         guard i < UInt64(names.count) else {
-            throw r.malformed("\(what) is string \(i), but the table has \(names.count)", at: at)
+            throw r.malformed("\(what()) is string \(i), but the table has \(names.count)", at: at)
         }
         return names[Int(i)]
     }

@@ -89,31 +89,33 @@ enum IntBlockColumn {
 
     /// Reads `count` values into `dst` (which must have room for them).
     static func read(
-        _ count: Int, from r: inout ByteReader, into dst: UnsafeMutablePointer<Int64>, what: String
+        _ count: Int, from r: inout ByteReader, into dst: UnsafeMutablePointer<Int64>,
+        what: @autoclosure () -> String
     ) throws(BatchCodecError) {
         var start = 0
         while start < count {
             let c = min(blockSize, count &- start)
-            try readBlock(c, from: &r, into: dst + start, what: what)
+            try readBlock(c, from: &r, into: dst + start, what: what())
             start &+= c
         }
     }
 
     /// Reads one block of `c` (≤ `blockSize`) values into `out`.
     static func readBlock(
-        _ c: Int, from r: inout ByteReader, into out: UnsafeMutablePointer<Int64>, what: String
+        _ c: Int, from r: inout ByteReader, into out: UnsafeMutablePointer<Int64>,
+        what: @autoclosure () -> String
     ) throws(BatchCodecError) {
-        let lo = try r.zigzag("\(what) block base")
+        let lo = try r.zigzag("\(what()) block base")
         let widthAt = r.position
-        let width = Int(try r.byte("\(what) block width"))
+        let width = Int(try r.byte("\(what()) block width"))
         guard width <= 64 else {
-            throw r.malformed("\(what) block width is \(width) (at most 64)", at: widthAt)
+            throw r.malformed("\(what()) block width is \(width) (at most 64)", at: widthAt)
         }
         if width == 0 {
             for i in 0..<c { out[i] = lo }
         } else {
             let nbytes = (c &* width &+ 7) >> 3
-            let at = try r.take(nbytes, "\(what) block of \(c) values at \(width) bits")
+            let at = try r.take(nbytes, "\(what()) block of \(c) values at \(width) bits")
             unpack(r.base.baseAddress! + at, nbytes: nbytes, count: c, width: width, base: lo, into: out)
         }
     }
