@@ -40,11 +40,14 @@ public struct FilterChain: Sendable {
     /// Most identities a series' dedup window remembers (the oldest go first).
     public var maxDedupEntriesPerSeries = 4_096
 
-    // The state lives in flat arrays addressed by index, so the hot path touches no
-    // reference counts: devices → their series → each series' stages (one per matching
-    // rule). Eviction rebuilds the arrays.
-    private let compiled: [CompiledRule]
+    // Each rule is compiled to a list of single-purpose operations; a series gets one
+    // stage per operation of every rule that matches it. The state lives in flat arrays
+    // addressed by index, so the hot path touches no reference counts: devices → their
+    // series → the series' stages. Eviction rebuilds the arrays.
+    private let ops: [Op]
+    private let opsOfRule: [Range<Int>]
     private let globs: [NameGlob?]
+    private let rateRules: Int
     private var deviceSlots: [String: Int] = [:]
     private var devices: [DeviceState] = []
     private var series: [SeriesState] = []
@@ -56,7 +59,7 @@ public struct FilterChain: Sendable {
     private var lastSlot = -1
     /// Completed buckets not yet handed out.
     private var ready: [Reading] = []
-    /// How many stages hold an open bucket, and the earliest end among them.
+    /// How many buckets are open, and the earliest end among them.
     private var openBuckets = 0
     private var nextBucketEnd = Int64.max
 
@@ -64,43 +67,64 @@ public struct FilterChain: Sendable {
     /// does not parse matches nothing).
     public init(rules: [FilterRule]) {
         self.rules = rules
-        self.compiled = rules.map(CompiledRule.init)
         self.globs = rules.map { try? NameGlob($0.match) }
+        var ops: [Op] = []
+        var ranges: [Range<Int>] = []
+        var rateRules = 0
+        for (index, rule) in rules.enumerated() {
+            let first = ops.count
+            if let range = rule.range {
+                ops.append(.range(min: range.min ?? -.infinity, max: range.max ?? .infinity, rule: index))
+            }
+            if let window = rule.dedupWindowMs, window > 0 {
+                ops.append(.dedup(windowMs: window))
+            }
+            if let deadband = rule.deadband {
+                ops.append(.deadband(abs: deadband.abs ?? 0, fraction: deadband.percent.map { $0 / 100 } ?? -1,
+                                     heartbeatMs: max(0, deadband.heartbeatMs ?? 0)))
+            }
+            if let rate = rule.rateLimitPerSecond, rate > 0, rate.isFinite {
+                ops.append(.rate(perMs: rate / 1000, burst: max(1, rate), slot: rateRules))
+                rateRules += 1
+            }
+            if let downsample = rule.downsample, downsample.bucketMs > 0 {
+                ops.append(.downsample(bucketMs: downsample.bucketMs, aggregate: downsample.aggregate))
+            }
+            ranges.append(first..<ops.count)
+        }
+        self.ops = ops
+        self.opsOfRule = ranges
+        self.rateRules = rateRules
     }
 
     /// Runs one reading through the rules that match it.
     public mutating func apply(_ reading: Reading) -> FilterVerdict {
-        if compiled.isEmpty { return .pass(reading) }
+        if ops.isEmpty { return .pass(reading) }
         tick &+= 1
         let slot = deviceSlot(for: reading.device)
-        devices[slot].lastTouched = tick
         let s = seriesIndex(slot, metric: reading.metric)
-        let first = series[s].firstStage
-        let end = first + series[s].stageCount
-        var k = first
+        var k = series[s].firstStage
+        let end = k + series[s].stageCount
         while k < end {
-            let ruleIndex = stages[k].rule
-            let rule = compiled[ruleIndex]
-            if rule.hasRange && !(reading.value >= rule.min && reading.value <= rule.max) {
-                return .deadLetter(reason: rangeReason(reading, rule: ruleIndex))
-            }
-            if rule.dedupWindowMs > 0 {
-                if stages[k].dedup.seen(reading.ts, window: rule.dedupWindowMs, cap: maxDedupEntriesPerSeries) {
+            switch ops[stages[k].op] {
+            case .range(let min, let max, let rule):
+                if !(reading.value >= min && reading.value <= max) {
+                    return .deadLetter(reason: rangeReason(reading, min: min, max: max, rule: rule))
+                }
+            case .dedup(let windowMs):
+                if stages[k].dedup.seen(reading.ts, window: windowMs, cap: maxDedupEntriesPerSeries) {
                     return .dropped(reason: .dedup)
                 }
-            }
-            if rule.hasDeadband {
-                if !stages[k].deadband.admit(reading, rule: rule) {
+            case .deadband(let abs, let fraction, let heartbeatMs):
+                if !stages[k].deadband.admit(reading, abs: abs, fraction: fraction, heartbeatMs: heartbeatMs) {
                     return .dropped(reason: .deadband)
                 }
-            }
-            if rule.ratePerMs > 0 {
-                if !takeToken(slot: slot, rule: ruleIndex, ts: reading.ts, compiled: rule) {
+            case .rate(let perMs, let burst, let rateSlot):
+                if !takeToken(slot: slot, rateSlot: rateSlot, ts: reading.ts, perMs: perMs, capacity: burst) {
                     return .dropped(reason: .rateLimit)
                 }
-            }
-            if rule.bucketMs > 0 {
-                return downsample(reading, bucket: stages[k].bucket, rule: rule)
+            case .downsample(let bucketMs, _):
+                return downsample(reading, bucket: stages[k].bucket, bucketMs: bucketMs)
             }
             k += 1
         }
@@ -143,6 +167,9 @@ public struct FilterChain: Sendable {
         return out
     }
 
+    /// The device's slot; consecutive readings of one device (a payload's) reuse it
+    /// without a lookup. The slot's `lastTouched` moves when the device changes, which is
+    /// precise enough for choosing whom to evict.
     private mutating func deviceSlot(for device: String) -> Int {
         if lastSlot >= 0 && device == lastDevice { return lastSlot }
         let slot: Int
@@ -156,6 +183,7 @@ public struct FilterChain: Sendable {
         }
         lastDevice = device
         lastSlot = slot
+        devices[slot].lastTouched = tick
         return slot
     }
 
@@ -171,36 +199,38 @@ public struct FilterChain: Sendable {
             }
         }
         if devices[slot].metrics.count >= maxMetricsPerDevice {
-            // A device inventing metric names without end: forget its series (their stages
-            // stay unused until the next eviction rebuild; open buckets are emitted now).
+            // A device inventing metric names without end: forget its series (open
+            // buckets are emitted first) and rebuild without them.
             for entry in devices[slot].metrics { closeAllBuckets(ofSeries: entry.series) }
             devices[slot].metrics.removeAll()
             devices[slot].lookup = nil
-            rebuild(keepingTouchedAfter: 0) // drops the forgotten series and stages
+            rebuild(keepingTouchedAfter: 0)
         }
         let firstStage = stages.count
-        for (i, rule) in compiled.enumerated() where globs[i]?.matches(device: devices[slot].name, metric: metric) == true {
-            if rule.bucketMs > 0 {
-                buckets.append(BucketState(stage: stages.count))
-                stages.append(StageState(rule: i, series: series.count, bucket: buckets.count - 1))
-                break // downsample ends the chain
+        let name = devices[slot].name
+        rules: for rule in rules.indices where globs[rule]?.matches(device: name, metric: metric) == true {
+            for op in opsOfRule[rule] {
+                if case .downsample = ops[op] {
+                    buckets.append(BucketState(stage: stages.count))
+                    stages.append(StageState(op: op, series: series.count, bucket: buckets.count - 1))
+                    break rules // downsample ends the chain
+                }
+                stages.append(StageState(op: op, series: series.count, bucket: -1))
             }
-            stages.append(StageState(rule: i, series: series.count, bucket: -1))
         }
         series.append(SeriesState(device: slot, metric: metric, firstStage: firstStage, stageCount: stages.count - firstStage))
         devices[slot].add(metric: metric, series: series.count - 1)
         return series.count - 1
     }
 
-    /// Forgets the devices not seen in the last `maxDevices / 2` readings — at least half
-    /// of them, since fewer devices than that can have been seen in that span — after
-    /// emitting their open buckets, and rebuilds the state arrays without them.
     private mutating func evictLeastRecentlySeen() {
         rebuild(keepingTouchedAfter: tick > UInt64(maxDevices / 2) ? tick - UInt64(maxDevices / 2) : 0)
     }
 
-    /// Rebuilds the state arrays with the devices touched after `keepAfter` and only the
-    /// series they still refer to.
+    /// Rebuilds the state arrays with the devices touched after `keepAfter` — when
+    /// evicting, those seen in the last `maxDevices / 2` readings, so at least half go —
+    /// and only the series they still refer to. The open buckets of devices that go are
+    /// emitted first.
     private mutating func rebuild(keepingTouchedAfter keepAfter: UInt64) {
         var newDevices: [DeviceState] = []
         var newSeries: [SeriesState] = []
@@ -218,7 +248,7 @@ public struct FilterChain: Sendable {
             if device.tokenBase >= 0 {
                 let base = device.tokenBase
                 device.tokenBase = newTokens.count
-                newTokens.append(contentsOf: tokenBuckets[base..<(base + compiled.count)])
+                newTokens.append(contentsOf: tokenBuckets[base..<(base + rateRules)])
             }
             for (i, metric) in device.metrics.enumerated() {
                 var entry = series[metric.series]
@@ -263,29 +293,33 @@ public struct FilterChain: Sendable {
 
     // MARK: - Stages
 
-    private func rangeReason(_ reading: Reading, rule: Int) -> String {
-        let c = compiled[rule]
-        let bound = reading.value < c.min ? "below the minimum \(c.min)" : "above the maximum \(c.max)"
+    private func rangeReason(_ reading: Reading, min: Double, max: Double, rule: Int) -> String {
+        let bound = reading.value < min ? "below the minimum \(min)" : "above the maximum \(max)"
         return "\(reading.device)/\(reading.metric): value \(reading.value) at \(reading.ts) is \(bound) (filter '\(rules[rule].match)' range)"
     }
 
-    private mutating func takeToken(slot: Int, rule: Int, ts: Int64, compiled c: CompiledRule) -> Bool {
+    private mutating func takeToken(slot: Int, rateSlot: Int, ts: Int64, perMs: Double, capacity: Double) -> Bool {
         var base = devices[slot].tokenBase
         if base < 0 {
             base = tokenBuckets.count
-            tokenBuckets.append(contentsOf: repeatElement(TokenBucket(), count: compiled.count))
+            tokenBuckets.append(contentsOf: repeatElement(TokenBucket(), count: rateRules))
             devices[slot].tokenBase = base
         }
-        return tokenBuckets[base + rule].take(ts: ts, perMs: c.ratePerMs, capacity: c.burst)
+        return tokenBuckets[base + rateSlot].take(ts: ts, perMs: perMs, capacity: capacity)
+    }
+
+    private func bucketSpec(_ b: Int) -> (bucketMs: Int64, aggregate: DownsampleSpec.Aggregate) {
+        if case .downsample(let bucketMs, let aggregate) = ops[stages[buckets[b].stage].op] { return (bucketMs, aggregate) }
+        return (1, .mean) // not reached: buckets belong to downsample stages only
     }
 
     private func bucketEnd(_ b: Int) -> Int64 {
-        let (end, overflow) = buckets[b].start.addingReportingOverflow(compiled[stages[buckets[b].stage].rule].bucketMs)
+        let (end, overflow) = buckets[b].start.addingReportingOverflow(bucketSpec(b).bucketMs)
         return overflow ? .max : end
     }
 
-    private mutating func downsample(_ reading: Reading, bucket b: Int, rule: CompiledRule) -> FilterVerdict {
-        let start = WindowMath.start(of: reading.ts, size: rule.bucketMs)
+    private mutating func downsample(_ reading: Reading, bucket b: Int, bucketMs: Int64) -> FilterVerdict {
+        let start = WindowMath.start(of: reading.ts, size: bucketMs)
         if buckets[b].emittedAny && start <= buckets[b].emittedThrough { return .dropped(reason: .downsample) }
         if buckets[b].open {
             if start == buckets[b].start {
@@ -307,15 +341,14 @@ public struct FilterChain: Sendable {
     private mutating func closeBucket(_ b: Int) {
         guard buckets[b].open else { return }
         let a = buckets[b].aggregate
-        let stage = buckets[b].stage
         let value: Double
-        switch compiled[stages[stage].rule].aggregate {
+        switch bucketSpec(b).aggregate {
         case .mean: value = a.mean
         case .min: value = a.min
         case .max: value = a.max
         case .last: value = a.lastValue
         }
-        let s = stages[stage].series
+        let s = stages[buckets[b].stage].series
         ready.append(Reading(device: devices[series[s].device].name, metric: series[s].metric, ts: buckets[b].start, value: value))
         buckets[b].open = false
         buckets[b].emittedAny = true
@@ -326,42 +359,15 @@ public struct FilterChain: Sendable {
 
 // MARK: - Internal state types
 
-/// A rule reduced to plain numbers for the hot path.
-private struct CompiledRule: Sendable {
-    var hasRange = false
-    var min = -Double.infinity
-    var max = Double.infinity
-    var dedupWindowMs: Int64 = 0
-    var hasDeadband = false
-    var bandAbs: Double = 0
-    var bandFraction: Double = -1 // < 0: absolute band
-    var heartbeatMs: Int64 = 0
-    var ratePerMs: Double = 0
-    var burst: Double = 1
-    var bucketMs: Int64 = 0
-    var aggregate: DownsampleSpec.Aggregate = .mean
-
-    init(_ rule: FilterRule) {
-        if let range = rule.range {
-            hasRange = true
-            min = range.min ?? -.infinity
-            max = range.max ?? .infinity
-        }
-        dedupWindowMs = Swift.max(0, rule.dedupWindowMs ?? 0)
-        if let deadband = rule.deadband {
-            hasDeadband = true
-            if let pct = deadband.percent { bandFraction = pct / 100 } else { bandAbs = deadband.abs ?? 0 }
-            heartbeatMs = Swift.max(0, deadband.heartbeatMs ?? 0)
-        }
-        if let rate = rule.rateLimitPerSecond, rate > 0, rate.isFinite {
-            ratePerMs = rate / 1000
-            burst = Swift.max(1, rate)
-        }
-        if let downsample = rule.downsample, downsample.bucketMs > 0 {
-            bucketMs = downsample.bucketMs
-            aggregate = downsample.aggregate
-        }
-    }
+/// One single-purpose operation of a rule, reduced to plain numbers for the hot path.
+private enum Op: Sendable {
+    case range(min: Double, max: Double, rule: Int)
+    case dedup(windowMs: Int64)
+    /// `fraction < 0`: an absolute band.
+    case deadband(abs: Double, fraction: Double, heartbeatMs: Int64)
+    /// `slot`: which of a device's rate-limit buckets.
+    case rate(perMs: Double, burst: Double, slot: Int)
+    case downsample(bucketMs: Int64, aggregate: DownsampleSpec.Aggregate)
 }
 
 private struct DeviceState: Sendable {
@@ -398,16 +404,16 @@ private struct SeriesState: Sendable {
     var stageCount: Int
 }
 
-/// One matching rule's state for one series.
+/// One operation's state for one series.
 private struct StageState: Sendable {
-    let rule: Int
+    let op: Int
     var series: Int
     var dedup = DedupWindow()
     var deadband = DeadbandState()
     /// Index into `buckets` for a downsample stage, else -1.
     var bucket: Int
-    init(rule: Int, series: Int, bucket: Int) {
-        self.rule = rule
+    init(op: Int, series: Int, bucket: Int) {
+        self.op = op
         self.series = series
         self.bucket = bucket
     }
@@ -461,17 +467,17 @@ private struct DeadbandState: Sendable {
     var value = 0.0
     var ts: Int64 = 0
 
-    mutating func admit(_ reading: Reading, rule: CompiledRule) -> Bool {
+    mutating func admit(_ reading: Reading, abs: Double, fraction: Double, heartbeatMs: Int64) -> Bool {
         var pass = !has
         if !pass {
             let change = Swift.abs(reading.value - value)
-            if rule.bandFraction < 0 {
-                pass = change > rule.bandAbs
+            if fraction < 0 {
+                pass = change > abs
             } else {
-                pass = value == 0 ? change > 0 : change > rule.bandFraction * Swift.abs(value)
+                pass = value == 0 ? change > 0 : change > fraction * Swift.abs(value)
             }
         }
-        if !pass && rule.heartbeatMs > 0 && reading.ts &- ts >= rule.heartbeatMs { pass = true }
+        if !pass && heartbeatMs > 0 && reading.ts &- ts >= heartbeatMs { pass = true }
         if pass {
             value = reading.value
             ts = has ? Swift.max(ts, reading.ts) : reading.ts

@@ -76,6 +76,7 @@ public struct JSONPayloadDecoder: PayloadDecoder {
         var tsProblem: String? = nil
         var device: String? = nil
         var deviceProblem: String? = nil
+        var check = NameCheck()
 
         init(context: PayloadContext, tsUnit: TimestampUnit) {
             self.context = context
@@ -173,7 +174,7 @@ public struct JSONPayloadDecoder: PayloadDecoder {
                 out.problems.append(PayloadProblem(at + "no device (the topic has no {device} level and the object no \"device\" field)"))
                 return
             }
-            if let problem = Reading(device: device, metric: "m", ts: 0, value: 0).problem {
+            if let problem = check.problem(device: device) {
                 out.problems.append(PayloadProblem(at + "device '\(device.prefix(64))': \(problem)"))
                 return
             }
@@ -184,11 +185,10 @@ public struct JSONPayloadDecoder: PayloadDecoder {
             let time = ts ?? context.receivedAt
             out.readings.reserveCapacity(out.readings.count + names.count)
             for i in names.indices {
-                let reading = Reading(device: device, metric: names[i], ts: time, value: values[i])
-                if let problem = reading.problem {
+                if let problem = check.problem(device: device, metric: names[i], value: values[i]) {
                     out.problems.append(PayloadProblem(at + "field '\(names[i].prefix(64))': \(problem)"))
                 } else {
-                    out.readings.append(reading)
+                    out.readings.append(Reading(device: device, metric: names[i], ts: time, value: values[i]))
                     if ts == nil { out.stampedWithReceiveTime += 1 }
                 }
             }

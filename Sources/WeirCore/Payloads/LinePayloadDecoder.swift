@@ -65,6 +65,7 @@ public struct LinePayloadDecoder: PayloadDecoder {
         var lastDeviceBytes: [UInt8] = []
         var lastDevice = ""
         var sawLine = false
+        var check = NameCheck()
 
         init(bytes: UnsafeBufferPointer<UInt8>, context: PayloadContext, precision: TimestampUnit) {
             self.bytes = bytes
@@ -195,11 +196,10 @@ public struct LinePayloadDecoder: PayloadDecoder {
                 throw LineProblem(message: "no device (the topic has no {device} level and the line no 'device' tag)")
             }
             for k in fieldNames.indices {
-                let reading = Reading(device: device, metric: fieldNames[k], ts: ts ?? context.receivedAt, value: fieldValues[k])
-                if let problem = reading.problem {
+                if let problem = check.problem(device: device, metric: fieldNames[k], value: fieldValues[k]) {
                     out.problems.append(PayloadProblem("\(at): field '\(fieldNames[k].prefix(64))': \(problem)"))
                 } else {
-                    out.readings.append(reading)
+                    out.readings.append(Reading(device: device, metric: fieldNames[k], ts: ts ?? context.receivedAt, value: fieldValues[k]))
                     if ts == nil { out.stampedWithReceiveTime += 1 }
                 }
             }

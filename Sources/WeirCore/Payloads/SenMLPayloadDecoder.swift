@@ -124,6 +124,7 @@ public struct SenMLPayloadDecoder: PayloadDecoder {
         var baseUnit: String? = nil
         var baseValue = 0.0
         var baseSum = 0.0
+        var check = NameCheck()
 
         init(context: PayloadContext) {
             self.context = context
@@ -269,7 +270,7 @@ public struct SenMLPayloadDecoder: PayloadDecoder {
         }
 
         mutating func append(_ reading: Reading, label: String, stamped: Bool) {
-            if let problem = reading.problem {
+            if let problem = check.problem(device: reading.device, metric: reading.metric, value: reading.value) {
                 out.problems.append(PayloadProblem("\(label): \(problem)"))
             } else {
                 out.readings.append(reading)
