@@ -38,7 +38,7 @@ public enum BatchCodec {
     public static func decode(_ bytes: [UInt8]) throws(BatchCodecError) -> Batch {
         let result: Result<Batch, BatchCodecError> = bytes.withUnsafeBytes { raw in
             do throws(BatchCodecError) {
-                return .success(try BatchDecoder.decode(raw, verifyChecksum: true))
+                return .success(try BatchDecoder.decode(raw))
             } catch {
                 return .failure(error)
             }
@@ -48,17 +48,11 @@ public enum BatchCodec {
 
     /// Decodes an encoded batch from borrowed bytes.
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws(BatchCodecError) -> Batch {
-        try BatchDecoder.decode(bytes, verifyChecksum: true)
+        try BatchDecoder.decode(bytes)
     }
 
     /// Whether `bytes` start like an encoded batch (the magic), without decoding it.
     public static func looksLikeBatch(_ bytes: some Collection<UInt8>) -> Bool {
         bytes.starts(with: magic)
-    }
-
-    /// Decodes without verifying the checksum — only for fuzzing and tests that probe the
-    /// structure checks behind it. Production code uses `decode(_:)`.
-    public static func decodeIgnoringChecksum(_ bytes: UnsafeRawBufferPointer) throws(BatchCodecError) -> Batch {
-        try BatchDecoder.decode(bytes, verifyChecksum: false)
     }
 }

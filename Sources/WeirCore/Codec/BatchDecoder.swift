@@ -1,7 +1,7 @@
 /// Reads one batch in the format of `FORMAT.md`. Every count and length is checked
 /// against the bytes that remain before it sizes anything.
 enum BatchDecoder {
-    static func decode(_ bytes: UnsafeRawBufferPointer, verifyChecksum: Bool) throws(BatchCodecError) -> Batch {
+    static func decode(_ bytes: UnsafeRawBufferPointer) throws(BatchCodecError) -> Batch {
         let total = bytes.count
         for i in 0..<BatchCodec.magic.count {
             guard i < total else {
@@ -20,14 +20,12 @@ enum BatchDecoder {
             throw BatchCodecError(.truncated, at: total, "\(total) bytes is shorter than the \(minimum)-byte header and checksum")
         }
         let bodyEnd = total - BatchCodec.trailerSize
-        if verifyChecksum {
-            var stored: UInt32 = 0
-            for k in 0..<4 { stored |= UInt32(bytes[bodyEnd + k]) << (8 * k) }
-            let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<bodyEnd]))
-            guard stored == computed else {
-                throw BatchCodecError(.checksumMismatch, at: bodyEnd,
-                                      "stored CRC-32C is \(hex(stored)), the bytes give \(hex(computed)) (damaged or truncated)")
-            }
+        var stored: UInt32 = 0
+        for k in 0..<4 { stored |= UInt32(bytes[bodyEnd + k]) << (8 * k) }
+        let computed = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<bodyEnd]))
+        guard stored == computed else {
+            throw BatchCodecError(.checksumMismatch, at: bodyEnd,
+                                  "stored CRC-32C is \(hex(stored)), the bytes give \(hex(computed)) (damaged or truncated)")
         }
         guard bytes[5] == 0 else {
             throw BatchCodecError(.malformed, at: 5, "flags byte is \(bytes[5]) (version 1 defines none)")
