@@ -56,7 +56,9 @@ final class ChunkSealer: Sendable {
             }
             if input.isEmpty { return nil }
             do {
-                let outcome = try buffer.seal(input, caps: caps, inFlight: inFlight.snapshot, now: now)
+                let outcome = try inFlight.withLock { sending in
+                    try buffer.seal(input, caps: caps, inFlight: sending, now: now)
+                }
                 metrics.recordSeal(input: input, outcome: outcome, bufferedBytes: buffer.bufferedBytes)
                 if outcome.evictedChunks > 0 {
                     logger.warning("buffer cap reached: evicted oldest chunks into the drop ledger",
@@ -81,10 +83,14 @@ final class ChunkSealer: Sendable {
 }
 
 /// The chunk sequence numbers the uplink is sending right now; eviction skips them, so a
-/// chunk is never both forwarded and written to the drop ledger.
+/// chunk is never both forwarded and written to the drop ledger. The lock is held across
+/// the uplink's read of the next chunks and across a seal's eviction, so the two cannot
+/// interleave (a chunk read for sending is marked before eviction can look at it).
 final class InFlightChunks: Sendable {
     private let seqs = Mutex<Set<Int64>>([])
-    var snapshot: Set<Int64> { seqs.withLock { $0 } }
+    func withLock<T>(_ body: (inout Set<Int64>) throws -> T) rethrows -> T {
+        try seqs.withLock { try body(&$0) }
+    }
     func set(_ new: some Sequence<Int64>) { seqs.withLock { $0 = Set(new) } }
     func clear() { seqs.withLock { $0.removeAll() } }
 }

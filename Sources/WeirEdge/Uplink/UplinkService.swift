@@ -34,12 +34,23 @@ struct UplinkService: Service {
     }
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            try await self.loop()
+        // Our own client: a short connect timeout, so a cloud that is down shows up as a
+        // failed attempt (and "retrying" in status) instead of a request waiting it out.
+        var config = HTTPClient.Configuration()
+        config.timeout = .init(connect: .seconds(3), read: .milliseconds(configuration.uplink.timeout.milliseconds))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await self.loop(client)
+            }
+        } catch {
+            try? await client.shutdown()
+            throw error
         }
+        try? await client.shutdown()
     }
 
-    private func loop() async throws {
+    private func loop(_ client: HTTPClient) async throws {
         var backoff = Backoff(base: configuration.uplink.backoffBase, cap: configuration.uplink.backoffCap)
         var state = "idle"
         var nextSendAt = ContinuousClock.now
@@ -47,7 +58,7 @@ struct UplinkService: Service {
         defer { inFlight.clear() }
         while !Task.isCancelled {
             do {
-                try await step(&current, &backoff, &state, &nextSendAt)
+                try await step(client, &current, &backoff, &state, &nextSendAt)
             } catch is CancellationError {
                 return
             } catch {
@@ -59,7 +70,7 @@ struct UplinkService: Service {
         }
     }
 
-    private func step(_ current: inout UplinkBatch?, _ backoff: inout Backoff, _ state: inout String,
+    private func step(_ client: HTTPClient, _ current: inout UplinkBatch?, _ backoff: inout Backoff, _ state: inout String,
                       _ nextSendAt: inout ContinuousClock.Instant) async throws {
         if current == nil {
             current = try prepareBatch()
@@ -71,7 +82,7 @@ struct UplinkService: Service {
         guard let batch = current else { return }
         inFlight.set(batch.seqs)
 
-        let outcome = await deliver(batch, nextSendAt: &nextSendAt)
+        let outcome = await deliver(batch, client: client, nextSendAt: &nextSendAt)
         switch outcome {
         case .committed:
             try buffer.markForwarded(seqs: batch.seqs, dropIDs: batch.drops.map(\.id), readings: batch.readingCount)
@@ -128,7 +139,11 @@ struct UplinkService: Service {
     /// chunks that fail to decode.
     private func prepareBatch() throws -> UplinkBatch? {
         let u = configuration.uplink
-        let chunks = try buffer.nextChunks(replay: u.replay, maxBytes: u.maxRequestBytes, maxReadings: u.maxRequestReadings)
+        let chunks = try inFlight.withLock { sending in
+            let next = try buffer.nextChunks(replay: u.replay, maxBytes: u.maxRequestBytes, maxReadings: u.maxRequestReadings)
+            sending = Set(next.map(\.seq))
+            return next
+        }
         var parts: [UplinkBatch.Part] = []
         for chunk in chunks {
             do {
@@ -149,20 +164,20 @@ struct UplinkService: Service {
     }
 
     /// Sends `batch`, splitting it on 413 until the pieces fit.
-    private func deliver(_ batch: UplinkBatch, nextSendAt: inout ContinuousClock.Instant) async -> Response {
-        let response = await post(batch, nextSendAt: &nextSendAt)
+    private func deliver(_ batch: UplinkBatch, client: HTTPClient, nextSendAt: inout ContinuousClock.Instant) async -> Response {
+        let response = await post(batch, client: client, nextSendAt: &nextSendAt)
         guard case .tooLarge = response else { return response }
         guard let halves = batch.split(gateway: configuration.gateway) else { return .tooLarge }
         logger.info("cloud said 413: splitting the batch", metadata: ["weir.batch": "\(batch.id)", "weir.readings": "\(batch.readingCount)"])
         for half in halves {
-            let r = await deliver(half, nextSendAt: &nextSendAt)
+            let r = await deliver(half, client: client, nextSendAt: &nextSendAt)
             if case .committed = r { continue }
             return r
         }
         return .committed
     }
 
-    private func post(_ batch: UplinkBatch, nextSendAt: inout ContinuousClock.Instant) async -> Response {
+    private func post(_ batch: UplinkBatch, client: HTTPClient, nextSendAt: inout ContinuousClock.Instant) async -> Response {
         let u = configuration.uplink
         let wire = batch.batch(gateway: configuration.gateway)
         let body: [UInt8]
@@ -191,7 +206,7 @@ struct UplinkService: Service {
         request.headers.add(name: "Content-Length", value: "\(body.count)")
         request.body = .bytes(ByteBuffer(bytes: body))
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(u.timeout.milliseconds))
+            let response = try await client.execute(request, timeout: .milliseconds(u.timeout.milliseconds))
             let status = Int(response.status.code)
             let text = String(buffer: try await response.body.collect(upTo: 64 * 1024))
             switch status {

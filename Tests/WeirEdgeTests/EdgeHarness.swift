@@ -1,0 +1,224 @@
+import Foundation
+import Logging
+import WeirCore
+import WeirEdge
+import WeirMQTT
+import WeirTestSupport
+
+/// One end-to-end setup: a temp folder, a real mosquitto, optionally a real weir-cloud,
+/// and weir-edge processes started from a generated config. `shutdown()` stops all of it;
+/// use `withEdgeHarness`, which always calls it.
+final class EdgeHarness: @unchecked Sendable {
+    let dir: TemporaryDirectory
+    let broker: MosquittoBroker
+    let cloudPort: Int
+    var cloud: CloudProcess?
+    var edge: EdgeProcess?
+    let bufferPath: String
+    let configPath: String
+    /// Readings' event times start here (10 minutes ago, so no clock check trips).
+    let baseTs: Int64
+
+    init(dir: TemporaryDirectory, broker: MosquittoBroker, cloudPort: Int, edgeConfig: String) throws {
+        self.dir = dir
+        self.broker = broker
+        self.cloudPort = cloudPort
+        bufferPath = dir.file("edge.db")
+        baseTs = (Int64(Date().timeIntervalSince1970 * 1000) / 60_000 - 10) * 60_000
+        configPath = try dir.write("weir-edge.yaml", """
+            gateway: gw-1
+            mqtt:
+              url: \(broker.url)
+              client_id: edge-test-\(broker.port)
+              subscriptions:
+                - topic: devices/{device}/telemetry
+                  format: json
+            buffer:
+              path: \(bufferPath)
+              flush_interval: 100ms
+            uplink:
+              url: http://127.0.0.1:\(cloudPort)
+              backoff_base: 50ms
+              backoff_cap: 500ms
+              timeout: 5s
+            metrics:
+              listen: off
+            \(edgeConfig)
+            """)
+    }
+
+    static func make(edgeConfig: String = "") async throws -> EdgeHarness {
+        let dir = try TemporaryDirectory(prefix: "edge")
+        let broker = try await MosquittoBroker.start(in: dir.path)
+        return try EdgeHarness(dir: dir, broker: broker, cloudPort: try FreePort.allocate(), edgeConfig: edgeConfig)
+    }
+
+    func startCloud(tokens: [String: String] = [:]) async throws {
+        cloud = try await CloudProcess.start(in: dir.path, port: cloudPort, tokens: tokens, windows: ["1s", "60s"])
+    }
+
+    func startEdge(environment: [String: String] = [:]) async throws {
+        edge = try await EdgeProcess.start(config: configPath, in: dir.path, environment: environment)
+    }
+
+    func shutdown() async {
+        if let edge { await edge.process.killNow() }
+        if let cloud { await cloud.kill() }
+        await broker.stop()
+        dir.remove()
+    }
+
+    /// What went on, for failure messages.
+    func logs() -> String {
+        [edge?.process.outputTail(lines: 20), cloud?.process.outputTail(lines: 10)].compactMap { $0 }.joined(separator: "\n")
+    }
+
+    // MARK: Publishing
+
+    /// A publisher over libmosquitto (QoS 1, each publish waits for its PUBACK).
+    func publisher() async throws -> MQTTClient {
+        let client = try MQTTClient(configuration: MQTTConfiguration(port: broker.port, clientID: "pub-\(UInt32.random(in: 0...UInt32.max))",
+                                                                    cleanSession: true), logger: Logger(label: "test-pub"))
+        try await client.connect()
+        return client
+    }
+
+    /// The reading with index `i`: device `d<i % devices>`, one per ms of event time, value `i`.
+    func reading(_ i: Int, devices: Int) -> (topic: String, payload: [UInt8]) {
+        let ts = baseTs + Int64(i)
+        return ("devices/d\(i % devices)/telemetry", Array("{\"ts\": \(ts), \"temp\": \(i)}".utf8))
+    }
+
+    /// Publishes readings `range`, `concurrency` in flight at a time.
+    func publish(_ range: Range<Int>, devices: Int = 4, with client: MQTTClient, concurrency: Int = 16) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = range.lowerBound
+            for _ in 0..<concurrency where next < range.upperBound {
+                let i = next
+                next += 1
+                group.addTask { let m = self.reading(i, devices: devices); try await client.publish(topic: m.topic, payload: m.payload, qos: 1) }
+            }
+            while try await group.next() != nil {
+                if next < range.upperBound {
+                    let i = next
+                    next += 1
+                    group.addTask { let m = self.reading(i, devices: devices); try await client.publish(topic: m.topic, payload: m.payload, qos: 1) }
+                }
+            }
+        }
+    }
+
+    // MARK: The cloud's view
+
+    struct WindowsResponse: Decodable {
+        struct Window: Decodable { var start: Int64; var count: Int64; var sum: Double }
+        var windows: [Window]
+    }
+
+    struct DeviceRow: Decodable {
+        var device: String
+        var readings: Int64
+        var duplicates: Int64
+        var dropped_at_edge: Int64
+    }
+
+    /// Every window of `size` for `temp` of `devices` devices.
+    func windows(devices: Int, size: String) async throws -> [String: [WindowsResponse.Window]] {
+        guard let cloud else { return [:] }
+        var out: [String: [WindowsResponse.Window]] = [:]
+        for d in 0..<devices {
+            let url = "\(cloud.url)/v1/devices/d\(d)/windows?metric=temp&size=\(size)&from=\(baseTs - 3_600_000)&to=\(baseTs + 3_600_000)"
+            let (status, body) = try await HTTPGet.fetch(url)
+            if status == 404 { out["d\(d)"] = []; continue }   // no readings from that device yet
+            guard status == 200 else { throw TestSupportError("GET \(url) → \(status): \(String(decoding: body.prefix(300), as: UTF8.self))") }
+            out["d\(d)"] = try JSONDecoder().decode(WindowsResponse.self, from: body).windows
+        }
+        return out
+    }
+
+    /// Readings counted in the cloud's 60 s windows, over all devices.
+    func cloudCount(devices: Int) async throws -> Int64 {
+        try await windows(devices: devices, size: "60s").values.reduce(0) { $0 + $1.reduce(0) { $0 + $1.count } }
+    }
+
+    func cloudDevices() async throws -> [DeviceRow] {
+        guard let cloud else { return [] }
+        return try await HTTPGet.json([DeviceRow].self, "\(cloud.url)/v1/devices")
+    }
+
+    /// Waits until the cloud's windows hold `expected` readings (or the time is up);
+    /// returns the last count seen.
+    @discardableResult
+    func waitForCloudCount(_ expected: Int64, devices: Int, timeout: Duration = .seconds(30)) async throws -> Int64 {
+        let deadline = ContinuousClock.now + timeout
+        var last: Int64 = -1
+        while ContinuousClock.now < deadline {
+            last = try await cloudCount(devices: devices)
+            if last >= expected { return last }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return last
+    }
+
+    /// The expected 1 s windows of readings `indices` (count and sum per device and start).
+    func expectedWindows(_ indices: some Sequence<Int>, devices: Int) -> [String: [Int64: (count: Int64, sum: Double)]] {
+        var out: [String: [Int64: (count: Int64, sum: Double)]] = [:]
+        for i in indices {
+            let start = WindowMath.start(of: baseTs + Int64(i), size: 1000)
+            out["d\(i % devices)", default: [:]][start, default: (0, 0)].count += 1
+            out["d\(i % devices)", default: [:]][start, default: (0, 0)].sum += Double(i)
+        }
+        return out
+    }
+
+    // MARK: The edge's buffer
+
+    /// Waits until the edge has forwarded everything and taken nothing new for half a
+    /// second (the broker's queue for it is empty).
+    func waitForDrain(timeout: Duration = .seconds(20)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        var last: Int64 = -1
+        var stableSince = ContinuousClock.now
+        while ContinuousClock.now < deadline {
+            let s = try status()
+            let taken = s.counters["messages"] ?? 0
+            if taken != last || s.chunks > 0 || s.pendingDropRows > 0 {
+                last = taken
+                stableSince = ContinuousClock.now
+            } else if ContinuousClock.now - stableSince > .milliseconds(500) {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    func status() throws -> EdgeStatus {
+        try EdgeBuffer.openReadOnly(path: bufferPath).status()
+    }
+
+    /// Waits until `condition` holds for the buffer's status.
+    @discardableResult
+    func waitForStatus(timeout: Duration = .seconds(20), _ condition: (EdgeStatus) -> Bool) async throws -> EdgeStatus {
+        let deadline = ContinuousClock.now + timeout
+        var last = try status()
+        while !condition(last) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            last = try status()
+        }
+        return last
+    }
+}
+
+/// Runs `body` with a harness that is always shut down (processes killed, folder removed).
+func withEdgeHarness<T>(edgeConfig: String = "", _ body: (EdgeHarness) async throws -> T) async throws -> T {
+    let harness = try await EdgeHarness.make(edgeConfig: edgeConfig)
+    do {
+        let result = try await body(harness)
+        await harness.shutdown()
+        return result
+    } catch {
+        print(harness.logs())
+        await harness.shutdown()
+        throw error
+    }
+}
