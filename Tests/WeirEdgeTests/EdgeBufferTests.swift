@@ -1,0 +1,142 @@
+import Foundation
+import GRDB
+import Testing
+import WeirCompression
+import WeirCore
+import WeirEdge
+import WeirTestSupport
+
+@Suite("weir-edge SQLite buffer")
+struct EdgeBufferTests {
+    static let caps = BufferCaps(maxBytes: 1 << 30, maxAgeMs: 7 * 86_400_000, maxDeadLetters: 100)
+
+    static func readings(_ range: Range<Int>, device: String = "d1") -> [Reading] {
+        range.map { Reading(device: device, metric: "temp", ts: 1_732_540_000_000 + Int64($0) * 1000, value: Double($0) / 10) }
+    }
+
+    @Test("sealed chunks come back in sequence order, survive reopening, and go only when forwarded")
+    func sealForwardReopen() async throws {
+        try await withTemporaryDirectory { dir in
+            let path = dir.file("b.db")
+            do {
+                let buffer = try EdgeBuffer.open(path: path, gateway: "gw-1")
+                let a = try buffer.seal(SealInput(readings: Self.readings(0..<100), counters: ["accepted_readings": 100]), caps: Self.caps)
+                let b = try buffer.seal(SealInput(readings: Self.readings(100..<150)), caps: Self.caps)
+                #expect(a.seq! < b.seq!)
+            }
+            let buffer = try EdgeBuffer.open(path: path, gateway: "gw-1")
+            let chunks = try buffer.nextChunks(replay: .oldestFirst, maxBytes: 1 << 20, maxReadings: 1000)
+            #expect(chunks.map(\.readings) == [100, 50])
+            let decoded = try WireBatch.decode(chunks[0].body, maxSize: 1 << 20)
+            #expect(decoded.readings == Self.readings(0..<100))
+            let newestFirst = try buffer.nextChunks(replay: .liveFirst, maxBytes: 1 << 20, maxReadings: 1000)
+            #expect(newestFirst.map(\.readings) == [50, 100])
+            // The readings cap keeps a request small (but always at least one chunk).
+            #expect(try buffer.nextChunks(replay: .oldestFirst, maxBytes: 1 << 20, maxReadings: 120).count == 1)
+            try buffer.markForwarded(seqs: [chunks[0].seq], dropIDs: [], readings: 100)
+            let status = try buffer.status()
+            #expect(status.chunks == 1)
+            #expect(status.readings == 50)
+            #expect(status.counters["forwarded_readings"] == 100)
+            #expect(status.counters["accepted_readings"] == 100)
+        }
+    }
+
+    @Test("past max_bytes the oldest chunks are evicted into the drop ledger, per series with exact ranges")
+    func evictionWritesLedger() async throws {
+        try await withTemporaryDirectory { dir in
+            let buffer = try EdgeBuffer.open(path: dir.file("b.db"), gateway: "gw-1")
+            var caps = Self.caps
+            caps.maxBytes = 1  // every older chunk must go as soon as a new one arrives
+            try buffer.seal(SealInput(readings: Self.readings(0..<10, device: "a") + Self.readings(0..<5, device: "b")), caps: caps)
+            let first = try buffer.status()
+            #expect(first.chunks == 0, "the only chunk is over the cap too")
+            let drops = try buffer.pendingDrops(limit: 10).map(\.record)
+            #expect(drops == [
+                DropRecord(device: "a", metric: "temp", from: 1_732_540_000_000, to: 1_732_540_009_000, count: 10),
+                DropRecord(device: "b", metric: "temp", from: 1_732_540_000_000, to: 1_732_540_004_000, count: 5),
+            ])
+            #expect(first.counters["evicted_readings"] == 15)
+        }
+    }
+
+    @Test("a chunk being sent is never evicted")
+    func inFlightIsKept() async throws {
+        try await withTemporaryDirectory { dir in
+            let buffer = try EdgeBuffer.open(path: dir.file("b.db"), gateway: "gw-1")
+            let a = try buffer.seal(SealInput(readings: Self.readings(0..<10)), caps: Self.caps)
+            var caps = Self.caps
+            caps.maxBytes = 1
+            try buffer.seal(SealInput(readings: Self.readings(10..<20)), caps: caps, inFlight: [a.seq!])
+            let left = try buffer.nextChunks(replay: .oldestFirst, maxBytes: 1 << 20, maxReadings: 1000)
+            #expect(left.map(\.seq) == [a.seq!])
+            #expect(try buffer.status().counters["evicted_readings"] == 10)
+        }
+    }
+
+    @Test("dead letters keep topic, reason and at most 4 KiB of payload, capped in rows but not in the count")
+    func deadLettersCapped() async throws {
+        try await withTemporaryDirectory { dir in
+            let buffer = try EdgeBuffer.open(path: dir.file("b.db"), gateway: "gw-1")
+            var caps = Self.caps
+            caps.maxDeadLetters = 3
+            let big = [UInt8](repeating: UInt8(ascii: "x"), count: 10_000)
+            let letters = (0..<5).map { DeadLetter(at: Int64($0), topic: "t/\($0)", payload: big, reason: "bad \($0)") }
+            try buffer.seal(SealInput(deadLetters: letters, counters: ["dead_letters": 5]), caps: caps)
+            let kept = try buffer.deadLetters(limit: 10)
+            #expect(kept.map(\.topic) == ["t/4", "t/3", "t/2"])
+            #expect(kept.allSatisfy { $0.payload.count == 4096 })
+            #expect(try buffer.status().counters["dead_letters"] == 5)
+        }
+    }
+
+    @Test("a file that is not SQLite, or another program's database, is a clear error and is left untouched")
+    func foreignOrDamagedFiles() async throws {
+        try await withTemporaryDirectory { dir in
+            let garbage = dir.file("garbage.db")
+            let junk = Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+            try junk.write(to: URL(fileURLWithPath: garbage))
+            #expect(throws: WeirError.self) { try EdgeBuffer.open(path: garbage, gateway: "gw-1") }
+            #expect(try Data(contentsOf: URL(fileURLWithPath: garbage)) == junk)
+
+            let foreign = dir.file("foreign.db")
+            let queue = try DatabaseQueue(path: foreign)
+            try await queue.write { db in try db.execute(sql: "CREATE TABLE invoices (id INTEGER PRIMARY KEY)") }
+            try queue.close()
+            do {
+                _ = try EdgeBuffer.open(path: foreign, gateway: "gw-1")
+                Issue.record("opened another program's database")
+            } catch let error as WeirError {
+                #expect(error.message.contains("another program"))
+            }
+
+            _ = try EdgeBuffer.open(path: dir.file("mine.db"), gateway: "gw-1")
+            do {
+                _ = try EdgeBuffer.open(path: dir.file("mine.db"), gateway: "gw-2")
+                Issue.record("opened gw-1's buffer as gw-2")
+            } catch let error as WeirError {
+                #expect(error.message.contains("belongs to gateway 'gw-1'"))
+            }
+        }
+    }
+
+    @Test("the status and dead-letters commands read the file while it is open for writing (WAL)")
+    func readersWhileWriting() async throws {
+        try await withTemporaryDirectory { dir in
+            let path = dir.file("b.db")
+            let buffer = try EdgeBuffer.open(path: path, gateway: "gw-1")
+            try buffer.seal(SealInput(readings: Self.readings(0..<7),
+                                      deadLetters: [DeadLetter(at: 1, topic: "devices/x/telemetry", payload: Array("{oops".utf8), reason: "not JSON")],
+                                      counters: ["dead_letters": 1]), caps: Self.caps)
+            let status = try await EdgeProcess.runCommand(["status", "--buffer", path, "--json"], in: dir.path)
+            #expect(status.status == 0, "\(status.stderr)")
+            let decoded = try JSONDecoder().decode(EdgeStatus.self, from: Data(status.stdout.utf8))
+            #expect(decoded.readings == 7)
+            #expect(decoded.chunks == 1)
+            let letters = try await EdgeProcess.runCommand(["dead-letters", "--buffer", path], in: dir.path)
+            #expect(letters.stdout.contains("not JSON"))
+            #expect(letters.stdout.contains("{oops"))
+            try buffer.seal(SealInput(readings: Self.readings(7..<9)), caps: Self.caps)
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import Testing
+import WeirCore
+import WeirEdge
+import WeirTestSupport
+
+@Suite("weir-edge configuration")
+struct EdgeConfigurationTests {
+    @Test("the documented edge/weir-edge.yaml loads with its defaults, lists of mappings included")
+    func exampleFileLoads() async throws {
+        let config = try await EdgeConfiguration.load(file: "\(PackagePaths.root)/edge/weir-edge.yaml", environment: [:])
+        #expect(config.gateway == "gw-1")
+        #expect(config.mqtt.url == "mqtt://127.0.0.1:1883")
+        #expect(config.mqtt.subscriptions.count == 1)
+        #expect(config.mqtt.subscriptions[0].topic.subscription == "devices/+/telemetry")
+        #expect(config.mqtt.subscriptions[0].format == .json)
+        #expect(config.buffer.flushInterval == .milliseconds(100))
+        #expect(config.buffer.maxBytes == 1 << 30)
+        #expect(config.buffer.maxAge == .seconds(7 * 86_400))
+        #expect(config.uplink.replay == .oldestFirst)
+        #expect(config.uplink.bandwidth == nil)
+        #expect(config.filters.count == 1)
+        #expect(config.filters[0].match == "*/temp")
+        #expect(config.filters[0].range == RangeSpec(min: -50, max: 150))
+        #expect(config.filters[0].deadband == DeadbandSpec(abs: 0.2, heartbeatMs: 60_000))
+        #expect(config.metrics.listen == "127.0.0.1:9464")
+    }
+
+    @Test("every key can be overridden from the environment, list items by position")
+    func environmentOverrides() async throws {
+        try await withTemporaryDirectory { dir in
+            let file = try dir.write("e.yaml", """
+                gateway: gw-1
+                mqtt:
+                  subscriptions:
+                    - topic: a/{device}
+                      format: json
+                    - topic: b/{device}/x
+                      format: line
+                filters:
+                  - match: "*/temp"
+                    range: {min: 0, max: 10}
+                """)
+            let config = try await EdgeConfiguration.load(file: file, environment: [
+                "WEIR_EDGE_GATEWAY": "gw-9",
+                "WEIR_EDGE_UPLINK_URL": "http://10.0.0.1:9000",
+                "WEIR_EDGE_BUFFER_MAX_BYTES": "512MiB",
+                "WEIR_EDGE_MQTT_SUBSCRIPTIONS_1_FORMAT": "senml",
+                "WEIR_EDGE_FILTERS_0_RANGE_MAX": "99.5",
+                "WEIR_EDGE_UPLINK_REPLAY": "live-first",
+            ])
+            #expect(config.gateway == "gw-9")
+            #expect(config.uplink.url == "http://10.0.0.1:9000")
+            #expect(config.buffer.maxBytes == 512 << 20)
+            #expect(config.mqtt.subscriptions.map(\.format) == [.json, .senml])
+            #expect(config.mqtt.subscriptions[1].topic.device(in: "b/dev-7/x") == "dev-7")
+            #expect(config.filters[0].range == RangeSpec(min: 0, max: 99.5))
+            #expect(config.uplink.replay == .liveFirst)
+        }
+    }
+
+    @Test("a bad config names the key and the problem", arguments: [
+        ("gateway: gw-1\nbuffer:\n  flush_interval: soon\n", "buffer.flush_interval"),
+        ("gateway: gw-1\nbufer:\n  path: x\n", "bufer.path"),
+        ("buffer:\n  path: x\n", "gateway"),
+        ("gateway: gw-1\nmqtt:\n  url: http://broker\n", "mqtt.url"),
+        ("gateway: gw-1\nmqtt:\n  subscriptions:\n    - topic: a/{dev}\n", "mqtt.subscriptions.0.topic"),
+        ("gateway: gw-1\nmqtt:\n  subscriptions:\n    - topic: a/{device}\n      format: xml\n", "mqtt.subscriptions.0.format"),
+        ("gateway: gw-1\nfilters:\n  - match: \"*/t\"\n    range: {min: 5, max: 1}\n", "filters.0"),
+        ("gateway: gw-1\nuplink:\n  replay: newest\n", "uplink.replay"),
+        ("gateway: gw-1\nbuffer:\n  max_bytes: lots\n", "buffer.max_bytes"),
+        ("gateway: bad gateway\n", "gateway"),
+    ])
+    func badConfigNamesKey(yaml: String, key: String) async throws {
+        try await withTemporaryDirectory { dir in
+            let file = try dir.write("bad.yaml", yaml)
+            do {
+                _ = try await EdgeConfiguration.load(file: file, environment: [:])
+                Issue.record("accepted a bad config: \(yaml)")
+            } catch let error as WeirError {
+                #expect(error.code == .badConfig)
+                #expect(error.message.contains("'\(key)'"), "\(error.message)")
+                #expect(!error.message.contains("weir-edge-\(getpid())"), "names the temporary file: \(error.message)")
+            }
+        }
+    }
+
+    @Test("weir-edge run exits non-zero on a bad config before starting anything")
+    func runRefusesBadConfig() async throws {
+        try await withTemporaryDirectory { dir in
+            let file = try dir.write("bad.yaml", "gateway: gw-1\nbuffer:\n  path: \(dir.file("edge.db"))\n  flush_interval: 0ms\n")
+            let result = try await EdgeProcess.runCommand(["run", "--config", file], in: dir.path)
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("buffer.flush_interval"))
+            #expect(!FileManager.default.fileExists(atPath: dir.file("edge.db")), "nothing may start on a bad config")
+        }
+    }
+
+    @Test("topic patterns: the {device} level and MQTT matching")
+    func topicPatterns() {
+        let p = TopicPattern("site/+/{device}/#")
+        #expect(p.subscription == "site/+/+/#")
+        #expect(p.device(in: "site/a/dev1/x/y") == "dev1")
+        #expect(p.matches("site/a/dev1/x"))
+        #expect(!p.matches("other/a/dev1"))
+        #expect(TopicPattern("a/{device}/{device}").problem != nil)
+        #expect(TopicPattern("a/#/b").problem != nil)
+        #expect(TopicPattern("devices/{device}/telemetry").problem == nil)
+    }
+}
