@@ -139,4 +139,22 @@ struct EdgeBufferTests {
             try buffer.seal(SealInput(readings: Self.readings(7..<9)), caps: Self.caps)
         }
     }
+
+    @Test("a batch the cloud refuses for good moves to the rejected table with the response; nothing is deleted silently")
+    func rejectedKeepsChunks() async throws {
+        try await withTemporaryDirectory { dir in
+            let buffer = try EdgeBuffer.open(path: dir.file("b.db"), gateway: "gw-1")
+            let a = try buffer.seal(SealInput(readings: Self.readings(0..<10)), caps: Self.caps)
+            try buffer.reject(seqs: [a.seq!], dropIDs: [], batch: "gw-1:1", status: 422, response: "{\"error\":\"nope\"}")
+            let status = try buffer.status()
+            #expect(status.chunks == 0)
+            #expect(status.rejectedChunks == 1)
+            #expect(buffer.bufferedBytes == 0)
+            let queue = try DatabaseQueue(path: dir.file("b.db"))
+            let row = try await queue.read { db in try Row.fetchOne(db, sql: "SELECT status, response, readings FROM rejected") }
+            #expect(row?["status"] == 422)
+            #expect(row?["readings"] == 10)
+            #expect((row?["response"] as String?)?.contains("nope") == true)
+        }
+    }
 }

@@ -239,4 +239,25 @@ struct EdgeEndToEndTests {
             await pub.disconnect()
         }
     }
+
+    @Test("413 from the cloud: the batch is split until it fits, and every reading arrives once")
+    func tooLargeSplits() async throws {
+        try await withEdgeHarness { h in
+            // JSON bodies (about 70 bytes a reading) against a 4 KiB cap: a backlog batch
+            // must be split by chunks, then chunks by readings.
+            try await h.startEdge(environment: ["WEIR_EDGE_UPLINK_FORMAT": "json"])
+            let pub = try await h.publisher()
+            let n = 1500
+            try await h.publish(0..<n, with: pub)
+            _ = try await h.waitForStatus { $0.readings >= Int64(n) }
+            try await h.startCloud(extraConfig: "max_body: 4KiB\n")
+            let seen = try await h.waitForCloudCount(Int64(n), devices: 4)
+            #expect(seen == Int64(n), "cloud holds \(seen) of \(n)\n\(h.logs())")
+            let drained = try await h.waitForStatus { $0.chunks == 0 }
+            #expect(drained.rejectedChunks == 0)
+            #expect(drained.counters["forwarded_readings"] == Int64(n))
+            #expect(h.edge?.process.standardError.contains("cloud said 413") == true, "the cap was never hit")
+            await pub.disconnect()
+        }
+    }
 }

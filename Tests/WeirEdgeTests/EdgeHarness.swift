@@ -53,8 +53,9 @@ final class EdgeHarness: @unchecked Sendable {
         return try EdgeHarness(dir: dir, broker: broker, cloudPort: try FreePort.allocate(), edgeConfig: edgeConfig)
     }
 
-    func startCloud(tokens: [String: String] = [:]) async throws {
-        cloud = try await CloudProcess.start(in: dir.path, port: cloudPort, tokens: tokens, windows: ["1s", "60s"])
+    func startCloud(tokens: [String: String] = [:], extraConfig: String = "") async throws {
+        cloud = try await CloudProcess.start(in: dir.path, port: cloudPort, tokens: tokens, windows: ["1s", "60s"],
+                                             extraConfig: extraConfig)
     }
 
     func startEdge(environment: [String: String] = [:]) async throws {
