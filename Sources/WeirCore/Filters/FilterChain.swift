@@ -48,7 +48,10 @@ public struct FilterChain: Sendable {
     private let opsOfRule: [Range<Int>]
     private let globs: [NameGlob?]
     private let rateRules: Int
-    private var deviceSlots: [String: Int] = [:]
+    /// Open-addressing index of `devices` by name (FNV-1a of the bytes, linear probing):
+    /// cheaper than a Dictionary's SipHash on this path, which runs once per payload.
+    private var deviceIndex: [Int32] = Array(repeating: -1, count: 64)
+    private var deviceHashes: [UInt64] = Array(repeating: 0, count: 64)
     private var devices: [DeviceState] = []
     private var series: [SeriesState] = []
     private var stages: [StageState] = []
@@ -172,14 +175,13 @@ public struct FilterChain: Sendable {
     /// precise enough for choosing whom to evict.
     private mutating func deviceSlot(for device: String) -> Int {
         if lastSlot >= 0 && device == lastDevice { return lastSlot }
-        let slot: Int
-        if let existing = deviceSlots[device] {
-            slot = existing
-        } else {
-            if deviceSlots.count >= maxDevices { evictLeastRecentlySeen() }
+        let hash = FilterChain.hash(device)
+        var slot = findDevice(device, hash: hash)
+        if slot < 0 {
+            if devices.count >= maxDevices { evictLeastRecentlySeen() }
             slot = devices.count
             devices.append(DeviceState(name: device))
-            deviceSlots[device] = slot
+            insertDevice(slot, hash: hash)
         }
         lastDevice = device
         lastSlot = slot
@@ -187,15 +189,71 @@ public struct FilterChain: Sendable {
         return slot
     }
 
+    static func hash(_ name: String) -> UInt64 {
+        func fnv(_ bytes: some Sequence<UInt8>) -> UInt64 {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+            return h
+        }
+        return name.utf8.withContiguousStorageIfAvailable { fnv($0) } ?? fnv(name.utf8)
+    }
+
+    private func findDevice(_ name: String, hash: UInt64) -> Int {
+        let mask = deviceIndex.count - 1
+        var i = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let slot = Int(deviceIndex[i])
+            if slot < 0 { return -1 }
+            if deviceHashes[i] == hash && devices[slot].name == name { return slot }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// Adds `slot` to the index, growing it to stay at most half full.
+    private mutating func insertDevice(_ slot: Int, hash: UInt64) {
+        if (devices.count + 1) * 2 > deviceIndex.count {
+            reindexDevices(capacity: deviceIndex.count * 2)
+            return // reindexing covered `slot` (it is already in `devices`)
+        }
+        let mask = deviceIndex.count - 1
+        var i = Int(truncatingIfNeeded: hash) & mask
+        while deviceIndex[i] >= 0 { i = (i + 1) & mask }
+        deviceIndex[i] = Int32(slot)
+        deviceHashes[i] = hash
+    }
+
+    private mutating func reindexDevices(capacity: Int) {
+        var size = 64
+        while size < capacity { size *= 2 }
+        deviceIndex = Array(repeating: -1, count: size)
+        deviceHashes = Array(repeating: 0, count: size)
+        let mask = size - 1
+        for slot in devices.indices {
+            let hash = FilterChain.hash(devices[slot].name)
+            var i = Int(truncatingIfNeeded: hash) & mask
+            while deviceIndex[i] >= 0 { i = (i + 1) & mask }
+            deviceIndex[i] = Int32(slot)
+            deviceHashes[i] = hash
+        }
+    }
+
     private mutating func seriesIndex(_ slot: Int, metric: String) -> Int {
         if let lookup = devices[slot].lookup {
             if let found = lookup[metric] { return found }
         } else {
-            var i = 0
+            // Payloads of a device tend to list their metrics in the same order: try the
+            // one after the last match first, then the rest.
             let n = devices[slot].metrics.count
-            while i < n {
-                if devices[slot].metrics[i].name == metric { return devices[slot].metrics[i].series }
+            var i = devices[slot].nextGuess
+            var tried = 0
+            while tried < n {
+                if i >= n { i = 0 }
+                if devices[slot].metrics[i].name == metric {
+                    devices[slot].nextGuess = i + 1
+                    return devices[slot].metrics[i].series
+                }
                 i += 1
+                tried += 1
             }
         }
         if devices[slot].metrics.count >= maxMetricsPerDevice {
@@ -237,7 +295,6 @@ public struct FilterChain: Sendable {
         var newStages: [StageState] = []
         var newBuckets: [BucketState] = []
         var newTokens: [TokenBucket] = []
-        var newSlots: [String: Int] = [:]
         for slot in devices.indices {
             if devices[slot].lastTouched <= keepAfter {
                 for entry in devices[slot].metrics { closeAllBuckets(ofSeries: entry.series) }
@@ -272,7 +329,6 @@ public struct FilterChain: Sendable {
             if device.lookup != nil {
                 device.lookup = Dictionary(uniqueKeysWithValues: device.metrics.map { ($0.name, $0.series) })
             }
-            newSlots[device.name] = newSlot
             newDevices.append(device)
         }
         devices = newDevices
@@ -280,7 +336,7 @@ public struct FilterChain: Sendable {
         stages = newStages
         buckets = newBuckets
         tokenBuckets = newTokens
-        deviceSlots = newSlots
+        reindexDevices(capacity: devices.count * 2 + 2)
         lastSlot = -1
     }
 
@@ -379,6 +435,8 @@ private struct DeviceState: Sendable {
     var lookup: [String: Int]? = nil
     /// Where this device's rate-limit buckets (one per rule) start, or -1.
     var tokenBase = -1
+    /// The metric most likely to come next (see `seriesIndex`).
+    var nextGuess = 0
 
     init(name: String) { self.name = name }
 
