@@ -17,8 +17,11 @@
 ///
 /// **Memory** is bounded: state is kept per series (and per device for rate limits), the
 /// dedup window of a series holds at most `maxDedupEntriesPerSeries` times, and past
-/// `maxDevices` devices the least recently seen half is forgotten (their open buckets
-/// are emitted first, nothing held is lost).
+/// `maxDevices` devices the least recently seen half is forgotten. Nothing held is lost:
+/// their open buckets are emitted first, and their last emitted bucket is remembered so
+/// a returning device's late reading cannot emit a bucket twice. What a forgotten device
+/// does lose is harmless: a repeat may pass dedup (the cloud deduplicates it), one reading
+/// may pass its deadband, its rate limit starts with a full burst.
 ///
 /// ```swift
 /// var chain = FilterChain(rules: [FilterRule(match: "*/temp", deadband: DeadbandSpec(abs: 0.5))])
@@ -62,6 +65,10 @@ public struct FilterChain: Sendable {
     private var lastSlot = -1
     /// Completed buckets not yet handed out.
     private var ready: [Reading] = []
+    /// The last emitted bucket of downsampled series whose device was evicted, so a late
+    /// reading of a returning device cannot emit a bucket a second time. Bounded: cleared
+    /// when it reaches `4 * maxDevices` entries.
+    private var emittedBeforeEviction: [SeriesKey: Int64] = [:]
     /// How many buckets are open, and the earliest end among them.
     private var openBuckets = 0
     private var nextBucketEnd = Int64.max
@@ -269,7 +276,13 @@ public struct FilterChain: Sendable {
         rules: for rule in rules.indices where globs[rule]?.matches(device: name, metric: metric) == true {
             for op in opsOfRule[rule] {
                 if case .downsample = ops[op] {
-                    buckets.append(BucketState(stage: stages.count))
+                    var bucket = BucketState(stage: stages.count)
+                    if !emittedBeforeEviction.isEmpty,
+                       let through = emittedBeforeEviction.removeValue(forKey: SeriesKey(device: name, metric: metric)) {
+                        bucket.emittedAny = true
+                        bucket.emittedThrough = through
+                    }
+                    buckets.append(bucket)
                     stages.append(StageState(op: op, series: series.count, bucket: buckets.count - 1))
                     break rules // downsample ends the chain
                 }
@@ -297,7 +310,10 @@ public struct FilterChain: Sendable {
         var newTokens: [TokenBucket] = []
         for slot in devices.indices {
             if devices[slot].lastTouched <= keepAfter {
-                for entry in devices[slot].metrics { closeAllBuckets(ofSeries: entry.series) }
+                for entry in devices[slot].metrics {
+                    closeAllBuckets(ofSeries: entry.series)
+                    rememberEmitted(ofSeries: entry.series)
+                }
                 continue
             }
             var device = devices[slot]
@@ -338,6 +354,14 @@ public struct FilterChain: Sendable {
         tokenBuckets = newTokens
         reindexDevices(capacity: devices.count * 2 + 2)
         lastSlot = -1
+    }
+
+    private mutating func rememberEmitted(ofSeries s: Int) {
+        let first = series[s].firstStage
+        for k in first..<(first + series[s].stageCount) where stages[k].bucket >= 0 && buckets[stages[k].bucket].emittedAny {
+            if emittedBeforeEviction.count >= maxDevices * 4 { emittedBeforeEviction.removeAll() }
+            emittedBeforeEviction[SeriesKey(device: devices[series[s].device].name, metric: series[s].metric)] = buckets[stages[k].bucket].emittedThrough
+        }
     }
 
     private mutating func closeAllBuckets(ofSeries s: Int) {
