@@ -58,6 +58,8 @@ public struct FilterChain: Sendable {
     private var devices: [DeviceState] = []
     private var series: [SeriesState] = []
     private var stages: [StageState] = []
+    private var dedups: [DedupWindow] = []
+    private var deadbands: [DeadbandState] = []
     private var buckets: [BucketState] = []
     private var tokenBuckets: [TokenBucket] = []
     private var tick: UInt64 = 0
@@ -116,17 +118,18 @@ public struct FilterChain: Sendable {
         var k = series[s].firstStage
         let end = k + series[s].stageCount
         while k < end {
-            switch ops[stages[k].op] {
+            let stage = stages[k]
+            switch ops[Int(stage.op)] {
             case .range(let min, let max, let rule):
                 if !(reading.value >= min && reading.value <= max) {
                     return .deadLetter(reason: rangeReason(reading, min: min, max: max, rule: rule))
                 }
             case .dedup(let windowMs):
-                if stages[k].dedup.seen(reading.ts, window: windowMs, cap: maxDedupEntriesPerSeries) {
+                if dedups[Int(stage.state)].seen(reading.ts, window: windowMs, cap: maxDedupEntriesPerSeries) {
                     return .dropped(reason: .dedup)
                 }
             case .deadband(let abs, let fraction, let heartbeatMs):
-                if !stages[k].deadband.admit(reading, abs: abs, fraction: fraction, heartbeatMs: heartbeatMs) {
+                if !deadbands[Int(stage.state)].admit(reading, abs: abs, fraction: fraction, heartbeatMs: heartbeatMs) {
                     return .dropped(reason: .deadband)
                 }
             case .rate(let perMs, let burst, let rateSlot):
@@ -134,7 +137,7 @@ public struct FilterChain: Sendable {
                     return .dropped(reason: .rateLimit)
                 }
             case .downsample(let bucketMs, _):
-                return downsample(reading, bucket: stages[k].bucket, bucketMs: bucketMs)
+                return downsample(reading, bucket: Int(stage.state), bucketMs: bucketMs)
             }
             k += 1
         }
@@ -275,18 +278,28 @@ public struct FilterChain: Sendable {
         let name = devices[slot].name
         rules: for rule in rules.indices where globs[rule]?.matches(device: name, metric: metric) == true {
             for op in opsOfRule[rule] {
-                if case .downsample = ops[op] {
-                    var bucket = BucketState(stage: stages.count)
+                var state = -1
+                switch ops[op] {
+                case .dedup:
+                    state = dedups.count
+                    dedups.append(DedupWindow())
+                case .deadband:
+                    state = deadbands.count
+                    deadbands.append(DeadbandState())
+                case .downsample:
+                    var bucket = BucketState(series: series.count, op: op)
                     if !emittedBeforeEviction.isEmpty,
                        let through = emittedBeforeEviction.removeValue(forKey: SeriesKey(device: name, metric: metric)) {
                         bucket.emittedAny = true
                         bucket.emittedThrough = through
                     }
+                    state = buckets.count
                     buckets.append(bucket)
-                    stages.append(StageState(op: op, series: series.count, bucket: buckets.count - 1))
-                    break rules // downsample ends the chain
+                case .range, .rate:
+                    break
                 }
-                stages.append(StageState(op: op, series: series.count, bucket: -1))
+                stages.append(StageState(op: Int32(op), state: Int32(state)))
+                if case .downsample = ops[op] { break rules } // downsample ends the chain
             }
         }
         series.append(SeriesState(device: slot, metric: metric, firstStage: firstStage, stageCount: stages.count - firstStage))
@@ -306,6 +319,8 @@ public struct FilterChain: Sendable {
         var newDevices: [DeviceState] = []
         var newSeries: [SeriesState] = []
         var newStages: [StageState] = []
+        var newDedups: [DedupWindow] = []
+        var newDeadbands: [DeadbandState] = []
         var newBuckets: [BucketState] = []
         var newTokens: [TokenBucket] = []
         for slot in devices.indices {
@@ -330,12 +345,23 @@ public struct FilterChain: Sendable {
                 entry.firstStage = newStages.count
                 for k in oldFirst..<(oldFirst + entry.stageCount) {
                     var stage = stages[k]
-                    stage.series = newSeries.count
-                    if stage.bucket >= 0 {
-                        var bucket = buckets[stage.bucket]
-                        bucket.stage = newStages.count
-                        stage.bucket = newBuckets.count
-                        newBuckets.append(bucket)
+                    if stage.state >= 0 {
+                        let old = Int(stage.state)
+                        switch ops[Int(stage.op)] {
+                        case .dedup:
+                            stage.state = Int32(newDedups.count)
+                            newDedups.append(dedups[old])
+                        case .deadband:
+                            stage.state = Int32(newDeadbands.count)
+                            newDeadbands.append(deadbands[old])
+                        case .downsample:
+                            var bucket = buckets[old]
+                            bucket.series = newSeries.count
+                            stage.state = Int32(newBuckets.count)
+                            newBuckets.append(bucket)
+                        case .range, .rate:
+                            break
+                        }
                     }
                     newStages.append(stage)
                 }
@@ -350,6 +376,8 @@ public struct FilterChain: Sendable {
         devices = newDevices
         series = newSeries
         stages = newStages
+        dedups = newDedups
+        deadbands = newDeadbands
         buckets = newBuckets
         tokenBuckets = newTokens
         reindexDevices(capacity: devices.count * 2 + 2)
@@ -358,16 +386,17 @@ public struct FilterChain: Sendable {
 
     private mutating func rememberEmitted(ofSeries s: Int) {
         let first = series[s].firstStage
-        for k in first..<(first + series[s].stageCount) where stages[k].bucket >= 0 && buckets[stages[k].bucket].emittedAny {
+        for k in first..<(first + series[s].stageCount) {
+            guard case .downsample = ops[Int(stages[k].op)], buckets[Int(stages[k].state)].emittedAny else { continue }
             if emittedBeforeEviction.count >= maxDevices * 4 { emittedBeforeEviction.removeAll() }
-            emittedBeforeEviction[SeriesKey(device: devices[series[s].device].name, metric: series[s].metric)] = buckets[stages[k].bucket].emittedThrough
+            emittedBeforeEviction[SeriesKey(device: devices[series[s].device].name, metric: series[s].metric)] = buckets[Int(stages[k].state)].emittedThrough
         }
     }
 
     private mutating func closeAllBuckets(ofSeries s: Int) {
         let first = series[s].firstStage
-        for k in first..<(first + series[s].stageCount) where stages[k].bucket >= 0 {
-            closeBucket(stages[k].bucket)
+        for k in first..<(first + series[s].stageCount) {
+            if case .downsample = ops[Int(stages[k].op)] { closeBucket(Int(stages[k].state)) }
         }
     }
 
@@ -389,7 +418,7 @@ public struct FilterChain: Sendable {
     }
 
     private func bucketSpec(_ b: Int) -> (bucketMs: Int64, aggregate: DownsampleSpec.Aggregate) {
-        if case .downsample(let bucketMs, let aggregate) = ops[stages[buckets[b].stage].op] { return (bucketMs, aggregate) }
+        if case .downsample(let bucketMs, let aggregate) = ops[buckets[b].op] { return (bucketMs, aggregate) }
         return (1, .mean) // not reached: buckets belong to downsample stages only
     }
 
@@ -428,7 +457,7 @@ public struct FilterChain: Sendable {
         case .max: value = a.max
         case .last: value = a.lastValue
         }
-        let s = stages[buckets[b].stage].series
+        let s = buckets[b].series
         ready.append(Reading(device: devices[series[s].device].name, metric: series[s].metric, ts: buckets[b].start, value: value))
         buckets[b].open = false
         buckets[b].emittedAny = true
@@ -486,19 +515,12 @@ private struct SeriesState: Sendable {
     var stageCount: Int
 }
 
-/// One operation's state for one series.
+/// One operation of one series: which operation, and where its state is (an index into
+/// `dedups`, `deadbands` or `buckets` by the operation's kind; -1 for stateless ones).
+/// Eight bytes, so a series' stages share a cache line.
 private struct StageState: Sendable {
-    let op: Int
-    var series: Int
-    var dedup = DedupWindow()
-    var deadband = DeadbandState()
-    /// Index into `buckets` for a downsample stage, else -1.
-    var bucket: Int
-    init(op: Int, series: Int, bucket: Int) {
-        self.op = op
-        self.series = series
-        self.bucket = bucket
-    }
+    var op: Int32
+    var state: Int32
 }
 
 /// The event times of a series seen recently, sorted, from `head` on. The common case —
@@ -592,8 +614,9 @@ private struct TokenBucket: Sendable {
 }
 
 private struct BucketState: Sendable {
-    /// The stage this bucket belongs to.
-    var stage: Int
+    /// The series and the downsample operation this bucket belongs to.
+    var series: Int
+    var op: Int
     var open = false
     var start: Int64 = 0
     var aggregate = WindowAggregate(ts: 0, value: 0)
