@@ -241,6 +241,56 @@ import WeirCore
         }
     }
 
+    @Test func aCrashLosesNoCommittedWindow() async throws {
+        // Windows changed by recent batches live in the window log until a checkpoint;
+        // a store reopened after a crash (no close, no checkpoint) must replay them.
+        let harness = try CloudHarness { $0.windowSizes = [.seconds(10), .seconds(60)] }
+        defer { harness.removeFiles() }
+        let first = try harness.openStore()
+        var expected: [WindowRecord] = []
+        for b in 0..<5 {
+            let rs = readings("d1", (0..<40).map { (t0 + Int64(b * 40 + $0) * 700, Double(($0 * 7) % 11)) })
+                + readings("d2", [(t0 + Int64(b) * 1_000, Double(b))])
+            _ = try await first.apply(DecodedBatch(batch: Batch(gateway: "gw-1", id: "b\(b)", readings: rs)), receivedAt: 0)
+        }
+        expected = try #require(try await first.windows(device: "d1", metric: "temp", sizeMs: 10_000, from: .min, to: .max))
+        let expected60 = try #require(try await first.windows(device: "d1", metric: "temp", sizeMs: 60_000, from: .min, to: .max))
+        #expect(expected.reduce(0) { $0 + $1.aggregate.count } == 200)
+        try first.closeWithoutCheckpoint()
+
+        let reopened = try harness.openStore()
+        #expect(try await reopened.windows(device: "d1", metric: "temp", sizeMs: 10_000, from: .min, to: .max) == expected)
+        #expect(try await reopened.windows(device: "d1", metric: "temp", sizeMs: 60_000, from: .min, to: .max) == expected60)
+        #expect(try await reopened.windows(device: "d2", metric: "temp", sizeMs: 60_000, from: .min, to: .max)?.first?.aggregate.count == 5)
+        // And it keeps reconciling on top of the replayed windows.
+        let outcome = try await reopened.apply(DecodedBatch(batch: Batch(gateway: "gw-1", id: "b9", readings: readings("d2", [(t0 + 5_000, 5), (t0, 0)]))), receivedAt: 0)
+        #expect(outcome.accepted == 1)
+        #expect(outcome.duplicates == 1)
+        #expect(try await reopened.windows(device: "d2", metric: "temp", sizeMs: 60_000, from: .min, to: .max)?.first?.aggregate.count == 6)
+        try await reopened.close()
+    }
+
+    @Test func manyBatchesAcrossCheckpointsKeepExactWindows() async throws {
+        // More batches than the checkpoint interval: windows come from table + log + memory.
+        let harness = try CloudHarness()
+        defer { harness.removeFiles() }
+        let store = try harness.openStore()
+        var total = 0.0
+        for b in 0..<(WindowWriteBack.checkpointEvery * 2 + 5) {
+            let rs = readings("d1", (0..<10).map { (t0 + Int64(b * 10 + $0) * 1_000, Double($0)) })
+            total += 45
+            _ = try await store.apply(DecodedBatch(batch: Batch(gateway: "gw-1", id: "b\(b)", readings: rs)), receivedAt: 0)
+        }
+        let windows = try #require(try await store.windows(device: "d1", metric: "temp", sizeMs: 60_000, from: .min, to: .max))
+        #expect(windows.reduce(0) { $0 + $1.aggregate.count } == Int64((WindowWriteBack.checkpointEvery * 2 + 5) * 10))
+        #expect(windows.reduce(0) { $0 + $1.aggregate.sum } == total)
+        #expect(windows.allSatisfy { $0.aggregate.count == 60 || $0.start == windows.last?.start })
+        try await store.close()
+        let reopened = try harness.openStore()
+        #expect(try await reopened.windows(device: "d1", metric: "temp", sizeMs: 60_000, from: .min, to: .max) == windows)
+        try await reopened.close()
+    }
+
     @Test func concurrentClientsWithOverlappingBatchesMatchSequentialPosting() async throws {
         // 8 clients; client k posts readings [k*50, k*50+100) of three devices, so each
         // reading is in two clients' batches.

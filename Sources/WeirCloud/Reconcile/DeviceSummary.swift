@@ -50,6 +50,9 @@ public struct DeviceDelta: Sendable, Hashable {
     public var tooLate: Int64 = 0
     public var droppedLate: Int64 = 0
     public var droppedAtEdge: Int64 = 0
+    /// Whether the batch touched the device at all (its row is updated even with zero counts,
+    /// for `last_seen` and the watermark).
+    public var touched = false
 
     public init() {}
 }

@@ -15,9 +15,13 @@ import WeirCore
 /// watermark is late (for each window size separately), then the reading advances the
 /// newest ts. So a backlog replayed in event order advances its device's watermark as
 /// it arrives and is not late, and one device never makes another's readings late.
+/// Under `late_policy: drop`, a reading more than `allowed_lateness` past the end of
+/// its earliest-closing window is not applied to any window (so all sizes stay consistent)
+/// and goes to the audit table.
 ///
 /// New readings are folded into per-window deltas in memory and each touched window is
-/// read (unless cached) and written once per batch.
+/// read (unless cached) and written once per batch. Devices and series are interned to
+/// dense slots, so the per-reading work is one string hash and array accesses.
 ///
 /// The caches (device ids and newest ts, series ids, open windows) are valid only while
 /// this reconciler is the store's only writer; a store that shares its database with other
@@ -25,31 +29,35 @@ import WeirCore
 /// caller must call ``invalidateCaches()``, because the transaction rolled back.
 public struct Reconciler: Sendable {
     public let settings: ReconcileSettings
-    /// Open windows kept in memory above this count are swept (closed ones evicted).
-    public var windowCacheLimit = 200_000
 
     struct DeviceState {
         var name: String
         var id: Int64
         var maxTs: Int64?
+        /// The device's series: metric name and series slot (a device has few metrics).
+        var series: [(metric: String, slot: Int)] = []
     }
 
-    struct SeriesRef {
+    struct SeriesState {
         var id: Int64
         var deviceSlot: Int
+        /// Open windows of this series known to be stored, with their stored values.
+        var open: [WindowRecord] = []
     }
 
     struct WindowDelta {
+        var sizeMs: Int64
+        var start: Int64
         var aggregate: WindowAggregate
         var late: Int64
-        var sizeIndex: Int
-        var deviceSlot: Int
     }
 
     private var deviceSlots: [String: Int] = [:]
-    private var deviceStates: [DeviceState] = []
-    private var seriesRefs: [SeriesKey: SeriesRef] = [:]
-    private var windowCache: [WindowKey: WindowRecord] = [:]
+    private var devices: [DeviceState] = []
+    private var series: [SeriesState] = []
+    // Scratch space reused by every batch, indexed by slot.
+    private var windowDeltas: [[WindowDelta]] = []
+    private var deviceDeltas: [DeviceDelta] = []
 
     public init(settings: ReconcileSettings) {
         self.settings = settings
@@ -58,9 +66,10 @@ public struct Reconciler: Sendable {
     /// Forgets everything cached; it is reloaded from the store on demand.
     public mutating func invalidateCaches() {
         deviceSlots.removeAll()
-        deviceStates.removeAll()
-        seriesRefs.removeAll()
-        windowCache.removeAll()
+        devices.removeAll()
+        series.removeAll()
+        windowDeltas.removeAll()
+        deviceDeltas.removeAll()
     }
 
     /// Applies one batch through `session` (inside the caller's transaction).
@@ -73,30 +82,26 @@ public struct Reconciler: Sendable {
         outcome.rejected = decoded.rejected
         let sizes = settings.windowSizesMs
         let moo = settings.maxOutOfOrderMs
-        var deltas: [WindowKey: WindowDelta] = [:]
-        deltas.reserveCapacity(min(batch.readings.count * sizes.count, 1 << 16))
-        var deviceDeltas: [Int: DeviceDelta] = [:]
-        var lastSeriesKey: SeriesKey?
-        var lastRef = SeriesRef(id: 0, deviceSlot: 0)
+        let dropPolicy = settings.latePolicy == .drop
+        var touchedSeries: [Int] = []
+        var touchedDevices: [Int] = []
+        defer {
+            // Leave the scratch space empty even when the batch fails.
+            for slot in touchedSeries where slot < windowDeltas.count { windowDeltas[slot].removeAll(keepingCapacity: true) }
+            for slot in touchedDevices where slot < deviceDeltas.count { deviceDeltas[slot] = DeviceDelta() }
+        }
 
         for (index, reading) in batch.readings.enumerated() {
-            // Batches from one gateway are usually grouped by series; skip the lookup then.
-            let ref: SeriesRef
-            if let lastSeriesKey, lastSeriesKey.device == reading.device, lastSeriesKey.metric == reading.metric {
-                ref = lastRef
-            } else {
-                let key = SeriesKey(device: reading.device, metric: reading.metric)
-                ref = try seriesRef(key, session: &session)
-                lastSeriesKey = key
-                lastRef = ref
-            }
+            let (seriesSlot, slot) = try seriesSlot(device: reading.device, metric: reading.metric, session: &session)
             let ts = reading.ts
-            let maxTs = deviceStates[ref.deviceSlot].maxTs
-            var delta = deviceDeltas[ref.deviceSlot] ?? DeviceDelta()
-            defer { deviceDeltas[ref.deviceSlot] = delta }
+            let maxTs = devices[slot].maxTs
+            if !deviceDeltas[slot].touched {
+                deviceDeltas[slot].touched = true
+                touchedDevices.append(slot)
+            }
 
             if let maxTs, ts < maxTs - settings.rawRetentionMs {
-                delta.tooLate += 1
+                deviceDeltas[slot].tooLate += 1
                 outcome.tooLate += 1
                 let rejectedReading = RejectedReading(
                     index: Self.bodyIndex(of: index, skipping: decoded.rejected),
@@ -116,17 +121,17 @@ public struct Reconciler: Sendable {
                     let end = WindowMath.start(of: ts, size: size) + size
                     if end <= watermark {
                         isLate = true
-                        if settings.latePolicy == .drop, watermark - end > settings.allowedLatenessMs { dropIt = true }
+                        if dropPolicy, watermark - end > settings.allowedLatenessMs { dropIt = true }
                     }
                 }
             }
 
-            if let stored = try session.insertRaw(seriesID: ref.id, ts: ts, value: reading.value, applied: !dropIt) {
+            if let stored = try session.insertRaw(seriesID: series[seriesSlot].id, ts: ts, value: reading.value, applied: !dropIt) {
                 outcome.duplicates += 1
-                delta.duplicates += 1
-                if stored != reading.value, !(stored.isNaN && reading.value.isNaN) {
+                deviceDeltas[slot].duplicates += 1
+                if stored != reading.value {
                     outcome.conflicts += 1
-                    delta.conflicts += 1
+                    deviceDeltas[slot].conflicts += 1
                     logger?.debug("conflicting duplicate; first value kept", metadata: [
                         "weir.device": "\(reading.device)", "weir.metric": "\(reading.metric)", "weir.ts": "\(ts)",
                         "weir.stored": "\(stored)", "weir.received": "\(reading.value)",
@@ -137,77 +142,91 @@ public struct Reconciler: Sendable {
 
             if isLate {
                 outcome.late += 1
-                delta.late += 1
+                deviceDeltas[slot].late += 1
             }
             if maxTs == nil || ts > maxTs! {
-                deviceStates[ref.deviceSlot].maxTs = ts
+                devices[slot].maxTs = ts
             }
             if dropIt {
                 outcome.droppedLate += 1
-                delta.droppedLate += 1
-                try session.recordLateDrop(seriesID: ref.id, ts: ts, value: reading.value,
+                deviceDeltas[slot].droppedLate += 1
+                try session.recordLateDrop(seriesID: series[seriesSlot].id, ts: ts, value: reading.value,
                                            watermark: watermark ?? ts, receivedAt: receivedAt)
                 continue
             }
             outcome.accepted += 1
-            delta.readings += 1
-            for (sizeIndex, size) in sizes.enumerated() {
+            deviceDeltas[slot].readings += 1
+            if windowDeltas[seriesSlot].isEmpty { touchedSeries.append(seriesSlot) }
+            for size in sizes {
                 let start = WindowMath.start(of: ts, size: size)
                 let windowLate: Int64 = (watermark.map { start + size <= $0 } ?? false) ? 1 : 0
-                let key = WindowKey(seriesID: ref.id, sizeMs: size, start: start)
-                if var existing = deltas[key] {
-                    existing.aggregate.add(ts: ts, value: reading.value)
-                    existing.late += windowLate
-                    deltas[key] = existing
+                if let i = windowDeltas[seriesSlot].firstIndex(where: { $0.start == start && $0.sizeMs == size }) {
+                    windowDeltas[seriesSlot][i].aggregate.add(ts: ts, value: reading.value)
+                    windowDeltas[seriesSlot][i].late += windowLate
                 } else {
-                    deltas[key] = WindowDelta(aggregate: WindowAggregate(ts: ts, value: reading.value),
-                                              late: windowLate, sizeIndex: sizeIndex, deviceSlot: ref.deviceSlot)
+                    windowDeltas[seriesSlot].append(WindowDelta(sizeMs: size, start: start,
+                                                                aggregate: WindowAggregate(ts: ts, value: reading.value), late: windowLate))
                 }
             }
         }
 
         // Fold the deltas into the stored windows, each touched window once.
-        for (key, delta) in deltas {
-            var record: WindowRecord
-            if let cached = windowCache[key] {
-                record = cached
-                record.aggregate.merge(delta.aggregate)
-            } else if let stored = try session.window(key) {
-                record = stored
-                record.aggregate.merge(delta.aggregate)
-            } else {
-                record = WindowRecord(sizeMs: key.sizeMs, start: key.start, aggregate: delta.aggregate)
+        for seriesSlot in touchedSeries {
+            let seriesID = series[seriesSlot].id
+            let watermark = devices[series[seriesSlot].deviceSlot].maxTs.map { $0 - moo }
+            for delta in windowDeltas[seriesSlot] {
+                var record: WindowRecord
+                var isNew = false
+                let cachedIndex = series[seriesSlot].open.firstIndex { $0.start == delta.start && $0.sizeMs == delta.sizeMs }
+                if let cachedIndex {
+                    record = series[seriesSlot].open[cachedIndex]
+                    record.aggregate.merge(delta.aggregate)
+                } else if let stored = try session.window(WindowKey(seriesID: seriesID, sizeMs: delta.sizeMs, start: delta.start)) {
+                    record = stored
+                    record.aggregate.merge(delta.aggregate)
+                } else {
+                    record = WindowRecord(sizeMs: delta.sizeMs, start: delta.start, aggregate: delta.aggregate)
+                    isNew = true
+                }
+                if delta.late > 0 {
+                    record.late += delta.late
+                    record.revision += 1
+                }
+                try session.saveWindow(seriesID: seriesID, record, isNew: isNew)
+                // Keep open windows in memory (they will be touched again); forget closed ones.
+                let open = watermark.map { record.end > $0 } ?? true
+                switch (cachedIndex, open) {
+                case (let i?, true): series[seriesSlot].open[i] = record
+                case (let i?, false): series[seriesSlot].open.remove(at: i)
+                case (nil, true): series[seriesSlot].open.append(record)
+                case (nil, false): break
+                }
             }
-            if delta.late > 0 {
-                record.late += delta.late
-                record.revision += 1
-            }
-            try session.saveWindow(seriesID: key.seriesID, record)
-            let watermark = deviceStates[delta.deviceSlot].maxTs.map { $0 - moo }
-            if let watermark, record.end <= watermark {
-                windowCache.removeValue(forKey: key)
-            } else {
-                windowCache[key] = record
+            if let watermark, series[seriesSlot].open.count > sizes.count * 4 {
+                series[seriesSlot].open.removeAll { $0.end <= watermark }
             }
         }
-        if windowCache.count > windowCacheLimit { sweepWindowCache() }
 
         // Drop-ledger rows from the edge.
         for (index, drop) in batch.drops.enumerated() {
             let slot = try deviceSlot(drop.device, session: &session)
-            let stored = try session.recordEdgeDrop(deviceID: deviceStates[slot].id, drop: drop, gateway: batch.gateway,
+            let stored = try session.recordEdgeDrop(deviceID: devices[slot].id, drop: drop, gateway: batch.gateway,
                                                     batch: batch.id, index: index, receivedAt: receivedAt)
             if stored {
-                deviceDeltas[slot, default: DeviceDelta()].droppedAtEdge += drop.count
+                if !deviceDeltas[slot].touched {
+                    deviceDeltas[slot].touched = true
+                    touchedDevices.append(slot)
+                }
+                deviceDeltas[slot].droppedAtEdge += drop.count
             }
         }
 
-        for (slot, delta) in deviceDeltas {
-            let state = deviceStates[slot]
+        for slot in touchedDevices {
+            let state = devices[slot]
             if let maxTs = state.maxTs {
                 outcome.newestWatermark = max(outcome.newestWatermark ?? Int64.min, maxTs - moo)
             }
-            try session.updateDevice(id: state.id, maxTs: state.maxTs, lastSeen: receivedAt, delta: delta)
+            try session.updateDevice(id: state.id, maxTs: state.maxTs, lastSeen: receivedAt, delta: deviceDeltas[slot])
         }
         for rejectedReading in decoded.rejected {
             try session.recordRejected(gateway: batch.gateway, batch: batch.id, reading: rejectedReading, receivedAt: receivedAt)
@@ -217,42 +236,38 @@ public struct Reconciler: Sendable {
         return outcome
     }
 
-    /// The watermark the reconciler currently holds for a device (for metrics), if cached.
+    /// The watermark the reconciler currently holds for a device, if cached.
     public func cachedWatermark(device: String) -> Int64? {
         guard let slot = deviceSlots[device] else { return nil }
-        return deviceStates[slot].maxTs.map { $0 - settings.maxOutOfOrderMs }
+        return devices[slot].maxTs.map { $0 - settings.maxOutOfOrderMs }
     }
 
-    private mutating func seriesRef<Session: ReconcileSession>(_ key: SeriesKey, session: inout Session) throws -> SeriesRef {
-        if let ref = seriesRefs[key] { return ref }
-        let slot = try deviceSlot(key.device, session: &session)
-        let id = try session.series(deviceID: deviceStates[slot].id, metric: key.metric)
-        let ref = SeriesRef(id: id, deviceSlot: slot)
-        seriesRefs[key] = ref
-        return ref
+    /// The series slot and device slot of `(device, metric)`, interning both if new.
+    @inline(__always)
+    private mutating func seriesSlot<Session: ReconcileSession>(
+        device: String, metric: String, session: inout Session
+    ) throws -> (series: Int, device: Int) {
+        let slot = try deviceSlot(device, session: &session)
+        for entry in devices[slot].series where entry.metric == metric {
+            return (entry.slot, slot)
+        }
+        let id = try session.series(deviceID: devices[slot].id, metric: metric)
+        let seriesSlot = series.count
+        series.append(SeriesState(id: id, deviceSlot: slot))
+        windowDeltas.append([])
+        devices[slot].series.append((metric, seriesSlot))
+        return (seriesSlot, slot)
     }
 
+    @inline(__always)
     private mutating func deviceSlot<Session: ReconcileSession>(_ name: String, session: inout Session) throws -> Int {
         if let slot = deviceSlots[name] { return slot }
         let (id, maxTs) = try session.device(named: name)
-        let slot = deviceStates.count
-        deviceStates.append(DeviceState(name: name, id: id, maxTs: maxTs))
+        let slot = devices.count
+        devices.append(DeviceState(name: name, id: id, maxTs: maxTs))
+        deviceDeltas.append(DeviceDelta())
         deviceSlots[name] = slot
         return slot
-    }
-
-    /// Evicts cached windows that have closed; if that is not enough, empties the cache.
-    private mutating func sweepWindowCache() {
-        var maxTsBySeries: [Int64: Int64] = [:]
-        for ref in seriesRefs.values {
-            if let maxTs = deviceStates[ref.deviceSlot].maxTs { maxTsBySeries[ref.id] = maxTs }
-        }
-        let moo = settings.maxOutOfOrderMs
-        windowCache = windowCache.filter { key, record in
-            guard let maxTs = maxTsBySeries[key.seriesID] else { return false }
-            return record.end > maxTs - moo
-        }
-        if windowCache.count > windowCacheLimit / 2 { windowCache.removeAll() }
     }
 
     /// Maps an index into the batch's valid readings back to the index in the body.

@@ -17,8 +17,8 @@ public protocol ReconcileSession {
     mutating func insertRaw(seriesID: Int64, ts: Int64, value: Double, applied: Bool) throws -> Double?
     /// A stored window, or `nil`.
     mutating func window(_ key: WindowKey) throws -> WindowRecord?
-    /// Inserts or replaces a window.
-    mutating func saveWindow(seriesID: Int64, _ record: WindowRecord) throws
+    /// Writes a window: an insert when `isNew`, else an update of the stored row.
+    mutating func saveWindow(seriesID: Int64, _ record: WindowRecord, isNew: Bool) throws
     /// Sets the device's newest ts and last-seen time and adds `delta` to its counters.
     mutating func updateDevice(id: Int64, maxTs: Int64?, lastSeen: Int64, delta: DeviceDelta) throws
     /// Keeps an invalid or too-late reading (ignored if this batch's index is already kept).

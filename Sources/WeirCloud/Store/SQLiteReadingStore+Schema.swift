@@ -4,8 +4,14 @@ extension SQLiteReadingStore {
     /// The schema, as GRDB migrations (applied in order, each once, recorded in the file).
     ///
     /// Series are interned to integer ids so the two big tables (`raw`, `windows`) are
-    /// narrow `WITHOUT ROWID` B-trees keyed by `(series_id, ...)`. The PostgreSQL store
-    /// keys the same tables by device first so they distribute on Citus.
+    /// narrow `WITHOUT ROWID` B-trees. Both are keyed **time first**: a batch holds a few
+    /// seconds of readings from thousands of series, and a series-first key scatters them
+    /// over one B-tree leaf per series, so every commit rewrites thousands of pages (measured:
+    /// a plain `INSERT OR IGNORE` of the benchmark's readings runs at 110k/s keyed
+    /// `(series_id, ts)` and 1.2M/s keyed `(ts, series_id)`). Lookups by identity are primary
+    /// key lookups either way; the window query goes through `windows_by_series`, whose
+    /// entries change only when a window is created. The PostgreSQL store keys its tables by
+    /// device first so they distribute on Citus.
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
@@ -36,7 +42,7 @@ extension SQLiteReadingStore {
                     ts INTEGER NOT NULL,
                     value REAL NOT NULL,
                     applied INTEGER NOT NULL DEFAULT 1,
-                    PRIMARY KEY (series_id, ts)
+                    PRIMARY KEY (ts, series_id)
                 ) WITHOUT ROWID;
                 CREATE TABLE windows (
                     series_id INTEGER NOT NULL,
@@ -52,8 +58,9 @@ extension SQLiteReadingStore {
                     last_value REAL NOT NULL,
                     revision INTEGER NOT NULL DEFAULT 0,
                     late INTEGER NOT NULL DEFAULT 0,
-                    PRIMARY KEY (series_id, size_ms, start)
+                    PRIMARY KEY (size_ms, start, series_id)
                 ) WITHOUT ROWID;
+                CREATE UNIQUE INDEX windows_by_series ON windows (series_id, size_ms, start);
                 -- Readings of accepted batches that broke the data model or came too late.
                 CREATE TABLE rejected (
                     gateway TEXT NOT NULL,
@@ -86,6 +93,12 @@ extension SQLiteReadingStore {
                     received_at INTEGER NOT NULL,
                     PRIMARY KEY (device_id, gateway, batch, idx)
                 ) WITHOUT ROWID;
+                -- Windows changed by recent batches, one row per batch (see WindowWriteBack);
+                -- folded into `windows` and emptied at each checkpoint.
+                CREATE TABLE window_log (
+                    seq INTEGER PRIMARY KEY,
+                    data BLOB NOT NULL
+                );
                 CREATE TABLE batches (
                     gateway TEXT NOT NULL,
                     batch TEXT NOT NULL,

@@ -16,7 +16,8 @@ import WeirCore
 /// a power cut, not only a crash.
 public final class SQLiteReadingStore: ReadingStore {
     private let pool: DatabasePool
-    private let reconciler: Mutex<Reconciler>
+    /// The writer's in-memory state; also taken by readers that overlay dirty windows.
+    private let state: Mutex<WriterState>
     private let settings: ReconcileSettings
     private let logger: Logger
 
@@ -42,37 +43,75 @@ public final class SQLiteReadingStore: ReadingStore {
             throw WeirError(.storage, "cannot open store sqlite:\(path): \(error)")
         }
         self.settings = settings
-        self.reconciler = Mutex(Reconciler(settings: settings))
+        self.state = Mutex(WriterState(reconciler: Reconciler(settings: settings)))
         self.logger = logger
+        // Fold windows logged before a crash into `windows` now.
+        try pool.write { db in
+            try self.state.withLock { state in try state.writeBack.replay(db) }
+        }
+    }
+
+    struct WriterState {
+        var reconciler: Reconciler
+        var writeBack = WindowWriteBack()
     }
 
     public func apply(_ batch: DecodedBatch, receivedAt: Int64) async throws -> BatchOutcome {
-        let logger = self.logger
-        return try await pool.write { db in
-            try self.reconciler.withLock { reconciler in
-                do {
-                    var session = try SQLiteSession(db)
-                    return try reconciler.apply(batch, receivedAt: receivedAt, session: &session, logger: logger)
-                } catch {
-                    // The transaction rolls back: forget what the caches learnt in it.
-                    reconciler.invalidateCaches()
-                    throw error
-                }
-            }
+        do {
+            return try await pool.write { db in try self.applyLocked(batch, receivedAt: receivedAt, db: db) }
+        } catch {
+            markSuspect()
+            throw error
         }
     }
 
     /// Applies a batch synchronously on the calling thread (benchmarks, tools).
     public func applySync(_ batch: DecodedBatch, receivedAt: Int64) throws -> BatchOutcome {
-        try pool.write { db in
-            try self.reconciler.withLock { reconciler in
+        do {
+            return try pool.write { db in try self.applyLocked(batch, receivedAt: receivedAt, db: db) }
+        } catch {
+            markSuspect()
+            throw error
+        }
+    }
+
+    /// After a failed batch or commit, nothing in memory can be trusted: forget the caches
+    /// and replay the window log before the next batch.
+    private func markSuspect() {
+        state.withLock { state in
+            state.reconciler.invalidateCaches()
+            state.writeBack.needsReplay = true
+        }
+    }
+
+    /// One batch inside GRDB's write transaction. If anything throws, the transaction rolls
+    /// back: the caches and dirty windows learnt in it are dropped, and the next batch
+    /// first rebuilds them from the committed log.
+    private func applyLocked(_ batch: DecodedBatch, receivedAt: Int64, db: Database) throws -> BatchOutcome {
+        try state.withLock { state in
+            do {
+                if state.writeBack.needsReplay { try state.writeBack.replay(db) }
+                var writeBack = WindowWriteBack()
+                swap(&writeBack, &state.writeBack)
+                var session = try SQLiteSession(db, writeBack: writeBack)
+                let outcome: BatchOutcome
                 do {
-                    var session = try SQLiteSession(db)
-                    return try reconciler.apply(batch, receivedAt: receivedAt, session: &session, logger: logger)
+                    outcome = try state.reconciler.apply(batch, receivedAt: receivedAt, session: &session, logger: logger)
+                    try session.writeBack.logPending(db)
+                    if session.writeBack.batchesSinceCheckpoint >= WindowWriteBack.checkpointEvery
+                        || session.writeBack.dirty.count >= WindowWriteBack.checkpointDirtyLimit {
+                        try session.writeBack.checkpoint(db)
+                    }
                 } catch {
-                    reconciler.invalidateCaches()
+                    swap(&session.writeBack, &state.writeBack)
                     throw error
                 }
+                swap(&session.writeBack, &state.writeBack)
+                return outcome
+            } catch {
+                state.reconciler.invalidateCaches()
+                state.writeBack.needsReplay = true
+                throw error
             }
         }
     }
@@ -92,44 +131,48 @@ public final class SQLiteReadingStore: ReadingStore {
     }
 
     public func windows(device: String, metric: String, sizeMs: Int64, from: Int64, to: Int64) async throws -> [WindowRecord]? {
-        try await pool.read { db in
-            guard let deviceID = try Int64.fetchOne(db, sql: "SELECT id FROM devices WHERE name = ?", arguments: [device]) else {
-                return nil
+        // Under the writer's lock, so a checkpoint cannot move dirty windows into the table
+        // between reading the table and overlaying them.
+        try state.withLock { state in
+            try pool.read { db in
+                guard let deviceID = try Int64.fetchOne(db, sql: "SELECT id FROM devices WHERE name = ?", arguments: [device]) else {
+                    return nil
+                }
+                guard let seriesID = try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE device_id = ? AND metric = ?",
+                                                        arguments: [deviceID, metric]) else {
+                    return []
+                }
+                let rows = try Row.fetchCursor(db, sql: """
+                    SELECT start, count, sum, min, max, first_ts, first_value, last_ts, last_value, revision, late
+                    FROM windows WHERE series_id = ? AND size_ms = ? AND start >= ? AND start < ? ORDER BY start
+                    """, arguments: [seriesID, sizeMs, from, to])
+                var byStart: [Int64: WindowRecord] = [:]
+                while let row = try rows.next() {
+                    let aggregate = WindowAggregate(count: row[1], sum: row[2], min: row[3], max: row[4],
+                                                    firstTs: row[5], firstValue: row[6], lastTs: row[7], lastValue: row[8])
+                    byStart[row[0]] = WindowRecord(sizeMs: sizeMs, start: row[0], aggregate: aggregate, revision: row[9], late: row[10])
+                }
+                for (key, record) in state.writeBack.dirty
+                where key.seriesID == seriesID && key.sizeMs == sizeMs && key.start >= from && key.start < to {
+                    byStart[key.start] = record
+                }
+                return byStart.values.sorted { $0.start < $1.start }
             }
-            guard let seriesID = try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE device_id = ? AND metric = ?",
-                                                    arguments: [deviceID, metric]) else {
-                return []
-            }
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT start, count, sum, min, max, first_ts, first_value, last_ts, last_value, revision, late
-                FROM windows WHERE series_id = ? AND size_ms = ? AND start >= ? AND start < ? ORDER BY start
-                """, arguments: [seriesID, sizeMs, from, to])
-            var out: [WindowRecord] = []
-            while let row = try rows.next() {
-                let aggregate = WindowAggregate(count: row[1], sum: row[2], min: row[3], max: row[4],
-                                                firstTs: row[5], firstValue: row[6], lastTs: row[7], lastValue: row[8])
-                out.append(WindowRecord(sizeMs: sizeMs, start: row[0], aggregate: aggregate, revision: row[9], late: row[10]))
-            }
-            return out
         }
     }
 
     public func pruneRaw() async throws -> Int {
         let retention = settings.rawRetentionMs
         return try await pool.write { db in
-            // Per series, so the delete walks the (series_id, ts) key instead of the table.
-            let cutoffs = try Row.fetchAll(db, sql: """
-                SELECT series.id, devices.max_ts FROM series JOIN devices ON devices.id = series.device_id
-                WHERE devices.max_ts IS NOT NULL
-                """)
-            var deleted = 0
-            for row in cutoffs {
-                let seriesID: Int64 = row[0]
-                let maxTs: Int64 = row[1]
-                try db.execute(sql: "DELETE FROM raw WHERE series_id = ? AND ts < ?", arguments: [seriesID, maxTs - retention])
-                deleted += db.changesCount
-            }
-            return deleted
+            // One pass over the old end of the time-first key: rows older than the newest
+            // device's cutoff are candidates, each checked against its own device's cutoff.
+            guard let newest = try Int64.fetchOne(db, sql: "SELECT MAX(max_ts) FROM devices") else { return 0 }
+            try db.execute(sql: """
+                DELETE FROM raw WHERE ts < ? AND ts < (
+                    SELECT devices.max_ts FROM series JOIN devices ON devices.id = series.device_id
+                    WHERE series.id = raw.series_id) - ?
+                """, arguments: [newest - retention, retention])
+            return db.changesCount
         }
     }
 
@@ -138,7 +181,17 @@ public final class SQLiteReadingStore: ReadingStore {
         try await pool.read { db in try Int.fetchOne(db, sql: sql) ?? 0 }
     }
 
+    /// Closes the file as a crash would leave it: no checkpoint of the window log (tests).
+    func closeWithoutCheckpoint() throws {
+        try pool.close()
+    }
+
     public func close() async throws {
+        try await pool.write { db in
+            try self.state.withLock { state in
+                if state.writeBack.needsReplay { try state.writeBack.replay(db) } else { try state.writeBack.checkpoint(db) }
+            }
+        }
         try pool.close()
     }
 

@@ -1,28 +1,25 @@
 import GRDB
 import WeirCore
 
-/// ``ReconcileSession`` on one SQLite write transaction. The per-reading and per-window
-/// statements are prepared once per connection and bound through the C API.
+/// ``ReconcileSession`` on one SQLite write transaction. The per-reading statements are
+/// prepared once per connection and bound through the C API; window writes go to the
+/// ``WindowWriteBack`` (one log row per batch).
 struct SQLiteSession: ReconcileSession {
     let db: Database
+    var writeBack: WindowWriteBack
     private let insertRaw: RawStatement
     private let selectRaw: RawStatement
     private let selectWindow: RawStatement
-    private let upsertWindow: RawStatement
     private let updateDeviceStatement: RawStatement
 
-    init(_ db: Database) throws {
+    init(_ db: Database, writeBack: consuming WindowWriteBack) throws {
         self.db = db
+        self.writeBack = writeBack
         insertRaw = try RawStatement(db, sql: "INSERT OR IGNORE INTO raw (series_id, ts, value, applied) VALUES (?, ?, ?, ?)")
         selectRaw = try RawStatement(db, sql: "SELECT value FROM raw WHERE series_id = ? AND ts = ?")
         selectWindow = try RawStatement(db, sql: """
             SELECT count, sum, min, max, first_ts, first_value, last_ts, last_value, revision, late
             FROM windows WHERE series_id = ? AND size_ms = ? AND start = ?
-            """)
-        upsertWindow = try RawStatement(db, sql: """
-            INSERT OR REPLACE INTO windows
-                (series_id, size_ms, start, count, sum, min, max, first_ts, first_value, last_ts, last_value, revision, late)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         updateDeviceStatement = try RawStatement(db, sql: """
             UPDATE devices SET max_ts = ?, last_seen = ?, readings = readings + ?, duplicates = duplicates + ?,
@@ -66,6 +63,7 @@ struct SQLiteSession: ReconcileSession {
     }
 
     mutating func window(_ key: WindowKey) throws -> WindowRecord? {
+        if let current = writeBack.current(key) { return current }
         let s = selectWindow
         s.bind(1, key.seriesID)
         s.bind(2, key.sizeMs)
@@ -78,23 +76,8 @@ struct SQLiteSession: ReconcileSession {
         return WindowRecord(sizeMs: key.sizeMs, start: key.start, aggregate: aggregate, revision: s.int64(8), late: s.int64(9))
     }
 
-    mutating func saveWindow(seriesID: Int64, _ record: WindowRecord) throws {
-        let s = upsertWindow
-        let a = record.aggregate
-        s.bind(1, seriesID)
-        s.bind(2, record.sizeMs)
-        s.bind(3, record.start)
-        s.bind(4, a.count)
-        s.bind(5, a.sum)
-        s.bind(6, a.min)
-        s.bind(7, a.max)
-        s.bind(8, a.firstTs)
-        s.bind(9, a.firstValue)
-        s.bind(10, a.lastTs)
-        s.bind(11, a.lastValue)
-        s.bind(12, record.revision)
-        s.bind(13, record.late)
-        try s.run()
+    mutating func saveWindow(seriesID: Int64, _ record: WindowRecord, isNew: Bool) throws {
+        writeBack.pending.append((WindowKey(seriesID: seriesID, sizeMs: record.sizeMs, start: record.start), record))
     }
 
     mutating func updateDevice(id: Int64, maxTs: Int64?, lastSeen: Int64, delta: DeviceDelta) throws {
