@@ -159,8 +159,9 @@ let package = Package(
         .executableTarget(
             name: "weir-bench-edge",
             dependencies: [
-                "WeirCore", "WeirCompression", "WeirEdge", "WeirCloud", "WeirMQTT",
+                "WeirCore", "WeirCompression", "WeirEdge", "WeirCloud", "WeirMQTT", "WeirTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "bench/edge",
             swiftSettings: swiftSettings

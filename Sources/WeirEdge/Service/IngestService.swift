@@ -40,14 +40,33 @@ struct IngestService: Service {
             }
             for await message in client.messages {
                 if sealer.ingest(message) >= chunkMax {
-                    try sealer.sealNow()
+                    await sealRetrying(final: false)
                 }
             }
             // The stream only ends after disconnect; wait for the shutdown task too.
-            try await group.waitForAll()
+            try? await group.waitForAll()
         }
-        try sealer.sealNow(final: true)
+        await sealRetrying(final: true)
         logger.info("ingest stopped; everything received is sealed")
+    }
+
+    /// Seals, retrying while the buffer file refuses (disk full, I/O error): the readings
+    /// were acknowledged to the broker, so they must not be dropped; meanwhile the reader
+    /// waits, and the broker holds what comes next.
+    private func sealRetrying(final: Bool) async {
+        var attempt = 0
+        while true {
+            do {
+                try sealer.sealNow(final: final)
+                return
+            } catch {
+                attempt += 1
+                logger.error("sealing a chunk failed; retrying (readings stay in memory)",
+                             metadata: ["weir.error": "\(error)", "weir.attempt": "\(attempt)"])
+                if final && attempt >= 30 { return }
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
     }
 
     /// Connects, retrying while the broker is unreachable (it may start after the edge).
