@@ -260,3 +260,30 @@ struct FilterChainPropertyTests {
         #expect(emitted.count == buckets)
     }
 }
+
+extension FilterChainPropertyTests {
+    /// The dedup window against a plain set: out-of-order times, repeats, growth and
+    /// wrap-around of its ring, many series at once.
+    @Test func dedupMatchesAReferenceSet() {
+        var random = Random(state: 99)
+        let window: Int64 = 3_000
+        var chain = FilterChain(rules: [FilterRule(match: "*/*", dedupWindowMs: window)])
+        var seen: [String: Set<Int64>] = [:]
+        var newest: [String: Int64] = [:]
+        var clock: Int64 = 0
+        var dropped = 0
+        for _ in 0..<50_000 {
+            clock += Int64(random.below(30))
+            let metric = "m\(random.below(20))"
+            let ts = (clock - Int64(random.below(random.below(10) == 0 ? 6_000 : 2_000))) / 100 * 100
+            let reading = Reading(device: "d", metric: metric, ts: ts, value: 1)
+            let expectDrop = ts >= (newest[metric] ?? -1_000_000_000) - window && seen[metric, default: []].contains(ts)
+            let verdict = chain.apply(reading)
+            #expect((verdict == .dropped(reason: .dedup)) == expectDrop, "ts \(ts) of \(metric)")
+            if verdict == .dropped(reason: .dedup) { dropped += 1 }
+            if ts >= (newest[metric] ?? -1_000_000_000) - window { seen[metric, default: []].insert(ts) }
+            newest[metric] = max(newest[metric] ?? .min, ts)
+        }
+        #expect(dropped > 1_000)
+    }
+}

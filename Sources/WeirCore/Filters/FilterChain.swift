@@ -40,7 +40,8 @@ public struct FilterChain: Sendable {
     public var maxDevices = 100_000
     /// Most metrics with state per device; past it that device's state starts afresh.
     public var maxMetricsPerDevice = 4_096
-    /// Most identities a series' dedup window remembers (the oldest go first).
+    /// Most identities a series' dedup window remembers, rounded up to a power of two (the
+    /// oldest go first).
     public var maxDedupEntriesPerSeries = 4_096
 
     // Each rule is compiled to a list of single-purpose operations; a series gets one
@@ -59,6 +60,11 @@ public struct FilterChain: Sendable {
     private var series: [SeriesState] = []
     private var stages: [StageState] = []
     private var dedups: [DedupWindow] = []
+    /// The dedup windows' times: one ring segment per window in one flat array, so
+    /// recording a time touches no per-series allocation. Segments that grew leave their
+    /// old place behind as garbage until the next compaction.
+    private var dedupPool: [Int64] = []
+    private var dedupGarbage = 0
     private var deadbands: [DeadbandState] = []
     private var buckets: [BucketState] = []
     private var tokenBuckets: [TokenBucket] = []
@@ -125,7 +131,7 @@ public struct FilterChain: Sendable {
                     return .deadLetter(reason: rangeReason(reading, min: min, max: max, rule: rule))
                 }
             case .dedup(let windowMs):
-                if dedups[Int(stage.state)].seen(reading.ts, window: windowMs, cap: maxDedupEntriesPerSeries) {
+                if dedupSeen(Int(stage.state), ts: reading.ts, window: windowMs) {
                     return .dropped(reason: .dedup)
                 }
             case .deadband(let abs, let fraction, let heartbeatMs):
@@ -282,7 +288,8 @@ public struct FilterChain: Sendable {
                 switch ops[op] {
                 case .dedup:
                     state = dedups.count
-                    dedups.append(DedupWindow())
+                    dedups.append(DedupWindow(base: dedupPool.count, capacity: DedupWindow.initialCapacity))
+                    dedupPool.append(contentsOf: repeatElement(0, count: DedupWindow.initialCapacity))
                 case .deadband:
                     state = deadbands.count
                     deadbands.append(DeadbandState())
@@ -377,6 +384,7 @@ public struct FilterChain: Sendable {
         series = newSeries
         stages = newStages
         dedups = newDedups
+        compactDedupPool()
         deadbands = newDeadbands
         buckets = newBuckets
         tokenBuckets = newTokens
@@ -401,6 +409,98 @@ public struct FilterChain: Sendable {
     }
 
     // MARK: - Stages
+
+    /// Whether `ts` was seen by dedup window `d` within `window` of its newest time;
+    /// records it when not. The common case — a new latest time — writes one slot and
+    /// reads none; times that fell out of the window are dropped every 32 records, so a
+    /// few stale ones may linger (older than the window, no judged time can match them).
+    private mutating func dedupSeen(_ d: Int, ts: Int64, window: Int64) -> Bool {
+        if ts > dedups[d].newest {
+            dedups[d].newest = ts
+            if dedups[d].count == dedups[d].capacity { makeRoom(d) }
+            let w = dedups[d]
+            dedupPool[w.base + ((w.start + w.count) & (w.capacity - 1))] = ts
+            dedups[d].count += 1
+        } else {
+            // Older than the window: it cannot be judged, let it through unrecorded.
+            if ts < dedups[d].newest &- window { return false }
+            var w = dedups[d]
+            var lo = 0, hi = w.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if dedupPool[w.base + ((w.start + mid) & (w.capacity - 1))] < ts { lo = mid + 1 } else { hi = mid }
+            }
+            if lo < w.count && dedupPool[w.base + ((w.start + lo) & (w.capacity - 1))] == ts { return true }
+            if w.count == w.capacity {
+                if makeRoom(d) { lo -= 1 }
+                if lo < 0 { return false } // older than everything kept at the cap
+                w = dedups[d]
+            }
+            var j = w.count
+            while j > lo {
+                dedupPool[w.base + ((w.start + j) & (w.capacity - 1))] = dedupPool[w.base + ((w.start + j - 1) & (w.capacity - 1))]
+                j -= 1
+            }
+            dedupPool[w.base + ((w.start + lo) & (w.capacity - 1))] = ts
+            dedups[d].count += 1
+        }
+        dedups[d].sinceEviction += 1
+        if dedups[d].sinceEviction >= 32 {
+            dedups[d].sinceEviction = 0
+            var w = dedups[d]
+            let cutoff = w.newest &- window
+            while w.count > 0 && dedupPool[w.base + (w.start & (w.capacity - 1))] < cutoff {
+                w.start = (w.start + 1) & (w.capacity - 1)
+                w.count -= 1
+            }
+            dedups[d] = w
+        }
+        return false
+    }
+
+    /// Frees one slot in full window `d`: grows it (to a new segment at the pool's end)
+    /// up to `maxDedupEntriesPerSeries`, past that forgets the oldest time. Returns
+    /// whether it forgot one.
+    @discardableResult
+    private mutating func makeRoom(_ d: Int) -> Bool {
+        var w = dedups[d]
+        if w.capacity >= maxDedupEntriesPerSeries {
+            w.start = (w.start + 1) & (w.capacity - 1)
+            w.count -= 1
+            dedups[d] = w
+            return true
+        }
+        let newCapacity = w.capacity * 2
+        let newBase = dedupPool.count
+        for j in 0..<w.count {
+            let t = dedupPool[w.base + ((w.start + j) & (w.capacity - 1))]
+            dedupPool.append(t)
+        }
+        dedupPool.append(contentsOf: repeatElement(0, count: newCapacity - w.count))
+        dedupGarbage += w.capacity
+        w.base = newBase
+        w.capacity = newCapacity
+        w.start = 0
+        dedups[d] = w
+        if dedupGarbage > 4_096 && dedupGarbage * 2 > dedupPool.count { compactDedupPool() }
+        return false
+    }
+
+    /// Lays every window out afresh in a new pool, dropping the garbage.
+    private mutating func compactDedupPool() {
+        var pool: [Int64] = []
+        pool.reserveCapacity(dedupPool.count - dedupGarbage)
+        for d in dedups.indices {
+            let w = dedups[d]
+            let base = pool.count
+            for j in 0..<w.count { pool.append(dedupPool[w.base + ((w.start + j) & (w.capacity - 1))]) }
+            pool.append(contentsOf: repeatElement(0, count: w.capacity - w.count))
+            dedups[d].base = base
+            dedups[d].start = 0
+        }
+        dedupPool = pool
+        dedupGarbage = 0
+    }
 
     private func rangeReason(_ reading: Reading, min: Double, max: Double, rule: Int) -> String {
         let bound = reading.value < min ? "below the minimum \(min)" : "above the maximum \(max)"
@@ -523,46 +623,20 @@ private struct StageState: Sendable {
     var state: Int32
 }
 
-/// The event times of a series seen recently, sorted, from `head` on. The common case —
-/// a new latest time — costs one append and no lookup; entries that fell out of the
-/// window are dropped in batches, so between batches a few stale ones may linger (they
-/// are older than the window, so no time that is still judged can match them).
+/// One series' dedup window: a sorted ring of times in `FilterChain.dedupPool`, oldest
+/// at `start`, `capacity` a power of two.
 private struct DedupWindow: Sendable {
-    var times: [Int64] = []
-    var head = 0
+    static let initialCapacity = 8
+    var base: Int
+    var capacity: Int
+    var start = 0
+    var count = 0
     var newest = Int64.min
     var sinceEviction = 0
 
-    /// Whether `ts` was seen within `window` of the newest time; records it when not.
-    mutating func seen(_ ts: Int64, window: Int64, cap: Int) -> Bool {
-        if ts > newest {
-            newest = ts
-            times.append(ts)
-        } else {
-            // Older than the window: it cannot be judged, let it through unrecorded.
-            if ts < newest &- window { return false }
-            var lo = head, hi = times.count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                if times[mid] < ts { lo = mid + 1 } else { hi = mid }
-            }
-            if lo < times.count && times[lo] == ts { return true }
-            times.insert(ts, at: lo)
-        }
-        sinceEviction += 1
-        if sinceEviction >= 32 { evict(window: window, cap: cap) }
-        return false
-    }
-
-    private mutating func evict(window: Int64, cap: Int) {
-        sinceEviction = 0
-        let cutoff = newest &- window
-        while head < times.count && times[head] < cutoff { head += 1 }
-        if times.count - head > cap { head = times.count - cap }
-        if head >= 32 && head * 2 >= times.count {
-            times.removeFirst(head)
-            head = 0
-        }
+    init(base: Int, capacity: Int) {
+        self.base = base
+        self.capacity = capacity
     }
 }
 
