@@ -26,6 +26,7 @@ public struct FilterRule: Sendable, Hashable {
     /// Holds readings and emits one aggregate per bucket.
     public var downsample: DownsampleSpec?
 
+    /// A rule for the series `match` selects, with the stages given (none: it does nothing).
     public init(match: String, range: RangeSpec? = nil, dedupWindowMs: Int64? = nil, deadband: DeadbandSpec? = nil,
                 rateLimitPerSecond: Double? = nil, downsample: DownsampleSpec? = nil) {
         self.match = match

@@ -4,6 +4,7 @@ public struct RangeSpec: Sendable, Hashable {
     public var min: Double?
     public var max: Double?
 
+    /// Bounds, either of which may be left out.
     public init(min: Double? = nil, max: Double? = nil) {
         self.min = min
         self.max = max
@@ -20,6 +21,7 @@ public struct DeadbandSpec: Sendable, Hashable {
     public var percent: Double?
     public var heartbeatMs: Int64?
 
+    /// A band of `abs` units or `percent` of the last passed value, and an optional heartbeat.
     public init(abs: Double? = nil, percent: Double? = nil, heartbeatMs: Int64? = nil) {
         self.abs = abs
         self.percent = percent
@@ -38,9 +40,12 @@ public struct DownsampleSpec: Sendable, Hashable {
         case last
     }
 
+    /// The bucket size, in ms of event time.
     public var bucketMs: Int64
+    /// How a bucket becomes one value.
     public var aggregate: Aggregate
 
+    /// Buckets of `bucketMs` reduced with `aggregate`.
     public init(bucketMs: Int64, aggregate: Aggregate = .mean) {
         self.bucketMs = bucketMs
         self.aggregate = aggregate

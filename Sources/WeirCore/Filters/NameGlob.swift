@@ -22,6 +22,7 @@ public struct NameGlob: Sendable, Hashable, CustomStringConvertible {
         self.bytes = source.contains(UInt8(ascii: "/")) ? source : Array("*/".utf8) + source
     }
 
+    /// The pattern as written.
     public var description: String { pattern }
 
     /// Whether the series `device/metric` matches.

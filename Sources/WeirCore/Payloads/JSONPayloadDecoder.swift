@@ -20,10 +20,12 @@ public struct JSONPayloadDecoder: PayloadDecoder {
     /// The unit of numeric `ts` values.
     public var tsUnit: TimestampUnit
 
+    /// A decoder reading numeric `ts` values in `tsUnit`.
     public init(tsUnit: TimestampUnit = .milliseconds) {
         self.tsUnit = tsUnit
     }
 
+    /// Decodes one payload; never traps, whatever the bytes.
     public func decode(_ payload: [UInt8], context: PayloadContext) -> DecodedPayload {
         payload.withUnsafeBufferPointer { buffer in
             var scanner = JSONScanner(buffer)

@@ -22,10 +22,12 @@ public struct LinePayloadDecoder: PayloadDecoder {
     /// The unit of the timestamps.
     public var precision: TimestampUnit
 
+    /// A decoder reading timestamps in `precision`.
     public init(precision: TimestampUnit = .nanoseconds) {
         self.precision = precision
     }
 
+    /// Decodes every line of one payload; never traps, whatever the bytes.
     public func decode(_ payload: [UInt8], context: PayloadContext) -> DecodedPayload {
         payload.withUnsafeBufferPointer { buffer in
             var state = State(bytes: buffer, context: context, precision: precision)

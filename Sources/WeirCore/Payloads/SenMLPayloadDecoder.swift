@@ -27,8 +27,10 @@ public struct SenMLPayloadDecoder: PayloadDecoder {
     /// The highest SenML version understood.
     public static let supportedVersion = 10
 
+    /// A SenML JSON decoder (it has no settings: times are always seconds).
     public init() {}
 
+    /// Decodes one pack; never traps, whatever the bytes.
     public func decode(_ payload: [UInt8], context: PayloadContext) -> DecodedPayload {
         payload.withUnsafeBufferPointer { buffer in
             var scanner = JSONScanner(buffer)

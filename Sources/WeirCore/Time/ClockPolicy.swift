@@ -24,11 +24,13 @@ public struct ClockPolicy: Sendable, Hashable {
 
     /// How far ahead of the receive time a timestamp may be (config `max_clock_skew`).
     public var maxSkewMs: Int64
+    /// What happens to a bad timestamp (config `on_bad_timestamp`).
     public var onBad: OnBadTimestamp
 
     /// 2000-01-01T00:00:00Z in epoch ms: anything earlier is a reset clock.
     public static let earliestValidTs: Int64 = 946_684_800_000
 
+    /// A policy allowing `maxSkewMs` into the future, handling bad timestamps by `onBad`.
     public init(maxSkewMs: Int64 = 300_000, onBad: OnBadTimestamp = .reject) {
         self.maxSkewMs = maxSkewMs
         self.onBad = onBad
