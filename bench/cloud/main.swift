@@ -1,6 +1,6 @@
 // weir-bench-cloud: reconcile throughput of weir-cloud on its embedded SQLite store.
 //
-//   bench/run cloud [--readings N] [--http-readings N] [--batch N] [--dir PATH]
+//   bench/run cloud [--readings N] [--http-readings N] [--batch N] [--skip-floor] [--dir PATH]
 //
 // Data: N readings (default 10M) over 1,000 devices × 3 metrics at 1 s spacing, in batches
 // of 10k readings, 5% duplicates (from the same and the previous batch), 10% out of order
@@ -10,6 +10,7 @@
 //   2. in-process: SQLiteReadingStore.apply (reconciler + store), windows [60s];
 //   3. over HTTP on loopback: binary wire batches POSTed one at a time to a live server.
 // Prints readings/s of each, the ratio to the floor, first-vs-last million, and RSS.
+// WEIR_CLOUD_WINDOW_WRITEBACK=0 compares against writing every window row per batch.
 import AsyncHTTPClient
 import Foundation
 import GRDB
@@ -28,6 +29,7 @@ struct Options {
     var readings = 10_000_000
     var httpReadings: Int?
     var batchSize = 10_000
+    var skipFloor = false
     var directory = FileManager.default.temporaryDirectory.appendingPathComponent("weir-bench-cloud-\(getpid())").path
 
     init(_ args: [String]) throws {
@@ -43,11 +45,12 @@ struct Options {
             case "--readings": readings = try number(arg)
             case "--http-readings": httpReadings = try number(arg)
             case "--batch": batchSize = try number(arg)
+            case "--skip-floor": skipFloor = true
             case "--dir":
                 guard let v = it.next() else { throw BenchError("--dir needs a path") }
                 directory = v
             case "-h", "--help":
-                print("usage: weir-bench-cloud [--readings N (10000000)] [--http-readings N (= readings)] [--batch N (10000)] [--dir PATH]")
+                print("usage: weir-bench-cloud [--readings N (10000000)] [--http-readings N (= readings)] [--batch N (10000)] [--skip-floor] [--dir PATH]")
                 exit(0)
             default:
                 throw BenchError("unknown argument '\(arg)' (try --help)")
@@ -285,7 +288,8 @@ enum WeirBenchCloud {
             PrometheusExport.bootstrap()
             print("weir-bench-cloud: \(options.readings) readings, 1000 devices × 3 metrics, 1 s spacing, batches of \(options.batchSize), 5% duplicates, 10% out of order")
 
-            let floor = ProcessInfo.processInfo.environment["NOFLOOR"] != nil ? 1.0 : try runFloor(options)
+            // --skip-floor (for quick A/B runs) leaves the ratios meaningless.
+            let floor = options.skipFloor ? Double.nan : try runFloor(options)
             print(String(format: "floor  (plain INSERT OR IGNORE, same readings): %10.0f readings/s", floor))
 
             let inProcess = try runInProcess(options)
