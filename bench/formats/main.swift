@@ -184,8 +184,9 @@ func seconds(_ d: Duration) -> Double {
 
 let clock = ContinuousClock()
 print("weir-bench-formats: \(devices) devices x \(messagesPerDevice) messages x 3 metrics per format, \(rules.count) filter rules, best of \(rounds)")
-print("filter overhead = filters alone (on decoded readings) / parsing alone; 'in-line' = parse+filters / parse - 1")
-print("format  parse-only r/s  parse+filters r/s  filters-only r/s  filter overhead  in-line  passed  held  dropped  emitted")
+print("'filters/parse' = filters alone (on readings decoded beforehand) / parsing alone;")
+print("'in-line' = parse+filters / parse-only - 1, the target's measure (<= 20%), which also pays for the two sharing caches")
+print("format  parse-only r/s  parse+filters r/s  filters-only r/s  filters/parse  in-line  passed  held  dropped  emitted")
 // `weir-bench-formats json line` runs only the formats named.
 let only = Set(CommandLine.arguments.dropFirst().compactMap(PayloadFormat.init(rawValue:)))
 var allOK = true
@@ -216,17 +217,17 @@ for (format, decoder) in [(PayloadFormat.json, JSONPayloadDecoder() as any Paylo
     let bothRate = n / bestBoth
     let overhead = bestFilter / bestParse
     let inline = bestBoth / bestParse - 1
-    let ok = bothRate >= 500_000 && overhead <= 0.20
+    let ok = bothRate >= 500_000 && inline <= 0.20
     allOK = allOK && ok
     func k(_ rate: Double) -> String { "\(Int(rate / 1000))k" }
     func pct(_ x: Double) -> String { fixed(x * 100, 1) + "%" }
-    print("\(format.rawValue.padding(8))\(k(n / bestParse).padding(16))\(k(bothRate).padding(19))\(k(n / bestFilter).padding(18))\(pct(overhead).padding(17))\(pct(inline).padding(9))\(String(bothCounts.passed).padding(8))\(String(bothCounts.held).padding(6))\(String(bothCounts.dropped).padding(9))\(bothCounts.emitted)\(ok ? "" : "   <-- below target")")
+    print("\(format.rawValue.padding(8))\(k(n / bestParse).padding(16))\(k(bothRate).padding(19))\(k(n / bestFilter).padding(18))\(pct(overhead).padding(15))\(pct(inline).padding(9))\(String(bothCounts.passed).padding(8))\(String(bothCounts.held).padding(6))\(String(bothCounts.dropped).padding(9))\(bothCounts.emitted)\(ok ? "" : bothRate < 500_000 ? "   <-- below 500k/s" : "   <-- filters over 20%")")
     if parseCounts.readings != devices * messagesPerDevice * 3 || bothCounts.checksum != filterCounts.checksum {
         print("  !! \(format.rawValue): decoded \(parseCounts.readings) readings (expected \(devices * messagesPerDevice * 3)); checksums \(bothCounts.checksum) vs \(filterCounts.checksum)")
         allOK = false
     }
 }
-print(allOK ? "targets met: >= 500k readings/s with filters, filters <= 20% of parsing" : "TARGETS NOT MET")
+print(allOK ? "targets met: >= 500k readings/s with filters, filters <= 20% over parsing" : "TARGETS NOT MET (see the marked rows)")
 
 extension String {
     func padding(_ width: Int) -> String {
