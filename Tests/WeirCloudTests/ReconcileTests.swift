@@ -217,6 +217,27 @@ import WeirCore
         }
     }
 
+    @Test func readingsOfOneBatchNeverMakeEachOtherLate() async throws {
+        // A backlog batch grouped by series (as the binary codec sends it): ten minutes of
+        // temp, then the same ten minutes of hum. hum must not be late because temp came first.
+        let harness = try CloudHarness()
+        defer { harness.removeFiles() }
+        try await harness.withClient { client in
+            let temp = readings("d1", (0..<600).map { (t0 + Int64($0) * 1_000, 20) }, metric: "temp")
+            let hum = readings("d1", (0..<600).map { (t0 + Int64($0) * 1_000, 50) }, metric: "hum")
+            let (_, answer) = try await client.post(Batch(gateway: "gw-1", id: "backlog", readings: temp + hum))
+            #expect(answer?.accepted == 1_200)
+            #expect(answer?.late == 0)
+            let w = try await client.windows("d1", "hum")
+            #expect(w.count == 10)
+            #expect(w.allSatisfy { $0.count == 60 && $0.late == 0 && $0.revision == 0 })
+            #expect(w.map(\.state) == Array(repeating: "closed", count: 9) + ["open"])
+            // The next batch is judged against the advanced watermark.
+            let (_, next) = try await client.post(Batch(gateway: "gw-1", id: "late", readings: readings("d1", [(t0 + 30_500, 1)], metric: "hum")))
+            #expect(next?.late == 1)
+        }
+    }
+
     @Test func restartKeepsEverything() async throws {
         let harness = try CloudHarness { $0.windowSizes = [.seconds(10), .seconds(60)] }
         defer { harness.removeFiles() }

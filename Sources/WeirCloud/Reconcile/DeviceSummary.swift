@@ -53,6 +53,8 @@ public struct DeviceDelta: Sendable, Hashable {
     /// Whether the batch touched the device at all (its row is updated even with zero counts,
     /// for `last_seen` and the watermark).
     public var touched = false
+    /// The newest event ts of the device's new readings in this batch.
+    public var newestTs: Int64?
 
     public init() {}
 }

@@ -10,11 +10,13 @@ import WeirCore
 /// let outcome = try reconciler.apply(decoded, receivedAt: nowMs, session: &session)
 /// ```
 ///
-/// Readings are taken in batch order. Before each reading, its device's watermark is
-/// `newest ts seen − max_out_of_order`; a reading whose window ends at or before that
-/// watermark is late (for each window size separately), then the reading advances the
-/// newest ts. So a backlog replayed in event order advances its device's watermark as
-/// it arrives and is not late, and one device never makes another's readings late.
+/// A device's watermark is `newest ts seen − max_out_of_order`. A reading is late when its
+/// window ends at or before its device's watermark **as it stood before the batch**; the
+/// batch then advances the watermark to its own newest reading. Readings of one batch
+/// never make each other late, whatever their order in it (the binary codec groups them
+/// by series, so a device's second metric comes after its first has reached the end of
+/// the batch). So a backlog replayed oldest-first advances its device's watermark as it
+/// arrives and is not late, and one device never makes another's readings late.
 /// Under `late_policy: drop`, a reading more than `allowed_lateness` past the end of
 /// its earliest-closing window is not applied to any window (so all sizes stay consistent)
 /// and goes to the audit table.
@@ -91,9 +93,19 @@ public struct Reconciler: Sendable {
             for slot in touchedDevices where slot < deviceDeltas.count { deviceDeltas[slot] = DeviceDelta() }
         }
 
+        var lastDevice = ""
+        var lastMetric = ""
+        var lastSlots = (series: -1, device: -1)
         for (index, reading) in batch.readings.enumerated() {
-            let (seriesSlot, slot) = try seriesSlot(device: reading.device, metric: reading.metric, session: &session)
+            // Binary batches come grouped by series: most readings repeat the last lookup.
+            if lastSlots.series < 0 || reading.device != lastDevice || reading.metric != lastMetric {
+                lastSlots = try seriesSlot(device: reading.device, metric: reading.metric, session: &session)
+                lastDevice = reading.device
+                lastMetric = reading.metric
+            }
+            let (seriesSlot, slot) = lastSlots
             let ts = reading.ts
+            // The watermark before this batch: `maxTs` only moves once the batch is folded in.
             let maxTs = devices[slot].maxTs
             if !deviceDeltas[slot].touched {
                 deviceDeltas[slot].touched = true
@@ -144,8 +156,8 @@ public struct Reconciler: Sendable {
                 outcome.late += 1
                 deviceDeltas[slot].late += 1
             }
-            if maxTs == nil || ts > maxTs! {
-                devices[slot].maxTs = ts
+            if deviceDeltas[slot].newestTs.map({ ts > $0 }) ?? true {
+                deviceDeltas[slot].newestTs = ts
             }
             if dropIt {
                 outcome.droppedLate += 1
@@ -167,6 +179,13 @@ public struct Reconciler: Sendable {
                     windowDeltas[seriesSlot].append(WindowDelta(sizeMs: size, start: start,
                                                                 aggregate: WindowAggregate(ts: ts, value: reading.value), late: windowLate))
                 }
+            }
+        }
+
+        // The batch advances its devices' watermarks.
+        for slot in touchedDevices {
+            if let newest = deviceDeltas[slot].newestTs, devices[slot].maxTs.map({ newest > $0 }) ?? true {
+                devices[slot].maxTs = newest
             }
         }
 
