@@ -54,8 +54,7 @@ public struct FilterChain: Sendable {
     private let rateRules: Int
     /// Open-addressing index of `devices` by name (FNV-1a of the bytes, linear probing):
     /// cheaper than a Dictionary's SipHash on this path, which runs once per payload.
-    private var deviceIndex: [Int32] = Array(repeating: -1, count: 64)
-    private var deviceHashes: [UInt64] = Array(repeating: 0, count: 64)
+    private var deviceIndex: [DeviceIndexEntry] = Array(repeating: DeviceIndexEntry(), count: 64)
     private var devices: [DeviceState] = []
     private var series: [SeriesState] = []
     private var stages: [StageState] = []
@@ -218,9 +217,9 @@ public struct FilterChain: Sendable {
         let mask = deviceIndex.count - 1
         var i = Int(truncatingIfNeeded: hash) & mask
         while true {
-            let slot = Int(deviceIndex[i])
-            if slot < 0 { return -1 }
-            if deviceHashes[i] == hash && devices[slot].name == name { return slot }
+            let entry = deviceIndex[i]
+            if entry.slot < 0 { return -1 }
+            if entry.hash == hash && devices[Int(entry.slot)].name == name { return Int(entry.slot) }
             i = (i + 1) & mask
         }
     }
@@ -233,23 +232,20 @@ public struct FilterChain: Sendable {
         }
         let mask = deviceIndex.count - 1
         var i = Int(truncatingIfNeeded: hash) & mask
-        while deviceIndex[i] >= 0 { i = (i + 1) & mask }
-        deviceIndex[i] = Int32(slot)
-        deviceHashes[i] = hash
+        while deviceIndex[i].slot >= 0 { i = (i + 1) & mask }
+        deviceIndex[i] = DeviceIndexEntry(hash: hash, slot: Int32(slot))
     }
 
     private mutating func reindexDevices(capacity: Int) {
         var size = 64
         while size < capacity { size *= 2 }
-        deviceIndex = Array(repeating: -1, count: size)
-        deviceHashes = Array(repeating: 0, count: size)
+        deviceIndex = Array(repeating: DeviceIndexEntry(), count: size)
         let mask = size - 1
         for slot in devices.indices {
             let hash = FilterChain.hash(devices[slot].name)
             var i = Int(truncatingIfNeeded: hash) & mask
-            while deviceIndex[i] >= 0 { i = (i + 1) & mask }
-            deviceIndex[i] = Int32(slot)
-            deviceHashes[i] = hash
+            while deviceIndex[i].slot >= 0 { i = (i + 1) & mask }
+            deviceIndex[i] = DeviceIndexEntry(hash: hash, slot: Int32(slot))
         }
     }
 
@@ -606,6 +602,11 @@ private struct DeviceState: Sendable {
 private struct MetricEntry: Sendable {
     var name: String
     var series: Int
+}
+
+private struct DeviceIndexEntry: Sendable {
+    var hash: UInt64 = 0
+    var slot: Int32 = -1
 }
 
 private struct SeriesState: Sendable {
