@@ -219,6 +219,7 @@ do {
     say(String(format: "buffer on disk:               %.2f B/reading in chunk bodies, %.2f B/reading as files (db+wal %lld bytes) (target ≤ 4)",
                Double(backlog.bytes) / Double(max(1, backlog.readings)), Double(diskBytes) / Double(max(1, backlog.readings)), diskBytes))
     say("backlog:                      \(backlog.readings) readings in \(backlog.chunks) chunks")
+    say(String(format: "edge peak RSS after ingest:   %.1f MB", Double(peakRSS(edge.pid)) / 1_000_000))
 
     // 3. Drain into a local weir-cloud.
     let cloud = try await CloudProcess.startBinary("\(releaseBin)/weir-cloud", in: dir.path, port: cloudPort)
@@ -235,7 +236,7 @@ do {
     let drainTime = ContinuousClock.now - t2
     let drained = Double(left.counters["forwarded_readings"] ?? 0)
     say(String(format: "drain into weir-cloud:        %.0f readings/s over %.1f s (target ≥ 100000)", drained / drainTime.seconds, drainTime.seconds))
-    say(String(format: "edge peak RSS:                %.1f MB (target < 50)", Double(peakRSS(edge.pid)) / 1_000_000))
+    say(String(format: "edge peak RSS (whole run):    %.1f MB (target < 50)", Double(peakRSS(edge.pid)) / 1_000_000))
     _ = firstForward
     await cleanUp(started)
 } catch {

@@ -42,8 +42,16 @@ public final class EdgeBuffer: Sendable {
         let existed = FileManager.default.fileExists(atPath: path)
         var config = Configuration()
         config.busyMode = .timeout(10)
+        // Two readers are plenty (the uplink and the status refresh); a small page cache
+        // per connection keeps the gateway's memory flat.
+        config.maximumReaderCount = 2
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA cache_size = -1024")
+            // Checkpoint the WAL every 1 MiB and cut it back to that size afterwards, so
+            // the files on disk stay close to what the chunks need.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 256")
+            try db.execute(sql: "PRAGMA journal_size_limit = 1048576")
         }
         do {
             let pool = try DatabasePool(path: path, configuration: config)

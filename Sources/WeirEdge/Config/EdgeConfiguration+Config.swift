@@ -24,7 +24,7 @@ extension EdgeConfiguration {
     /// | `uplink.url` | `http://127.0.0.1:8080` |
     /// | `uplink.token` or `uplink.token_file` | none |
     /// | `uplink.replay` | `oldest-first` (or `live-first`) |
-    /// | `uplink.max_request_bytes` / `uplink.max_request_readings` | `4MiB` / `200000` |
+    /// | `uplink.max_request_bytes` / `uplink.max_request_readings` | `1MiB` / `50000` |
     /// | `uplink.bandwidth` | unlimited (bytes/s, e.g. `64KiB`) |
     /// | `uplink.timeout`, `uplink.backoff_base`, `uplink.backoff_cap` | `30s`, `200ms`, `30s` |
     /// | `uplink.format` | `binary` (or `json`) |

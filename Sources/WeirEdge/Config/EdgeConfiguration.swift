@@ -89,9 +89,9 @@ public struct EdgeConfiguration: Sendable {
         public var token: String?
         public var replay: ReplayOrder = .oldestFirst
         /// Most body bytes in one request (chunks are merged up to this).
-        public var maxRequestBytes: Int64 = 4 << 20
+        public var maxRequestBytes: Int64 = 1 << 20
         /// Most readings in one request.
-        public var maxRequestReadings = 200_000
+        public var maxRequestReadings = 50_000
         /// Bytes per second on the uplink; `nil` is unlimited.
         public var bandwidth: Int64?
         public var timeout: Duration = .seconds(30)
