@@ -70,9 +70,11 @@ struct PayloadJSONTests {
         let out = decode(#"[{"device": "pump-7", "ts": 5000000000000, "rpm": 1200}, {"rpm": 3}]"#, device: nil)
         #expect(out.readings == [Reading(device: "pump-7", metric: "rpm", ts: 5_000_000_000_000, value: 1200)])
         #expect(out.problems.map(\.reason) == [#"element 1: no device (the topic has no {device} level and the object no "device" field)"#])
-        // With a topic device, the field is ignored.
+        // With a topic device, the field is an ordinary one.
         let topic = decode(#"{"device": "other", "rpm": 1}"#)
         #expect(topic.readings.map(\.device) == ["d1"])
+        #expect(decode(#"{"device": 7, "rpm": 1}"#).readings.map(\.metric) == ["device", "rpm"])
+        #expect(decode(#"{"device": 7, "rpm": 1}"#, device: nil).problems.map(\.reason) == ["field 'device': a string expected"])
     }
 
     @Test func numbersAreExact() {

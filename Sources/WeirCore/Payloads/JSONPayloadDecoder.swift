@@ -11,7 +11,8 @@
 /// - Every other number is a metric named by its key; `true`/`false` are 1/0; nested
 ///   objects are flattened with dots (`a.b`). Strings, `null` and arrays are ignored.
 /// - The device is the topic's `{device}` level. When the subscription has none, an
-///   object's `"device"` string field names it; otherwise that field is ignored.
+///   object's `"device"` field (a string) names it; with a topic device, `"device"` is an
+///   ordinary field (a string there is ignored like any other).
 ///
 /// Problems name the element and field (`element 2: field 'temp': value is inf (a finite
 /// number expected)`). A problem in one element does not sink the others, but a payload
@@ -108,7 +109,8 @@ public struct JSONPayloadDecoder: PayloadDecoder {
                 try scanner.appendString(to: &path)
                 try scanner.expect(UInt8(ascii: ":"), "':' after a key")
                 let keyIsTs = topLevel && path.count == 2 && path[0] == UInt8(ascii: "t") && path[1] == UInt8(ascii: "s")
-                let keyIsDevice = topLevel && path.elementsEqual("device".utf8)
+                // Only without a topic device does a "device" field name the device.
+                let keyIsDevice = topLevel && context.device == nil && path.elementsEqual("device".utf8)
                 guard let b = scanner.peek() else { throw scanner.error("expected a value but the payload ends") }
                 switch b {
                 case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
@@ -133,7 +135,7 @@ public struct JSONPayloadDecoder: PayloadDecoder {
                             let shown = String(decoding: text.prefix(40), as: UTF8.self)
                             tsProblem = "field 'ts': '\(shown)' is not an RFC 3339 time"
                         }
-                    } else if keyIsDevice && context.device == nil {
+                    } else if keyIsDevice {
                         device = try scanner.readString()
                     } else {
                         try scanner.skipString()
