@@ -177,6 +177,31 @@ struct FilterChainTests {
         #expect(dedup.apply(r("m", 0, 1)) == .pass(r("m", 0, 1))) // forgotten: past the cap
     }
 
+    @Test func extremeTimesAndValuesDoNotTrap() {
+        var chain = FilterChain(rules: [
+            FilterRule(match: "*/*", range: RangeSpec(min: -1e308, max: 1e308), dedupWindowMs: FilterRule.maxSpanMs,
+                       deadband: DeadbandSpec(abs: 1, heartbeatMs: FilterRule.maxSpanMs), rateLimitPerSecond: 1e9,
+                       downsample: DownsampleSpec(bucketMs: FilterRule.maxSpanMs, aggregate: .max)),
+        ])
+        var held = 0
+        for ts in [Int64.min, Int64.min + 1, -1, 0, 1, Int64.max - 1, Int64.max, Int64.min, Int64.max] {
+            for value in [-1e308, 0, 1e308] {
+                if chain.apply(Reading(device: "d", metric: "m", ts: ts, value: value)) == .held { held += 1 }
+            }
+        }
+        _ = chain.flushDue(now: Int64.max)
+        _ = chain.flushDue(now: Int64.min)
+        let out = chain.flushAll()
+        #expect(held > 0)
+        #expect(out.allSatisfy { $0.value.isFinite })
+        // A mean of huge values does not overflow to infinity.
+        var mean = FilterChain(rules: [FilterRule(match: "*/*", downsample: DownsampleSpec(bucketMs: 1_000, aggregate: .mean))])
+        _ = mean.apply(Reading(device: "d", metric: "m", ts: 1, value: 1.5e308))
+        _ = mean.apply(Reading(device: "d", metric: "m", ts: 2, value: 1.5e308))
+        _ = mean.apply(Reading(device: "d", metric: "m", ts: 3, value: 0))
+        #expect(mean.flushAll() == [Reading(device: "d", metric: "m", ts: 0, value: 1e308)])
+    }
+
     @Test func noRulesPassesEverything() {
         var chain = FilterChain(rules: [])
         #expect(chain.apply(r("m", 1, 1)) == .pass(r("m", 1, 1)))

@@ -524,11 +524,15 @@ public struct FilterChain: Sendable {
     }
 
     private mutating func downsample(_ reading: Reading, bucket b: Int, bucketMs: Int64) -> FilterVerdict {
+        // A time so close to the start of Int64 that its bucket start does not exist (only
+        // a broken clock writes it; the clock policy normally rejects it first).
+        guard reading.ts >= Int64.min + bucketMs else { return .dropped(reason: .downsample) }
         let start = WindowMath.start(of: reading.ts, size: bucketMs)
         if buckets[b].emittedAny && start <= buckets[b].emittedThrough { return .dropped(reason: .downsample) }
         if buckets[b].open {
             if start == buckets[b].start {
                 buckets[b].aggregate.add(ts: reading.ts, value: reading.value)
+                buckets[b].scaledSum += reading.value * 0x1p-64
                 return .held
             }
             if start < buckets[b].start { return .dropped(reason: .downsample) }
@@ -536,6 +540,7 @@ public struct FilterChain: Sendable {
         }
         buckets[b].start = start
         buckets[b].aggregate = WindowAggregate(ts: reading.ts, value: reading.value)
+        buckets[b].scaledSum = reading.value * 0x1p-64
         buckets[b].open = true
         openBuckets += 1
         let end = bucketEnd(b)
@@ -548,7 +553,10 @@ public struct FilterChain: Sendable {
         let a = buckets[b].aggregate
         let value: Double
         switch bucketSpec(b).aggregate {
-        case .mean: value = a.mean
+        case .mean:
+            // A sum of huge finite values can overflow; the scaled sum cannot.
+            value = a.mean.isFinite ? a.mean
+                : Swift.min(.greatestFiniteMagnitude, Swift.max(-.greatestFiniteMagnitude, buckets[b].scaledSum / Double(a.count) * 0x1p64))
         case .min: value = a.min
         case .max: value = a.max
         case .last: value = a.lastValue
@@ -695,6 +703,8 @@ private struct BucketState: Sendable {
     var open = false
     var start: Int64 = 0
     var aggregate = WindowAggregate(ts: 0, value: 0)
+    /// The sum times 2^-64, for a mean when the plain sum overflows.
+    var scaledSum = 0.0
     var emittedAny = false
     var emittedThrough: Int64 = 0
 }
