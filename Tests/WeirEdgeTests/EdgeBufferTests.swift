@@ -157,4 +157,35 @@ struct EdgeBufferTests {
             #expect((row?["response"] as String?)?.contains("nope") == true)
         }
     }
+
+    @Test("a backlog of small chunks is compacted: same readings, same chunk order, fewer bytes, in-flight chunks untouched")
+    func compactionKeepsReadings() async throws {
+        try await withTemporaryDirectory { dir in
+            let buffer = try EdgeBuffer.open(path: dir.file("b.db"), gateway: "gw-1")
+            var all: [Reading] = []
+            var seqs: [Int64] = []
+            for c in 0..<20 {
+                // One reading per series per chunk, as 100 ms chunks from many devices hold.
+                let chunk = (0..<50).map { d in Reading(device: "dev-\(d)", metric: "temp", ts: 1_732_540_000_000 + Int64(c) * 1000, value: 20 + Double((c + d) % 7) / 10) }
+                all += chunk
+                seqs.append(try buffer.seal(SealInput(readings: chunk), caps: Self.caps).seq!)
+            }
+            let before = try buffer.status()
+            let merged = try buffer.compact(targetReadings: 10_000, minChunks: 4, excluding: [seqs[0]])
+            #expect(merged == 18, "chunks 2…20 become one")
+            let after = try buffer.status()
+            #expect(after.chunks == 2)
+            #expect(after.readings == 1000)
+            #expect(after.bytes < before.bytes / 2, "\(before.bytes) → \(after.bytes) bytes")
+            #expect(buffer.bufferedBytes == after.bytes)
+            let chunks = try buffer.nextChunks(replay: .oldestFirst, maxBytes: 1 << 30, maxReadings: 1 << 30)
+            #expect(chunks.map(\.seq) == [seqs[0], seqs[1]])
+            var back: [Reading] = []
+            for c in chunks { back += try WireBatch.decode(c.body, maxSize: 1 << 24).readings }
+            // The codec groups readings by series; the set and each series' order stay.
+            #expect(back.count == all.count)
+            #expect(Set(back) == Set(all), "compaction changed the readings")
+            #expect(try buffer.compact(targetReadings: 10_000, minChunks: 4, excluding: []) == 0, "nothing left worth merging")
+        }
+    }
 }

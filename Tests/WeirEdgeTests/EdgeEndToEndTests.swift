@@ -158,8 +158,10 @@ struct EdgeEndToEndTests {
     @Test("cap reached: oldest chunks evicted, forwarded + dropped (ledger) = accepted, and the cloud reports the drops")
     func capEvictsIntoLedger() async throws {
         try await withEdgeHarness { h in
-            // Small chunks, a tiny cap, the cloud away: eviction must happen.
-            try await h.startEdge(environment: ["WEIR_EDGE_BUFFER_MAX_BYTES": "2KiB", "WEIR_EDGE_BUFFER_CHUNK_MAX_READINGS": "50"])
+            // Small chunks, a tiny cap, the cloud away: eviction must happen. (Requests of
+            // 50 readings also keep the backlog compaction from merging the chunks.)
+            try await h.startEdge(environment: ["WEIR_EDGE_BUFFER_MAX_BYTES": "2KiB", "WEIR_EDGE_BUFFER_CHUNK_MAX_READINGS": "50",
+                                                "WEIR_EDGE_UPLINK_MAX_REQUEST_READINGS": "50"])
             let pub = try await h.publisher()
             let n = 2000
             try await h.publish(0..<n, with: pub)

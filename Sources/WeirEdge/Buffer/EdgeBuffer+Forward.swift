@@ -112,4 +112,39 @@ extension EdgeBuffer {
             }
         }
     }
+
+    /// The batch being sent (chunk seqs and drop ids), kept so that after a restart the
+    /// uplink resends exactly the same batch first: its drop rows then reach the cloud
+    /// under the same id, and the cloud counts them once.
+    public func setOutbox(seqs: [Int64], dropIDs: [Int64]) throws {
+        let text = seqs.map(String.init).joined(separator: ",") + ";" + dropIDs.map(String.init).joined(separator: ",")
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('uplink_outbox', ?)", arguments: [text])
+        }
+    }
+
+    /// The persisted outbox, limited to the chunks and drop rows that still exist.
+    public func outbox() throws -> (chunks: [StoredChunk], drops: [StoredDrop])? {
+        try pool.read { db in
+            guard let text = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'uplink_outbox'"), !text.isEmpty else { return nil }
+            let halves = text.split(separator: ";", omittingEmptySubsequences: false)
+            let seqs = halves.first.map { $0.split(separator: ",").compactMap { Int64($0) } } ?? []
+            let ids = halves.count > 1 ? halves[1].split(separator: ",").compactMap { Int64($0) } : []
+            var chunks: [StoredChunk] = []
+            for seq in seqs {
+                if let row = try Row.fetchOne(db, sql: "SELECT seq, sealed_at, readings, body FROM chunks WHERE seq = ?", arguments: [seq]) {
+                    chunks.append(StoredChunk(seq: row["seq"], sealedAt: row["sealed_at"], readings: row["readings"], body: Array(row["body"] as Data)))
+                }
+            }
+            var drops: [StoredDrop] = []
+            for id in ids {
+                if let row = try Row.fetchOne(db, sql: "SELECT id, device, metric, from_ts, to_ts, count FROM drops WHERE id = ?", arguments: [id]) {
+                    drops.append(StoredDrop(id: row["id"], record: DropRecord(device: row["device"], metric: row["metric"],
+                                                                             from: row["from_ts"], to: row["to_ts"], count: row["count"])))
+                }
+            }
+            if chunks.isEmpty && drops.isEmpty { return nil }
+            return (chunks, drops)
+        }
+    }
 }

@@ -21,6 +21,8 @@ final class ChunkSealer: Sendable {
     let inFlight: InFlightChunks
     let metrics: EdgeMetrics
     let logger: Logger
+    /// Readings a compacted chunk may hold (one request's worth).
+    let compactTarget: Int
     private let state: Mutex<State>
     private let sealing = Mutex(())
 
@@ -31,6 +33,7 @@ final class ChunkSealer: Sendable {
         self.inFlight = inFlight
         self.metrics = metrics
         self.logger = logger
+        self.compactTarget = max(configuration.buffer.chunkMaxReadings, configuration.uplink.maxRequestReadings)
         self.state = Mutex(State(pipeline: IngestPipeline(configuration: configuration)))
     }
 
@@ -57,7 +60,14 @@ final class ChunkSealer: Sendable {
             if input.isEmpty { return nil }
             do {
                 let outcome = try inFlight.withLock { sending in
-                    try buffer.seal(input, caps: caps, inFlight: sending, now: now)
+                    let outcome = try buffer.seal(input, caps: caps, inFlight: sending, now: now)
+                    // A backlog is building: merge its small chunks (best effort).
+                    do {
+                        try buffer.compact(targetReadings: compactTarget, minChunks: 16, excluding: sending, now: now)
+                    } catch {
+                        logger.warning("compacting the backlog failed", metadata: ["weir.error": "\(error)"])
+                    }
+                    return outcome
                 }
                 metrics.recordSeal(input: input, outcome: outcome, bufferedBytes: buffer.bufferedBytes)
                 if outcome.evictedChunks > 0 {

@@ -11,14 +11,15 @@ struct UplinkBatch: Sendable {
 
     var parts: [Part]
     var drops: [StoredDrop]
-    /// `gw-1:000000000005-000000000007`, plus `+d<first>-<last>` for drop rows and `/a`, `/b`
+    /// `gw-1:000000000005-000000000007r1234` (chunks and readings), plus `+d<first>-<last>` for drop rows and `/a`, `/b`
     /// for halves of a chunk split after a 413.
     var id: String
 
     init(gateway: String, parts: [Part], drops: [StoredDrop]) {
         self.parts = parts
         self.drops = drops
-        self.id = UplinkBatch.makeID(gateway: gateway, seqs: parts.map(\.seq), dropIDs: drops.map(\.id))
+        self.id = UplinkBatch.makeID(gateway: gateway, seqs: parts.map(\.seq), dropIDs: drops.map(\.id),
+                                     readings: parts.reduce(0) { $0 + $1.readings.count })
     }
 
     private init(parts: [Part], drops: [StoredDrop], id: String) {
@@ -37,7 +38,10 @@ struct UplinkBatch: Sendable {
         return Batch(gateway: gateway, id: id, readings: readings, drops: drops.map(\.record))
     }
 
-    static func makeID(gateway: String, seqs: [Int64], dropIDs: [Int64]) -> String {
+    /// The same chunks, drop rows and reading count give the same id (a retry, also after
+    /// a restart, is the same batch to the cloud, which deduplicates drop rows by it); a
+    /// chunk that was compacted holds more readings, so its id changes with it.
+    static func makeID(gateway: String, seqs: [Int64], dropIDs: [Int64], readings: Int) -> String {
         func pad(_ n: Int64) -> String {
             let s = String(n)
             return s.count >= 12 ? s : String(repeating: "0", count: 12 - s.count) + s
@@ -49,8 +53,10 @@ struct UplinkBatch: Sendable {
         } else {
             id += "drops"
         }
+        if !seqs.isEmpty { id += "r\(readings)" }
         if let lo = dropIDs.min(), let hi = dropIDs.max() {
             id += "+d\(lo)-\(hi)"
+            if dropIDs.count != Int(hi - lo + 1) { id += "n\(dropIDs.count)" }
         }
         return id
     }

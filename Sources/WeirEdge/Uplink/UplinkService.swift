@@ -55,10 +55,11 @@ struct UplinkService: Service {
         var state = "idle"
         var nextSendAt = ContinuousClock.now
         var current: UplinkBatch?
+        var firstBatch = true
         defer { inFlight.clear() }
         while !Task.isCancelled {
             do {
-                try await step(client, &current, &backoff, &state, &nextSendAt)
+                try await step(client, &current, &firstBatch, &backoff, &state, &nextSendAt)
             } catch is CancellationError {
                 return
             } catch {
@@ -70,10 +71,10 @@ struct UplinkService: Service {
         }
     }
 
-    private func step(_ client: HTTPClient, _ current: inout UplinkBatch?, _ backoff: inout Backoff, _ state: inout String,
+    private func step(_ client: HTTPClient, _ current: inout UplinkBatch?, _ firstBatch: inout Bool, _ backoff: inout Backoff, _ state: inout String,
                       _ nextSendAt: inout ContinuousClock.Instant) async throws {
         if current == nil {
-            current = try prepareBatch()
+            current = try prepareBatch(&firstBatch)
             if current == nil {
                 try await Task.sleep(for: configuration.buffer.flushInterval)
                 return
@@ -137,10 +138,13 @@ struct UplinkService: Service {
 
     /// Reads the next chunks (in replay order) and the pending drop rows; quarantines
     /// chunks that fail to decode.
-    private func prepareBatch() throws -> UplinkBatch? {
+    private func prepareBatch(_ firstBatch: inout Bool) throws -> UplinkBatch? {
         let u = configuration.uplink
+        var pendingOutbox = firstBatch ? try buffer.outbox() : nil
+        firstBatch = false
         let chunks = try inFlight.withLock { sending in
-            let next = try buffer.nextChunks(replay: u.replay, maxBytes: u.maxRequestBytes, maxReadings: u.maxRequestReadings)
+            let next = try pendingOutbox?.chunks
+                ?? buffer.nextChunks(replay: u.replay, maxBytes: u.maxRequestBytes, maxReadings: u.maxRequestReadings)
             sending = Set(next.map(\.seq))
             return next
         }
@@ -158,9 +162,12 @@ struct UplinkService: Service {
                 metrics.quarantined.increment()
             }
         }
-        let drops = try buffer.pendingDrops(limit: 10_000)
+        let drops = try pendingOutbox.map { $0.drops } ?? buffer.pendingDrops(limit: 10_000)
+        pendingOutbox = nil
         if parts.isEmpty && drops.isEmpty { return nil }
-        return UplinkBatch(gateway: configuration.gateway, parts: parts, drops: drops)
+        let batch = UplinkBatch(gateway: configuration.gateway, parts: parts, drops: drops)
+        try buffer.setOutbox(seqs: batch.seqs, dropIDs: batch.drops.map(\.id))
+        return batch
     }
 
     /// Sends `batch`, splitting it on 413 until the pieces fit.

@@ -1,0 +1,78 @@
+import Foundation
+import GRDB
+import WeirCompression
+import WeirCore
+
+extension EdgeBuffer {
+    /// Merges the oldest run of small chunks into one, when a backlog has built up (the
+    /// cloud is away or slow). Chunks sealed every 100 ms hold about one reading per
+    /// series; merged, each series has many, and the codec's delta-of-delta and XOR
+    /// columns pay off: the backlog takes several times less disk.
+    ///
+    /// The merged chunk keeps the first chunk's sequence number and the readings' order,
+    /// so replay order does not change. Chunks in `excluding` (being sent) and in the
+    /// uplink's persisted outbox are never touched. Returns how many chunks were merged
+    /// away (0 when there was nothing worth doing).
+    @discardableResult
+    public func compact(targetReadings: Int, minChunks: Int, excluding: Set<Int64>, now: Int64 = EdgeClock.nowMs()) throws -> Int {
+        try pool.write { db in
+            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM chunks") ?? 0
+            guard count >= minChunks else { return 0 }
+            var skip = excluding
+            if let outbox = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'uplink_outbox'") {
+                for seq in outbox.split(separator: ";", omittingEmptySubsequences: false).first?.split(separator: ",") ?? [] {
+                    if let s = Int64(seq) { skip.insert(s) }
+                }
+            }
+            let rows = try Row.fetchAll(db, sql: "SELECT seq, sealed_at, readings, bytes FROM chunks ORDER BY seq LIMIT 256")
+            // The first run of at least two consecutive small chunks that fits the target.
+            var run: [Row] = []
+            var total = 0
+            for row in rows {
+                let seq: Int64 = row["seq"]
+                let readings: Int = row["readings"]
+                let small = readings < targetReadings / 2
+                if skip.contains(seq) || !small || total + readings > targetReadings {
+                    if run.count >= 2 { break }
+                    run = []
+                    total = 0
+                    if skip.contains(seq) || !small { continue }
+                }
+                run.append(row)
+                total += readings
+            }
+            guard run.count >= 2 else { return 0 }
+
+            var readings: [Reading] = []
+            readings.reserveCapacity(total)
+            var oldBytes: Int64 = 0
+            for row in run {
+                let seq: Int64 = row["seq"]
+                guard let body = try Data.fetchOne(db, sql: "SELECT body FROM chunks WHERE seq = ?", arguments: [seq]) else { return 0 }
+                // A chunk that does not decode is left for the uplink to quarantine.
+                guard let batch = try? WireBatch.decode(Array(body), maxSize: EdgeBuffer.maxChunkDecodedBytes),
+                      batch.readings.count == row["readings"] as Int else { return 0 }
+                readings.append(contentsOf: batch.readings)
+                oldBytes += row["bytes"] as Int64
+            }
+            let merged = try WireBatch.encode(Batch(gateway: gateway, id: "chunk", readings: readings))
+            guard Int64(merged.count) < oldBytes else { return 0 }
+            var minTs = Int64.max
+            var maxTs = Int64.min
+            for r in readings {
+                minTs = min(minTs, r.ts)
+                maxTs = max(maxTs, r.ts)
+            }
+            let first: Int64 = run[0]["seq"]
+            let sealedAt = run.map { $0["sealed_at"] as Int64 }.min() ?? now
+            for row in run {
+                try db.execute(sql: "DELETE FROM chunks WHERE seq = ?", arguments: [row["seq"] as Int64])
+            }
+            try db.execute(sql: "INSERT INTO chunks (seq, sealed_at, readings, bytes, min_ts, max_ts, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [first, sealedAt, readings.count, merged.count, minTs, maxTs, Data(merged)])
+            try Self.addCounters(db, ["compacted_chunks": Int64(run.count - 1)])
+            adjustBytes(Int64(merged.count) - oldBytes)
+            return run.count - 1
+        }
+    }
+}
