@@ -277,9 +277,12 @@ import WeirCore
         expected = try #require(try await first.windows(device: "d1", metric: "temp", sizeMs: 10_000, from: .min, to: .max))
         let expected60 = try #require(try await first.windows(device: "d1", metric: "temp", sizeMs: 60_000, from: .min, to: .max))
         #expect(expected.reduce(0) { $0 + $1.aggregate.count } == 200)
+        let devicesBefore = try await first.devices()
+        #expect(devicesBefore.map(\.readings) == [200, 5])
         try first.closeWithoutCheckpoint()
 
         let reopened = try harness.openStore()
+        #expect(try await reopened.devices() == devicesBefore)
         #expect(try await reopened.windows(device: "d1", metric: "temp", sizeMs: 10_000, from: .min, to: .max) == expected)
         #expect(try await reopened.windows(device: "d1", metric: "temp", sizeMs: 60_000, from: .min, to: .max) == expected60)
         #expect(try await reopened.windows(device: "d2", metric: "temp", sizeMs: 60_000, from: .min, to: .max)?.first?.aggregate.count == 5)
@@ -288,6 +291,10 @@ import WeirCore
         #expect(outcome.accepted == 1)
         #expect(outcome.duplicates == 1)
         #expect(try await reopened.windows(device: "d2", metric: "temp", sizeMs: 60_000, from: .min, to: .max)?.first?.aggregate.count == 6)
+        let d2 = try #require(try await reopened.device(named: "d2"))
+        #expect(d2.readings == 6)
+        #expect(d2.duplicates == 1)
+        #expect(d2.watermark == t0 + 5_000 - 5_000)
         try await reopened.close()
     }
 
@@ -297,13 +304,13 @@ import WeirCore
         defer { harness.removeFiles() }
         let store = try harness.openStore()
         var total = 0.0
-        for b in 0..<(WindowWriteBack.checkpointEvery * 2 + 5) {
+        for b in 0..<(WriteBackLog.checkpointEvery * 2 + 5) {
             let rs = readings("d1", (0..<10).map { (t0 + Int64(b * 10 + $0) * 1_000, Double($0)) })
             total += 45
             _ = try await store.apply(DecodedBatch(batch: Batch(gateway: "gw-1", id: "b\(b)", readings: rs)), receivedAt: 0)
         }
         let windows = try #require(try await store.windows(device: "d1", metric: "temp", sizeMs: 60_000, from: .min, to: .max))
-        #expect(windows.reduce(0) { $0 + $1.aggregate.count } == Int64((WindowWriteBack.checkpointEvery * 2 + 5) * 10))
+        #expect(windows.reduce(0) { $0 + $1.aggregate.count } == Int64((WriteBackLog.checkpointEvery * 2 + 5) * 10))
         #expect(windows.reduce(0) { $0 + $1.aggregate.sum } == total)
         #expect(windows.allSatisfy { $0.aggregate.count == 60 || $0.start == windows.last?.start })
         try await store.close()

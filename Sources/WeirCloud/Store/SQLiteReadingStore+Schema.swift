@@ -93,7 +93,7 @@ extension SQLiteReadingStore {
                     received_at INTEGER NOT NULL,
                     PRIMARY KEY (device_id, gateway, batch, idx)
                 ) WITHOUT ROWID;
-                -- Windows changed by recent batches, one row per batch (see WindowWriteBack);
+                -- Windows changed by recent batches, one row per batch (see WriteBackLog);
                 -- folded into `windows` and emptied at each checkpoint.
                 CREATE TABLE window_log (
                     seq INTEGER PRIMARY KEY,

@@ -53,7 +53,7 @@ public final class SQLiteReadingStore: ReadingStore {
 
     struct WriterState {
         var reconciler: Reconciler
-        var writeBack = WindowWriteBack()
+        var writeBack = WriteBackLog()
     }
 
     public func apply(_ batch: DecodedBatch, receivedAt: Int64) async throws -> BatchOutcome {
@@ -91,15 +91,15 @@ public final class SQLiteReadingStore: ReadingStore {
         try state.withLock { state in
             do {
                 if state.writeBack.needsReplay { try state.writeBack.replay(db) }
-                var writeBack = WindowWriteBack()
+                var writeBack = WriteBackLog()
                 swap(&writeBack, &state.writeBack)
                 var session = try SQLiteSession(db, writeBack: writeBack)
                 let outcome: BatchOutcome
                 do {
                     outcome = try state.reconciler.apply(batch, receivedAt: receivedAt, session: &session, logger: logger)
                     try session.writeBack.logPending(db)
-                    if session.writeBack.batchesSinceCheckpoint >= WindowWriteBack.checkpointEvery
-                        || session.writeBack.dirty.count >= WindowWriteBack.checkpointDirtyLimit {
+                    if session.writeBack.batchesSinceCheckpoint >= WriteBackLog.checkpointEvery
+                        || session.writeBack.dirty.count >= WriteBackLog.checkpointDirtyLimit {
                         try session.writeBack.checkpoint(db)
                     }
                 } catch {
@@ -117,16 +117,22 @@ public final class SQLiteReadingStore: ReadingStore {
     }
 
     public func devices() async throws -> [DeviceSummary] {
-        let moo = settings.maxOutOfOrderMs
-        return try await pool.read { db in
-            try Row.fetchAll(db, sql: "\(Self.deviceColumns) ORDER BY name").map { Self.summary($0, moo: moo) }
-        }
+        try deviceSummaries(where: "", arguments: [])
     }
 
     public func device(named name: String) async throws -> DeviceSummary? {
+        try deviceSummaries(where: "WHERE name = ?", arguments: [name]).first
+    }
+
+    /// Device rows overlaid with the changes not yet checkpointed, under the writer's lock.
+    private func deviceSummaries(where clause: String, arguments: StatementArguments) throws -> [DeviceSummary] {
         let moo = settings.maxOutOfOrderMs
-        return try await pool.read { db in
-            try Row.fetchOne(db, sql: "\(Self.deviceColumns) WHERE name = ?", arguments: [name]).map { Self.summary($0, moo: moo) }
+        return try state.withLock { state in
+            try pool.read { db in
+                try Row.fetchAll(db, sql: "\(Self.deviceColumns) \(clause) ORDER BY name", arguments: arguments).map { row in
+                    state.writeBack.overlay(Self.summary(row, moo: moo), id: row["id"], maxOutOfOrderMs: moo)
+                }
+            }
         }
     }
 
@@ -163,9 +169,22 @@ public final class SQLiteReadingStore: ReadingStore {
 
     public func pruneRaw() async throws -> Int {
         let retention = settings.rawRetentionMs
-        return try await pool.write { db in
+        do {
+            return try await prune(retention: retention)
+        } catch {
+            markSuspect()
+            throw error
+        }
+    }
+
+    private func prune(retention: Int64) async throws -> Int {
+        try await pool.write { db in
             // One pass over the old end of the time-first key: rows older than the newest
             // device's cutoff are candidates, each checked against its own device's cutoff.
+            // Bring `devices.max_ts` up to date first: the cutoffs below are read from it.
+            try self.state.withLock { state in
+                if state.writeBack.needsReplay { try state.writeBack.replay(db) } else { try state.writeBack.checkpoint(db) }
+            }
             guard let newest = try Int64.fetchOne(db, sql: "SELECT MAX(max_ts) FROM devices") else { return 0 }
             try db.execute(sql: """
                 DELETE FROM raw WHERE ts < ? AND ts < (
@@ -196,7 +215,7 @@ public final class SQLiteReadingStore: ReadingStore {
     }
 
     private static let deviceColumns = """
-        SELECT name, last_seen, max_ts, readings, duplicates, late, conflicts, too_late, dropped_late, dropped_at_edge FROM devices
+        SELECT name, last_seen, max_ts, readings, duplicates, late, conflicts, too_late, dropped_late, dropped_at_edge, id FROM devices
         """
 
     private static func summary(_ row: Row, moo: Int64) -> DeviceSummary {

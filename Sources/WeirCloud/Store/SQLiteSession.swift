@@ -3,16 +3,15 @@ import WeirCore
 
 /// ``ReconcileSession`` on one SQLite write transaction. The per-reading statements are
 /// prepared once per connection and bound through the C API; window writes go to the
-/// ``WindowWriteBack`` (one log row per batch).
+/// ``WriteBackLog`` (one log row per batch).
 struct SQLiteSession: ReconcileSession {
     let db: Database
-    var writeBack: WindowWriteBack
+    var writeBack: WriteBackLog
     private let insertRaw: RawStatement
     private let selectRaw: RawStatement
     private let selectWindow: RawStatement
-    private let updateDeviceStatement: RawStatement
 
-    init(_ db: Database, writeBack: consuming WindowWriteBack) throws {
+    init(_ db: Database, writeBack: consuming WriteBackLog) throws {
         self.db = db
         self.writeBack = writeBack
         insertRaw = try RawStatement(db, sql: "INSERT OR IGNORE INTO raw (series_id, ts, value, applied) VALUES (?, ?, ?, ?)")
@@ -21,17 +20,14 @@ struct SQLiteSession: ReconcileSession {
             SELECT count, sum, min, max, first_ts, first_value, last_ts, last_value, revision, late
             FROM windows WHERE series_id = ? AND size_ms = ? AND start = ?
             """)
-        updateDeviceStatement = try RawStatement(db, sql: """
-            UPDATE devices SET max_ts = ?, last_seen = ?, readings = readings + ?, duplicates = duplicates + ?,
-                late = late + ?, conflicts = conflicts + ?, too_late = too_late + ?, dropped_late = dropped_late + ?,
-                dropped_at_edge = dropped_at_edge + ?
-            WHERE id = ?
-            """)
     }
 
     mutating func device(named name: String) throws -> (id: Int64, maxTs: Int64?) {
         if let row = try Row.fetchOne(db, sql: "SELECT id, max_ts FROM devices WHERE name = ?", arguments: [name]) {
-            return (row[0], row[1])
+            let id: Int64 = row[0]
+            // The row may lag behind changes not yet checkpointed.
+            if let change = writeBack.dirtyDevices[id], let ts = change.maxTs { return (id, ts) }
+            return (id, row[1])
         }
         try db.execute(sql: "INSERT INTO devices (name) VALUES (?)", arguments: [name])
         return (db.lastInsertedRowID, nil)
@@ -81,18 +77,7 @@ struct SQLiteSession: ReconcileSession {
     }
 
     mutating func updateDevice(id: Int64, maxTs: Int64?, lastSeen: Int64, delta: DeviceDelta) throws {
-        let s = updateDeviceStatement
-        s.bind(1, maxTs)
-        s.bind(2, lastSeen)
-        s.bind(3, delta.readings)
-        s.bind(4, delta.duplicates)
-        s.bind(5, delta.late)
-        s.bind(6, delta.conflicts)
-        s.bind(7, delta.tooLate)
-        s.bind(8, delta.droppedLate)
-        s.bind(9, delta.droppedAtEdge)
-        s.bind(10, id)
-        try s.run()
+        writeBack.pendingDevices.append((id, WriteBackLog.DeviceChange(maxTs: maxTs, lastSeen: lastSeen, delta: delta)))
     }
 
     mutating func recordRejected(gateway: String, batch: String, reading: RejectedReading, receivedAt: Int64) throws {
