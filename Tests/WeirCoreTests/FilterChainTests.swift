@@ -288,11 +288,15 @@ struct FilterChainPropertyTests {
 
 extension FilterChainPropertyTests {
     /// The dedup window against a plain set: out-of-order times, repeats, growth and
-    /// wrap-around of its ring, many series at once.
+    /// wrap-around of its ring, many series at once, state rebuilt under it.
     @Test func dedupMatchesAReferenceSet() {
         var random = Random(state: 99)
         let window: Int64 = 3_000
         var chain = FilterChain(rules: [FilterRule(match: "*/*", dedupWindowMs: window)])
+        // Another device inventing metric names keeps forcing rebuilds of the state
+        // (which move every window's times): "d" must not notice.
+        chain.maxMetricsPerDevice = 50
+        var invented = 0
         var seen: [String: Set<Int64>] = [:]
         var newest: [String: Int64] = [:]
         var clock: Int64 = 0
@@ -308,6 +312,10 @@ extension FilterChainPropertyTests {
             if verdict == .dropped(reason: .dedup) { dropped += 1 }
             if ts >= (newest[metric] ?? -1_000_000_000) - window { seen[metric, default: []].insert(ts) }
             newest[metric] = max(newest[metric] ?? .min, ts)
+            if random.below(4) == 0 {
+                invented += 1
+                _ = chain.apply(Reading(device: "x", metric: "n\(invented)", ts: clock, value: 1))
+            }
         }
         #expect(dropped > 1_000)
     }

@@ -60,10 +60,11 @@ public struct FilterChain: Sendable {
     private var stages: [StageState] = []
     private var dedups: [DedupWindow] = []
     /// The dedup windows' times: one ring segment per window in one flat array, so
-    /// recording a time touches no per-series allocation. Segments that grew leave their
-    /// old place behind as garbage until the next compaction.
+    /// recording a time touches no per-series allocation. A window that grows moves to a
+    /// new segment and leaves the old one behind; a window's old segments add up to less
+    /// than its current one, so the pool is at most twice what the windows use, and
+    /// rebuilds (evictions) drop the garbage.
     private var dedupPool: [Int64] = []
-    private var dedupGarbage = 0
     private var deadbands: [DeadbandState] = []
     private var buckets: [BucketState] = []
     private var tokenBuckets: [TokenBucket] = []
@@ -473,19 +474,16 @@ public struct FilterChain: Sendable {
             dedupPool.append(t)
         }
         dedupPool.append(contentsOf: repeatElement(0, count: newCapacity - w.count))
-        dedupGarbage += w.capacity
         w.base = newBase
         w.capacity = newCapacity
         w.start = 0
         dedups[d] = w
-        if dedupGarbage > 4_096 && dedupGarbage * 2 > dedupPool.count { compactDedupPool() }
         return false
     }
 
     /// Lays every window out afresh in a new pool, dropping the garbage.
     private mutating func compactDedupPool() {
         var pool: [Int64] = []
-        pool.reserveCapacity(dedupPool.count - dedupGarbage)
         for d in dedups.indices {
             let w = dedups[d]
             let base = pool.count
@@ -495,7 +493,6 @@ public struct FilterChain: Sendable {
             dedups[d].start = 0
         }
         dedupPool = pool
-        dedupGarbage = 0
     }
 
     private func rangeReason(_ reading: Reading, min: Double, max: Double, rule: Int) -> String {
