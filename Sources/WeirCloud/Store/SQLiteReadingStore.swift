@@ -28,7 +28,7 @@ public final class SQLiteReadingStore: ReadingStore {
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
-            try db.execute(sql: "PRAGMA cache_size = -65536")  // 64 MiB of page cache per connection
+            try db.execute(sql: "PRAGMA cache_size = -32768")  // 32 MiB of page cache per connection
         }
         do {
             let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -91,9 +91,10 @@ public final class SQLiteReadingStore: ReadingStore {
         try state.withLock { state in
             do {
                 if state.writeBack.needsReplay { try state.writeBack.replay(db) }
-                var writeBack = WriteBackLog()
-                swap(&writeBack, &state.writeBack)
-                var session = try SQLiteSession(db, writeBack: writeBack)
+                // The session owns the write-back state for the batch; swapping (not copying)
+                // keeps its dictionaries uniquely referenced, so updates don't copy them.
+                var session = try SQLiteSession(db, writeBack: WriteBackLog())
+                swap(&session.writeBack, &state.writeBack)
                 let outcome: BatchOutcome
                 do {
                     outcome = try state.reconciler.apply(batch, receivedAt: receivedAt, session: &session, logger: logger)
