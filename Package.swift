@@ -189,7 +189,7 @@ let package = Package(
         .testTarget(
             name: "WeirCloudTests",
             dependencies: [
-                "WeirCloud", "WeirCore", "WeirCompression",
+                "WeirCloud", "WeirCore", "WeirCompression", "WeirTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
