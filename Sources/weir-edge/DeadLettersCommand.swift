@@ -9,7 +9,7 @@ struct DeadLettersCommand: AsyncParsableCommand {
         abstract: "List the newest dead letters: time, topic, reason and the payload's start."
     )
 
-    @Option(name: .long, help: "The edge's YAML config file (to find buffer.path).")
+    @Option(name: .long, help: "The edge's YAML config file (to find buffer.path; default: WEIR_EDGE_BUFFER_PATH or ./weir-edge.db).")
     var config: String?
 
     @Option(name: .long, help: "The buffer file (instead of --config).")

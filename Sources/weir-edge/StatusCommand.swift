@@ -11,7 +11,7 @@ struct StatusCommand: AsyncParsableCommand {
         abstract: "Show buffer depth (chunks, readings, bytes), oldest age, forward lag, quarantined, rejected, dead letters and the last uplink error."
     )
 
-    @Option(name: .long, help: "The edge's YAML config file (to find buffer.path).")
+    @Option(name: .long, help: "The edge's YAML config file (to find buffer.path; default: WEIR_EDGE_BUFFER_PATH or ./weir-edge.db).")
     var config: String?
 
     @Option(name: .long, help: "The buffer file (instead of --config).")
@@ -42,6 +42,10 @@ struct StatusCommand: AsyncParsableCommand {
 enum BufferPath {
     static func resolve(config: String?, buffer: String?) async throws -> String {
         if let buffer { return buffer }
+        if config == nil {
+            // No config given: the environment's buffer path, or the default one.
+            return ProcessInfo.processInfo.environment["WEIR_EDGE_BUFFER_PATH"] ?? EdgeConfiguration(gateway: "-").buffer.path
+        }
         do {
             return try await EdgeConfiguration.load(file: config).buffer.path
         } catch {

@@ -15,7 +15,8 @@ struct EdgeEndToEndTests {
     func exactlyOnceWithDeadLetters() async throws {
         try await withEdgeHarness { h in
             try await h.startCloud()
-            try await h.startEdge()
+            let metricsPort = try FreePort.allocate()
+            try await h.startEdge(environment: ["WEIR_EDGE_METRICS_LISTEN": "127.0.0.1:\(metricsPort)"])
             // The C client publishes device d0's readings; garbage in between.
             let n = 600
             var lines: [String] = []
@@ -44,6 +45,13 @@ struct EdgeEndToEndTests {
             #expect(listed.status == 0)
             #expect(listed.stdout.contains("6 dead letters in total"))
             #expect(listed.stdout.contains("devices/d0/telemetry"))
+            // Prometheus metrics on metrics.listen.
+            let (code, body) = try await HTTPGet.fetch("http://127.0.0.1:\(metricsPort)/metrics")
+            let metrics = String(decoding: body, as: UTF8.self)
+            #expect(code == 200)
+            #expect(metrics.contains("weir_edge_readings_accepted_total \(n)"), "\(metrics.prefix(2000))")
+            #expect(metrics.contains("weir_edge_dead_letters_total 6"))
+            #expect(metrics.contains("weir_edge_forwarded_readings_total \(n)"))
             let shown = try await EdgeProcess.runCommand(["status", "--config", h.configPath], in: h.dir.path)
             #expect(shown.status == 0)
             #expect(shown.stdout.contains("0 chunks"))
@@ -259,6 +267,30 @@ struct EdgeEndToEndTests {
             #expect(drained.rejectedChunks == 0)
             #expect(drained.counters["forwarded_readings"] == Int64(n))
             #expect(h.edge?.process.standardError.contains("cloud said 413") == true, "the cap was never hit")
+            await pub.disconnect()
+        }
+    }
+
+    @Test("uplink.bandwidth caps the bytes per second a backlog drains at")
+    func bandwidthCap() async throws {
+        try await withEdgeHarness { h in
+            // Chunks of 50 readings, requests of at most 1 KiB, 512 bytes/s.
+            try await h.startEdge(environment: ["WEIR_EDGE_UPLINK_BANDWIDTH": "512", "WEIR_EDGE_UPLINK_MAX_REQUEST_BYTES": "1KiB",
+                                                "WEIR_EDGE_BUFFER_CHUNK_MAX_READINGS": "50", "WEIR_EDGE_UPLINK_MAX_REQUEST_READINGS": "50"])
+            let pub = try await h.publisher()
+            let n = 1000
+            try await h.publish(0..<n, with: pub)
+            let backlog = try await h.waitForStatus { $0.readings >= Int64(n) }
+            try await h.startCloud()
+            let start = ContinuousClock.now
+            let seen = try await h.waitForCloudCount(Int64(n), devices: 4, timeout: .seconds(60))
+            let took = ContinuousClock.now - start
+            #expect(seen == Int64(n))
+            // The first request goes at once; each later one waits for its predecessor's bytes.
+            let floor = Duration.milliseconds((backlog.bytes - 1024) * 1000 / 512 - 500)
+            print("bandwidth: \(backlog.bytes) bytes of chunks drained in \(took) at 512 B/s (floor \(floor))")
+            #expect(took >= floor, "drained \(backlog.bytes) bytes in \(took) under a 512 B/s cap")
+            #expect(took < floor + .seconds(10))
             await pub.disconnect()
         }
     }
