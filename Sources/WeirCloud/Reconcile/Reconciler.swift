@@ -128,7 +128,8 @@ public struct Reconciler: Sendable {
             let watermark = maxTs.map { $0 - moo }
             var isLate = false
             var dropIt = false
-            if let watermark {
+            // A reading at or after the watermark cannot be in a closed window.
+            if let watermark, ts < watermark {
                 for size in sizes {
                     let end = WindowMath.start(of: ts, size: size) + size
                     if end <= watermark {
@@ -171,7 +172,7 @@ public struct Reconciler: Sendable {
             if windowDeltas[seriesSlot].isEmpty { touchedSeries.append(seriesSlot) }
             for size in sizes {
                 let start = WindowMath.start(of: ts, size: size)
-                let windowLate: Int64 = (watermark.map { start + size <= $0 } ?? false) ? 1 : 0
+                let windowLate: Int64 = isLate && (watermark.map { start + size <= $0 } ?? false) ? 1 : 0
                 if let i = windowDeltas[seriesSlot].firstIndex(where: { $0.start == start && $0.sizeMs == size }) {
                     windowDeltas[seriesSlot][i].aggregate.add(ts: ts, value: reading.value)
                     windowDeltas[seriesSlot][i].late += windowLate

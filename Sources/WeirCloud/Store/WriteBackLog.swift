@@ -106,8 +106,9 @@ struct WriteBackLog {
     }
 
     private mutating func record(_ id: Int64, _ change: DeviceChange) {
-        if dirtyDevices[id] != nil {
-            dirtyDevices[id]!.merge(change)
+        if var existing = dirtyDevices[id] {
+            existing.merge(change)
+            dirtyDevices[id] = existing
         } else {
             dirtyDevices[id] = change
         }
