@@ -42,6 +42,9 @@ struct VerifyCommand: AsyncParsableCommand {
     @Option(help: "Also write the results as key=value lines to this file (for scripts).")
     var summary: String?
 
+    @Option(help: "Requests to the cloud in flight at once.")
+    var concurrency = 8
+
     @Option(help: "How many differences to print.")
     var maxDifferences = 10
 
@@ -60,7 +63,7 @@ struct VerifyCommand: AsyncParsableCommand {
             guard allowLoss >= 0 else { throw WeirError(.badArgument, "--allow-loss must be 0 or more") }
             let store = try TruthStore.open(path: truth)
             let client = try CloudClient(baseURL: cloud, token: token)
-            let verifier = Verifier(truth: store, cloud: client, options: .init(sizes: sizesMs, allowLoss: allowLoss))
+            let verifier = Verifier(truth: store, cloud: client, options: .init(sizes: sizesMs, allowLoss: allowLoss, concurrency: max(1, concurrency)))
             let info = try store.summary()
             say("weir-sim verify: truth \(truth) (\(info.readings) readings from \(info.parameters["devices"] ?? "?") devices\(info.finished ? "" : ", UNFINISHED run")), cloud \(client.baseURL)")
 

@@ -112,8 +112,11 @@ public final class LinkProxy: Sendable {
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.autoRead, value: false)
             .childChannelInitializer { [self] channel in
-                self.accept(channel)
-                return channel.eventLoop.makeSucceededVoidFuture()
+                // Connect upstream only once the client channel is active: before that,
+                // turning reads on does not start them.
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ActivationHandler { self.accept($0) })
+                }
             }
         let server: any Channel
         do {
@@ -247,7 +250,9 @@ public final class LinkProxy: Sendable {
                     s.connections[id] = Connection(client: client, upstream: upstream)
                     return true
                 }
-                guard registered, client.isActive else {
+                // (The client channel may not be active yet: a loopback connect can finish
+                // within the tick that accepted it. Its close future covers both cases.)
+                guard registered else {
                     Self.reset(client)
                     upstream.close(promise: nil)
                     return
@@ -259,7 +264,10 @@ public final class LinkProxy: Sendable {
                     upstream.close(promise: nil)
                     return
                 }
-                client.closeFuture.whenComplete { [self] _ in _ = state.withLock { $0.connections.removeValue(forKey: id) } }
+                client.closeFuture.whenComplete { [self] _ in
+                    _ = state.withLock { $0.connections.removeValue(forKey: id) }
+                    upstream.close(promise: nil)
+                }
                 if isUp || configuration.downMode == .refuse {
                     client.setOption(.autoRead, value: true).whenComplete { _ in client.read() }
                 } else {
@@ -287,6 +295,21 @@ public final class LinkProxy: Sendable {
             return
         }
         provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
+/// Calls `onActive` once its channel is active, then stays out of the way.
+final class ActivationHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private let onActive: (any Channel) -> Void
+
+    init(onActive: @escaping (any Channel) -> Void) {
+        self.onActive = onActive
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        onActive(context.channel)
     }
 }
 
