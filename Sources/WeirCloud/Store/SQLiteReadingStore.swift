@@ -11,9 +11,14 @@ import WeirCore
 /// let outcome = try await store.apply(decoded, receivedAt: nowMs)
 /// ```
 ///
-/// Writes go through GRDB's single writer, one transaction per batch; reads (the query API)
-/// run concurrently on WAL snapshots. `synchronous = FULL`: a batch answered `200` survives
-/// a power cut, not only a crash.
+/// Writes go through GRDB's single writer, one transaction per batch: raw readings (for
+/// dedup), then one ``WriteBackLog`` row with the batch's window and device changes.
+/// `synchronous = FULL`: a batch answered `200` survives a power cut, not only a crash.
+/// Reads (the query API) run on WAL snapshots, overlaid with the changes not yet
+/// checkpointed into `windows` and `devices`.
+///
+/// The SQL lives here and in ``SQLiteSession``; what a batch means is ``Reconciler``'s.
+/// The schema is in `SQLiteReadingStore+Schema.swift` (migrations).
 public final class SQLiteReadingStore: ReadingStore {
     private let pool: DatabasePool
     /// The writer's in-memory state; also taken by readers that overlay dirty windows.
