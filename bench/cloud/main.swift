@@ -1,6 +1,6 @@
 // weir-bench-cloud: reconcile throughput of weir-cloud on its embedded SQLite store.
 //
-//   bench/run cloud [--readings N] [--http-readings N] [--batch N] [--skip-floor] [--dir PATH]
+//   bench/run cloud [--readings N] [--http-readings N] [--json-readings N] [--batch N] [--skip-floor] [--dir PATH]
 //
 // Data: N readings (default 10M) over 1,000 devices × 3 metrics at 1 s spacing, in batches
 // of 10k readings, 5% duplicates (from the same and the previous batch), 10% out of order
@@ -8,7 +8,8 @@
 //   1. the floor: a plain SQLite `INSERT OR IGNORE` loop into a (series_id, ts) table, one
 //      transaction per batch, prepared statement, same pragmas (WAL, synchronous=FULL);
 //   2. in-process: SQLiteReadingStore.apply (reconciler + store), windows [60s];
-//   3. over HTTP on loopback: binary wire batches POSTed one at a time to a live server.
+//   3. over HTTP on loopback: binary wire batches POSTed one at a time to a live server;
+//   4. the same with JSON + zstd bodies (first --json-readings readings, default 1M).
 // Prints readings/s of each, the ratio to the floor, first-vs-last million, and RSS.
 // WEIR_CLOUD_WINDOW_WRITEBACK=0 compares against writing every window row per batch.
 import AsyncHTTPClient
@@ -30,6 +31,7 @@ struct Options {
     var httpReadings: Int?
     var batchSize = 10_000
     var skipFloor = false
+    var jsonReadings = 1_000_000
     var directory = FileManager.default.temporaryDirectory.appendingPathComponent("weir-bench-cloud-\(getpid())").path
 
     init(_ args: [String]) throws {
@@ -46,11 +48,16 @@ struct Options {
             case "--http-readings": httpReadings = try number(arg)
             case "--batch": batchSize = try number(arg)
             case "--skip-floor": skipFloor = true
+            case "--json-readings":
+                guard let v = it.next(), let n = Int(v.replacingOccurrences(of: "_", with: "")), n >= 0 else {
+                    throw BenchError("--json-readings needs a whole number (0 skips the JSON run)")
+                }
+                jsonReadings = n
             case "--dir":
                 guard let v = it.next() else { throw BenchError("--dir needs a path") }
                 directory = v
             case "-h", "--help":
-                print("usage: weir-bench-cloud [--readings N (10000000)] [--http-readings N (= readings)] [--batch N (10000)] [--skip-floor] [--dir PATH]")
+                print("usage: weir-bench-cloud [--readings N (10000000)] [--http-readings N (= readings)] [--batch N (10000)] [--json-readings N (1000000)] [--skip-floor] [--dir PATH]")
                 exit(0)
             default:
                 throw BenchError("unknown argument '\(arg)' (try --help)")
@@ -250,8 +257,17 @@ func runInProcess(_ options: Options) async throws -> (rate: Double, progress: P
     return (Double(options.readings) / seconds(elapsed), progress, accepted, duplicates, late)
 }
 
-func runHTTP(_ options: Options, readings total: Int) async throws -> Double {
-    let store = try SQLiteReadingStore(path: options.directory + "/http.db", settings: ReconcileSettings(settings()))
+/// Wire form of the HTTP run's bodies.
+enum BodyFormat: String {
+    case binary = "binary codec + zstd"
+    case json = "JSON + zstd"
+
+    var contentType: String { self == .binary ? "application/vnd.weir.batch" : "application/json" }
+}
+
+func runHTTP(_ options: Options, readings total: Int, format: BodyFormat = .binary) async throws -> Double {
+    let store = try SQLiteReadingStore(path: options.directory + "/http-\(format == .binary ? "bin" : "json").db",
+                                       settings: ReconcileSettings(settings()))
     var logger = Logger(label: "bench")
     logger.logLevel = .error
     let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
@@ -264,10 +280,12 @@ func runHTTP(_ options: Options, readings total: Int) async throws -> Double {
     var number = 0
     while let (readings, _) = generator.next() {
         number += 1
-        bodies.append(ByteBuffer(bytes: try WireBatch.encode(Batch(gateway: "gw-1", id: "gw-1:\(number)", readings: readings))))
+        let batch = Batch(gateway: "gw-1", id: "gw-1:\(number)", readings: readings)
+        let body = format == .binary ? try WireBatch.encode(batch) : try Zstd.compress(batch.jsonBytes(), level: 3)
+        bodies.append(ByteBuffer(bytes: body))
     }
     let bytes = bodies.reduce(0) { $0 + $1.readableBytes }
-    print(String(format: "  wire bodies: %.2f bytes/reading (binary codec + zstd)", Double(bytes) / Double(total)))
+    print(String(format: "  wire bodies: %.2f bytes/reading (%@)", Double(bytes) / Double(total), format.rawValue))
     let serviceGroup = ServiceGroup(configuration: .init(services: [app], logger: logger))
     return try await withThrowingTaskGroup(of: Double?.self) { group in
         group.addTask {
@@ -280,7 +298,8 @@ func runHTTP(_ options: Options, readings total: Int) async throws -> Double {
         for body in bodies {
             var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/batches")
             request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/vnd.weir.batch")
+            request.headers.add(name: "Content-Type", value: format.contentType)
+            if format == .json { request.headers.add(name: "Content-Encoding", value: "zstd") }
             request.body = .bytes(body)
             let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
             let answer = try await response.body.collect(upTo: 1 << 20)
@@ -326,6 +345,12 @@ enum WeirBenchCloud {
             let http = try await runHTTP(options, readings: httpTotal)
             print(String(format: "over HTTP (loopback, one client, binary batches): %9.0f readings/s   ratio to floor %.2f  (%d readings)",
                          http, http / floor, httpTotal))
+            let jsonTotal = min(options.jsonReadings, options.readings)
+            if jsonTotal > 0 {
+                let json = try await runHTTP(options, readings: jsonTotal, format: .json)
+                print(String(format: "over HTTP (loopback, one client, JSON+zstd):     %9.0f readings/s   ratio to floor %.2f  (%d readings)",
+                             json, json / floor, jsonTotal))
+            }
             let rss = rssMB()
             print(String(format: "RSS now %.0f MB, peak %.0f MB (whole benchmark process, incl. generator and HTTP bodies)", rss.current, rss.peak))
         } catch {
