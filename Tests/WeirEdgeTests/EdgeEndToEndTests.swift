@@ -298,4 +298,24 @@ struct EdgeEndToEndTests {
             await pub.disconnect()
         }
     }
+
+    @Test("the broker restarts: the edge reconnects by itself and every reading arrives once")
+    func brokerRestart() async throws {
+        try await withEdgeHarness { h in
+            try await h.startCloud()
+            try await h.startEdge()
+            var pub = try await h.publisher()
+            let n = 2000
+            try await h.publish(0..<(n / 2), with: pub)
+            _ = try await h.waitForStatus { ($0.counters["accepted_readings"] ?? 0) >= Int64(n / 2) }
+            await pub.disconnect()
+            try await h.restartBroker()
+            pub = try await h.publisher()
+            try await h.publish((n / 2)..<n, with: pub)
+            let seen = try await h.waitForCloudCount(Int64(n), devices: 4, timeout: .seconds(45))
+            #expect(seen == Int64(n), "cloud holds \(seen) of \(n)\n\(h.logs())")
+            #expect(h.edge?.process.standardError.contains("MQTT reconnected") == true)
+            await pub.disconnect()
+        }
+    }
 }

@@ -10,7 +10,7 @@ import WeirTestSupport
 /// use `withEdgeHarness`, which always calls it.
 final class EdgeHarness: @unchecked Sendable {
     let dir: TemporaryDirectory
-    let broker: MosquittoBroker
+    var broker: MosquittoBroker
     let cloudPort: Int
     var cloud: CloudProcess?
     var edge: EdgeProcess?
@@ -60,6 +60,14 @@ final class EdgeHarness: @unchecked Sendable {
 
     func startEdge(environment: [String: String] = [:]) async throws {
         edge = try await EdgeProcess.start(config: configPath, in: dir.path, environment: environment)
+    }
+
+    /// Stops the broker (it saves its persistence file) and starts it again on the same
+    /// port and folder.
+    func restartBroker(downtime: Duration = .milliseconds(500)) async throws {
+        await broker.stop()
+        try await Task.sleep(for: downtime)
+        broker = try await MosquittoBroker.start(in: dir.path, port: broker.port)
     }
 
     func shutdown() async {

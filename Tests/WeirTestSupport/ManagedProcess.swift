@@ -20,6 +20,11 @@ public final class ManagedProcess: Sendable {
     private let process: LockedProcess
 
     /// Starts `executable` with `arguments` and `environment` added to the current one.
+    ///
+    /// Spawned with `posix_spawn` and an empty signal mask: a child started from a Swift
+    /// concurrency or Dispatch thread would otherwise inherit that thread's blocked
+    /// signals, and a program with plain signal handlers (mosquitto) would never see the
+    /// SIGTERM meant to stop it.
     public static func start(
         name: String? = nil,
         executable: String,
@@ -35,26 +40,49 @@ public final class ManagedProcess: Sendable {
         let unique = "\(label)-\(UInt32.random(in: 0...UInt32.max))"
         let out = "\(logDirectory)/\(unique).stdout"
         let err = "\(logDirectory)/\(unique).stderr"
-        _ = FileManager.default.createFile(atPath: out, contents: nil)
-        _ = FileManager.default.createFile(atPath: err, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
-        process.environment = env
-        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
-        guard let outHandle = FileHandle(forWritingAtPath: out), let errHandle = FileHandle(forWritingAtPath: err) else {
-            throw TestSupportError("cannot open log files in \(logDirectory)")
+        var program = executable
+        var args = arguments
+        if let workingDirectory {
+            // posix_spawn has no portable chdir: let a shell change directory, then exec.
+            program = "/bin/sh"
+            args = ["-c", "cd \"$0\" && exec \"$@\"", workingDirectory, executable] + arguments
         }
-        process.standardOutput = outHandle
-        process.standardError = errHandle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        try? outHandle.close()
-        try? errHandle.close()
-        return ManagedProcess(name: label, pid: process.processIdentifier, stdoutPath: out, stderrPath: err,
-                              process: LockedProcess(process))
+        let pid = try spawn(executable: program, arguments: args, environment: env, stdout: out, stderr: err)
+        return ManagedProcess(name: label, pid: pid, stdoutPath: out, stderrPath: err, process: LockedProcess(pid))
+    }
+
+    private static func spawn(executable: String, arguments: [String], environment: [String: String],
+                              stdout: String, stderr: String) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for p in argv { free(p) }
+            for p in envp { free(p) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        guard rc == 0 else { throw TestSupportError("posix_spawn \(executable) failed: \(String(cString: strerror(rc)))") }
+        return pid
     }
 
     private init(name: String, pid: Int32, stdoutPath: String, stderrPath: String, process: LockedProcess) {
@@ -152,24 +180,27 @@ public final class ManagedProcess: Sendable {
     }
 }
 
-/// Foundation's `Process` is not Sendable; every access goes through this lock.
+/// The child's state, from `waitpid` (it reaps the child once it has exited).
 private final class LockedProcess: Sendable {
-    private let process: Mutex<UncheckedBox>
-    private struct UncheckedBox: @unchecked Sendable { let process: Process }
+    private let pid: Int32
+    private let status = Mutex<ManagedProcess.ExitStatus?>(nil)
 
-    init(_ process: Process) { self.process = Mutex(UncheckedBox(process: process)) }
+    init(_ pid: Int32) { self.pid = pid }
 
-    var isRunning: Bool { process.withLock { $0.process.isRunning } }
-
-    var exitStatus: ManagedProcess.ExitStatus? {
-        process.withLock { box in
-            let p = box.process
-            if p.isRunning { return nil }
-            switch p.terminationReason {
-            case .exit: return .exited(p.terminationStatus)
-            case .uncaughtSignal: return .signalled(p.terminationStatus)
-            @unknown default: return .exited(p.terminationStatus)
-            }
+    private func poll() -> ManagedProcess.ExitStatus? {
+        status.withLock { known in
+            if let known { return known }
+            var raw: Int32 = 0
+            let rc = waitpid(pid, &raw, WNOHANG)
+            guard rc == pid else { return nil }
+            // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import as macros.
+            let signal = raw & 0x7F
+            known = signal == 0 ? .exited((raw >> 8) & 0xFF) : .signalled(signal)
+            return known
         }
     }
+
+    var isRunning: Bool { poll() == nil }
+
+    var exitStatus: ManagedProcess.ExitStatus? { poll() }
 }
