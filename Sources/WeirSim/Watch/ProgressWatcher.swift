@@ -38,7 +38,8 @@ public struct ProgressWatcher: Sendable {
     public struct Result: Sendable, Hashable {
         public var last = Snapshot()
         public var peakBuffered = 0
-        /// Readings forwarded per second from the peak of the backlog until it was empty.
+        /// Readings forwarded per second while the largest backlog drained, timed from the
+        /// last sample that saw no progress (so a lower bound when the drain is quick).
         public var drainRate: Double?
         public var drainSeconds: Double?
         public var drained = false
@@ -100,15 +101,14 @@ public struct ProgressWatcher: Sendable {
     public func run(until goal: Goal, timeout: Duration, output: @Sendable (String) -> Void) async -> Result {
         let clock = ContinuousClock()
         let began = clock.now
-        let sampleEvery = interval / 4
+        let sampleEvery = Swift.min(interval / 4, .milliseconds(250))
         var result = Result()
         var nextPrint = began
-        // The backlog being tracked: its peak, and when (and at which forwarded count) it began to drain.
+        // The backlog being tracked: its peak, and the last moment forwarding made no
+        // progress while it waited (the drain is timed from there).
         var peak = 0
-        var peakAt = began
-        var peakForwarded = 0
-        var drainFrom: (at: ContinuousClock.Instant, forwarded: Int)?
-        var lastSample: (at: ContinuousClock.Instant, forwarded: Int) = (began, 0)
+        var stalled: (at: ContinuousClock.Instant, forwarded: Int)?
+        var lastForwarded: Int?
         // The edge's ingest rate (readings/s, smoothed): about a second of it sits in the
         // buffer in normal operation, so only more than that counts as a backlog.
         var ingestRate = 0.0
@@ -128,29 +128,33 @@ public struct ProgressWatcher: Sendable {
                 lastAccepted = (now, accepted)
             }
             let threshold = Swift.max(200, Int(ingestRate))
-            if buffered > Swift.max(peak, threshold) {
-                peak = buffered
-                peakAt = now
-                peakForwarded = forwarded
-                drainFrom = nil
-            } else if drainFrom == nil, peak > 0, forwarded > peakForwarded {
-                // Forwarding resumed: the drain began after the last sample that saw no progress.
-                drainFrom = forwarded > lastSample.forwarded && lastSample.at >= peakAt ? lastSample : (peakAt, peakForwarded)
+            let progressed = lastForwarded.map { forwarded > $0 } ?? false
+            lastForwarded = forwarded
+            if buffered > threshold {
+                peak = Swift.max(peak, buffered)
+                if !progressed { stalled = (now, forwarded) }
             }
             result.peakBuffered = Swift.max(result.peakBuffered, peak, buffered)
             var drainLine: String?
-            if let from = drainFrom, buffered <= threshold {
-                let seconds = Double(from.at.duration(to: now).milliseconds) / 1000
-                let rate = seconds > 0 ? Double(forwarded - from.forwarded) / seconds : 0
-                if peak >= result.peakBuffered {
-                    result.drainSeconds = seconds
-                    result.drainRate = rate
+            // Drained once a backlog's worth has been forwarded since the last stall, or the
+            // buffer is back to normal after progress (the edge's gauge may lag its counter).
+            // Without progress a backlog only looks smaller because the ingest estimate grew.
+            if peak > 0, let from = stalled, forwarded > from.forwarded,
+               forwarded - from.forwarded >= peak || buffered <= threshold {
+                // Only a backlog worth the name (twice the normal level) gets a line.
+                if peak > 2 * threshold {
+                    let seconds = Double(from.at.duration(to: now).milliseconds) / 1000
+                    let rate = seconds > 0 ? Double(forwarded - from.forwarded) / seconds : 0
+                    if peak >= result.peakBuffered {
+                        result.drainSeconds = seconds
+                        result.drainRate = rate
+                    }
+                    drainLine = "    backlog of \(peak) readings drained within \(format1(seconds)) s (at least \(Int(rate.rounded())) readings/s forwarded)"
                 }
-                drainLine = "    backlog of \(peak) readings drained in \(format1(seconds)) s (\(Int(rate.rounded())) readings/s forwarded)"
                 peak = 0
-                drainFrom = nil
+                stalled = nil
             }
-            lastSample = (now, forwarded)
+            let draining = peak > 0 && stalled.map { forwarded > $0.forwarded } == true
 
             if now >= nextPrint || drainLine != nil {
                 nextPrint = now.advanced(by: interval)
@@ -160,12 +164,12 @@ public struct ProgressWatcher: Sendable {
                 if let f = snap.edgeForwarded { line += " · forwarded \(f)" }
                 if let c = snap.cloudReadings { line += " · in cloud \(c)" }
                 if let d = snap.edgeDeadLetters, d > 0 { line += " · dead letters \(d)" }
-                if let from = drainFrom, peak > 0 {
-                    let done = Double(peak - buffered) / Double(peak)
+                if draining, let from = stalled {
+                    let done = Swift.min(1, Double(forwarded - from.forwarded) / Double(peak))
                     let seconds = Double(from.at.duration(to: now).milliseconds) / 1000
                     let rate = seconds > 0 ? Double(forwarded - from.forwarded) / seconds : 0
-                    line += "\n    draining " + Self.bar(done) + " \(Int((done * 100).rounded()))% · \(buffered) left · \(Int(rate.rounded())) readings/s"
-                } else if peak > 0, snap.edgeForwarded != nil {
+                    line += "\n    draining " + Self.bar(done) + " \(Int((done * 100).rounded()))% of \(peak) · \(Int(rate.rounded())) readings/s"
+                } else if peak > 0, buffered > threshold, snap.edgeForwarded != nil {
                     line += "\n    backlog building: \(buffered) readings waiting for the uplink"
                 }
                 output(line)
