@@ -33,6 +33,7 @@ import WeirCore
         BadInput(description: "JSON array", body: Array("[1,2]".utf8), headers: json, status: .badRequest, messageContains: "expected a JSON object"),
         BadInput(description: "readings not an array", body: Array(#"{"gateway":"gw-1","batch":"x","readings":5}"#.utf8), headers: json, status: .badRequest, messageContains: "\"readings\" must be an array"),
         BadInput(description: "missing batch key", body: Array(#"{"gateway":"gw-1","readings":[]}"#.utf8), headers: json, status: .badRequest, messageContains: "\"batch\""),
+        BadInput(description: "absurd drop count", body: Array(#"{"gateway":"gw-1","batch":"x","readings":[],"drops":[{"device":"d","metric":"m","from":1,"to":2,"count":9223372036854775807}]}"#.utf8), headers: json, status: .badRequest, messageContains: "drops[0]"),
         BadInput(description: "empty body", body: [], headers: json, status: .badRequest, messageContains: "empty"),
         BadInput(description: "damaged gzip", body: [0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7], headers: with(json, .contentEncoding, "gzip"), status: .badRequest, messageContains: "gzip"),
         BadInput(description: "damaged zstd", body: [0x28, 0xB5, 0x2F, 0xFD, 9, 9, 9, 9], headers: with(json, .contentEncoding, "zstd"), status: .badRequest, messageContains: "zstd"),
@@ -97,6 +98,23 @@ import WeirCore
         let kept = try await store.rawCount(sql: "SELECT COUNT(*) FROM rejected WHERE batch = 'mixed'")
         try await store.close()
         #expect(kept == 5)
+    }
+
+    @Test func extremeTimestampsAreRejectedNotACrash() async throws {
+        let harness = try CloudHarness { $0.windowSizes = [.seconds(7), .seconds(3600)] }
+        defer { harness.removeFiles() }
+        try await harness.withClient { client in
+            let batch = Batch(gateway: "gw-1", id: "extreme", readings: readings("d1", [(Int64.max, 1), (Int64.min, 2), (t0, 3), (-5_000, 4)]))
+            let (status, answer) = try await client.post(batch)
+            #expect(status == .ok)
+            #expect(answer?.accepted == 2)
+            #expect(answer?.rejected.map(\.index) == [0, 1])
+            #expect(answer?.rejected.first?.reason.contains("out of range") == true)
+            // Times before 1970 use floor alignment: -5000 falls in [-7000, 0).
+            let w = try await client.windows("d1", size: "7s")
+            #expect(w.map(\.start) == [-7_000, WindowMath.start(of: t0, size: 7_000)])
+            #expect(try await client.post(Self.good).0 == .ok)
+        }
     }
 
     @Test(arguments: ["gzip", "zstd"])

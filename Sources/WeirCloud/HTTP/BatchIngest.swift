@@ -36,6 +36,9 @@ public final class BatchIngest: Sendable {
     func handle(_ request: Request, context: some RequestContext) async throws -> Response {
         let tokenGateway = try authenticator.gateway(for: request)
         let decoded = try await decode(request)
+        if let bad = decoded.batch.drops.firstIndex(where: { $0.count < 0 || $0.count > Self.maxDropCount || $0.from > $0.to }) {
+            throw CloudHTTPError(.badRequest, "drops[\(bad)] is not a valid drop-ledger row (count 0–\(Self.maxDropCount), from ≤ to)")
+        }
         if let tokenGateway, tokenGateway != decoded.batch.gateway {
             throw CloudHTTPError(.forbidden, "the token belongs to gateway '\(tokenGateway)', not '\(decoded.batch.gateway.prefix(128))'")
         }
@@ -114,6 +117,10 @@ public final class BatchIngest: Sendable {
             throw CloudHTTPError(.unsupportedMediaType, "Content-Type '\(mediaType.prefix(60))' is not supported (use application/json or application/vnd.weir.batch)")
         }
     }
+
+    /// The largest loss one drop-ledger row may report; more is a damaged or hostile row
+    /// (and would overflow the per-device totals).
+    static let maxDropCount: Int64 = 1_000_000_000_000
 
     /// Splits a decoded binary batch into valid readings and rejected ones, like the JSON
     /// decoder does.

@@ -31,6 +31,8 @@ import WeirCore
 /// caller must call ``invalidateCaches()``, because the transaction rolled back.
 public struct Reconciler: Sendable {
     public let settings: ReconcileSettings
+    /// Event times accepted: about ±31,000 years around 1970, far from Int64's ends.
+    public static let tsRange: ClosedRange<Int64> = -1_000_000_000_000_000...1_000_000_000_000_000
 
     struct DeviceState {
         var name: String
@@ -105,6 +107,16 @@ public struct Reconciler: Sendable {
             }
             let (seriesSlot, slot) = lastSlots
             let ts = reading.ts
+            guard Self.tsRange.contains(ts) else {
+                // Window and watermark arithmetic would overflow near Int64's ends.
+                let rejectedReading = RejectedReading(
+                    index: Self.bodyIndex(of: index, skipping: decoded.rejected),
+                    reason: "ts \(ts) is out of range (epoch milliseconds within ±\(Self.tsRange.upperBound) expected)",
+                    raw: #"{"device":"\#(reading.device)","metric":"\#(reading.metric)","ts":\#(ts),"value":\#(reading.value)}"#)
+                outcome.rejected.append(rejectedReading)
+                try session.recordRejected(gateway: batch.gateway, batch: batch.id, reading: rejectedReading, receivedAt: receivedAt)
+                continue
+            }
             // The watermark before this batch: `maxTs` only moves once the batch is folded in.
             let maxTs = devices[slot].maxTs
             if !deviceDeltas[slot].touched {
