@@ -117,6 +117,20 @@ import WeirCore
         }
     }
 
+    @Test func aWindowSumPastDoubleRangeIsStillAnswered() async throws {
+        let harness = try CloudHarness()
+        defer { harness.removeFiles() }
+        try await harness.withClient { client in
+            try await client.post(Batch(gateway: "gw-1", id: "huge", readings: readings("d1", [(t0, 1.7e308), (t0 + 1_000, 1.7e308)])))
+            try await client.execute(uri: "/v1/devices/d1/windows?metric=temp", method: .get) { response in
+                #expect(response.status == .ok)
+                let text = String(buffer: response.body)
+                #expect(text.contains(#""sum":"Infinity""#), "\(text)")
+                #expect(text.contains(#""count":2"#))
+            }
+        }
+    }
+
     @Test(arguments: ["gzip", "zstd"])
     func compressedBodiesAreAccepted(_ encoding: String) async throws {
         let harness = try CloudHarness()
