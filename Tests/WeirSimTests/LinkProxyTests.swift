@@ -64,7 +64,7 @@ import WeirCore
             proxy.setLink(up: false, reason: "test")
             #expect(!proxy.isUp)
             // The open connection is gone: reading ends (reset or EOF) instead of waiting.
-            await #expect(throws: TCPTestClient.Failure.closed) { _ = try await client.receive(count: 1, timeout: .seconds(2)) }
+            await #expect(throws: TCPTestClient.Failure.closed) { _ = try await client.receive(count: 1, timeout: .seconds(5)) }
             // New connections are closed at once.
             let refused = try? TCPTestClient(port: port)
             if let refused {

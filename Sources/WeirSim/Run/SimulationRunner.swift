@@ -24,6 +24,8 @@ public final class SimulationRunner: Service, Sendable {
     private let output: @Sendable (String) -> Void
     private let progressInterval: Duration
     private let result = Mutex<RunResult?>(nil)
+    /// Set on graceful shutdown: publishing stops at the next message (or retry).
+    private let stopping = Atomic(false)
 
     /// How a run ended.
     public struct RunResult: Sendable {
@@ -62,14 +64,13 @@ public final class SimulationRunner: Service, Sendable {
         var recorder = Recorder(truth: truth)
         var finished = false
         var failure: (any Error)?
-        let stop = Atomic(false)
         do {
             try await withGracefulShutdownHandler {
                 let ticks = self.simulation.withLock { $0.ticks }
                 var nextReport = began.advanced(by: self.progressInterval)
                 for tick in 0..<ticks {
                     for device in 0..<options.devices {
-                        if stop.load(ordering: .relaxed) { throw CancellationError() }
+                        if self.stopping.load(ordering: .relaxed) { throw CancellationError() }
                         let (due, messages) = self.simulation.withLock { sim in
                             (sim.offsetMs(tick: tick, device: device), sim.step(tick: tick, device: device))
                         }
@@ -97,7 +98,7 @@ public final class SimulationRunner: Service, Sendable {
                 }
                 finished = true
             } onGracefulShutdown: {
-                stop.store(true, ordering: .relaxed)
+                self.stopping.store(true, ordering: .relaxed)
             }
         } catch {
             failure = error
@@ -141,6 +142,7 @@ public final class SimulationRunner: Service, Sendable {
                 return
             } catch {
                 try Task.checkCancellation()
+                if stopping.load(ordering: .relaxed) { throw CancellationError() }
                 if clock.now >= giveUp {
                     throw WeirError(.network, "publishing to \(message.topic) kept failing for 30 s", cause: error)
                 }
