@@ -164,9 +164,9 @@ public final class SQLiteReadingStore: ReadingStore {
                                                     firstTs: row[5], firstValue: row[6], lastTs: row[7], lastValue: row[8])
                     byStart[row[0]] = WindowRecord(sizeMs: sizeMs, start: row[0], aggregate: aggregate, revision: row[9], late: row[10])
                 }
-                for (key, record) in state.writeBack.dirty
-                where key.seriesID == seriesID && key.sizeMs == sizeMs && key.start >= from && key.start < to {
-                    byStart[key.start] = record
+                for record in state.writeBack.dirtyWindows(seriesID: seriesID)
+                where record.sizeMs == sizeMs && record.start >= from && record.start < to {
+                    byStart[record.start] = record
                 }
                 return byStart.values.sorted { $0.start < $1.start }
             }

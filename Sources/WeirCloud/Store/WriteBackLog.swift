@@ -49,6 +49,9 @@ struct WriteBackLog {
     var pending: [(WindowKey, WindowRecord)] = []
     var pendingDevices: [(Int64, DeviceChange)] = []
     var batchesSinceCheckpoint = 0
+    /// `dirty`'s keys grouped by series, built when a query needs it and dropped whenever
+    /// `dirty` changes (so ingest pays nothing for it).
+    private var dirtyBySeries: [Int64: [WindowKey]]?
     /// Set when memory may not match the database (a failed batch): replay the log first.
     var needsReplay = true
 
@@ -64,6 +67,16 @@ struct WriteBackLog {
     /// The window's current value if it changed since the last checkpoint.
     func current(_ key: WindowKey) -> WindowRecord? {
         dirty[key]
+    }
+
+    /// The dirty windows of one series (for overlaying query results).
+    mutating func dirtyWindows(seriesID: Int64) -> [WindowRecord] {
+        if dirtyBySeries == nil {
+            var index: [Int64: [WindowKey]] = [:]
+            for key in dirty.keys { index[key.seriesID, default: []].append(key) }
+            dirtyBySeries = index
+        }
+        return (dirtyBySeries?[seriesID] ?? []).compactMap { dirty[$0] }
     }
 
     /// Writes the batch's changes as one log row.
@@ -99,6 +112,7 @@ struct WriteBackLog {
         let packed = try Zstd.compress(bytes, level: 1)
         try db.execute(sql: "INSERT INTO window_log (data) VALUES (?)", arguments: [Data(packed)])
         for (key, record) in pending { dirty[key] = record }
+        dirtyBySeries = nil
         for (id, change) in pendingDevices { record(id, change) }
         pending.removeAll(keepingCapacity: true)
         pendingDevices.removeAll(keepingCapacity: true)
@@ -126,6 +140,7 @@ struct WriteBackLog {
         }
         try db.execute(sql: "DELETE FROM window_log")
         dirty.removeAll(keepingCapacity: true)
+        dirtyBySeries = nil
         dirtyDevices.removeAll(keepingCapacity: true)
         batchesSinceCheckpoint = 0
     }
@@ -134,6 +149,7 @@ struct WriteBackLog {
     /// counter increments add up), then empties it. Called on open and after a failed batch.
     mutating func replay(_ db: Database) throws {
         dirty.removeAll()
+        dirtyBySeries = nil
         dirtyDevices.removeAll()
         pending.removeAll()
         pendingDevices.removeAll()
