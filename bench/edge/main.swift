@@ -23,6 +23,7 @@ import WeirTestSupport
 var parsedMessages = 333_334        // × 3 metrics = 1,000,002 readings
 var parsedDevices = 10_000
 var parsedConcurrency = 256
+var parsedPublishers = 2
 do {
     var args = CommandLine.arguments.dropFirst()
     while let a = args.popFirst() {
@@ -30,8 +31,9 @@ do {
         case "--messages": parsedMessages = args.popFirst().flatMap(Int.init) ?? parsedMessages
         case "--devices": parsedDevices = args.popFirst().flatMap(Int.init) ?? parsedDevices
         case "--concurrency": parsedConcurrency = args.popFirst().flatMap(Int.init) ?? parsedConcurrency
+        case "--publishers": parsedPublishers = args.popFirst().flatMap(Int.init) ?? parsedPublishers
         default:
-            FileHandle.standardError.write(Data("usage: weir-bench-edge [--messages N] [--devices N] [--concurrency N]\n".utf8))
+            FileHandle.standardError.write(Data("usage: weir-bench-edge [--messages N] [--devices N] [--concurrency N] [--publishers N]\n".utf8))
             exit(2)
         }
     }
@@ -39,6 +41,7 @@ do {
 let messages = parsedMessages
 let devices = parsedDevices
 let concurrency = parsedConcurrency
+let publisherCount = max(1, parsedPublishers)
 let readingsTotal = messages * 3
 
 // MARK: Helpers
@@ -88,14 +91,16 @@ struct Payloads {
     }
 }
 
-/// Publishes messages `0..<count` with `concurrency` QoS 1 publishes in flight.
-func publishAll(_ client: MQTTClient, _ payloads: Payloads, count: Int, concurrency: Int) async throws {
+/// Publishes messages `0..<count` with `concurrency` QoS 1 publishes in flight, spread
+/// over the publisher connections (each has its own libmosquitto network thread).
+func publishAll(_ clients: [MQTTClient], _ payloads: Payloads, count: Int, concurrency: Int) async throws {
     try await withThrowingTaskGroup(of: Void.self) { group in
         let perTask = (count + concurrency - 1) / concurrency
         for t in 0..<concurrency {
             let lo = t * perTask
             let hi = min(count, lo + perTask)
             if lo >= hi { continue }
+            let client = clients[t % clients.count]
             group.addTask {
                 for i in lo..<hi {
                     let m = payloads.message(i)
@@ -107,12 +112,16 @@ func publishAll(_ client: MQTTClient, _ payloads: Payloads, count: Int, concurre
     }
 }
 
-func publisher(_ broker: MosquittoBroker, _ name: String) async throws -> MQTTClient {
-    var config = MQTTConfiguration(port: broker.port, clientID: name, cleanSession: true)
-    config.keepAlive = 60
-    let client = try MQTTClient(configuration: config, logger: Logger(label: "bench-pub"))
-    try await client.connect()
-    return client
+func publishers(_ broker: MosquittoBroker, _ name: String, count: Int) async throws -> [MQTTClient] {
+    var clients: [MQTTClient] = []
+    for k in 0..<count {
+        var config = MQTTConfiguration(port: broker.port, clientID: "\(name)-\(k)", cleanSession: true)
+        config.keepAlive = 60
+        let client = try MQTTClient(configuration: config, logger: Logger(label: "bench-pub"))
+        try await client.connect()
+        clients.append(client)
+    }
+    return clients
 }
 
 // MARK: Programs
@@ -153,7 +162,7 @@ func cleanUp(_ processes: [ManagedProcess]) async {
 do {
     let now = Int64(Date().timeIntervalSince1970 * 1000)
     let payloads = Payloads(base: now - Int64(messages / devices + 2) * 1000 - 60_000, devices: devices)
-    say("weir-bench-edge: \(messages) messages × 3 metrics = \(readingsTotal) readings, \(devices) devices, QoS 1, \(concurrency) publishes in flight")
+    say("weir-bench-edge: \(messages) messages × 3 metrics = \(readingsTotal) readings, \(devices) devices, QoS 1, \(concurrency) publishes in flight over \(publisherCount) connections")
 
     // 1. Broker ceiling to a bare subscriber.
     let sub = try ManagedProcess.start(
@@ -162,14 +171,14 @@ do {
         logDirectory: dir.path)
     started.append(sub)
     try await Task.sleep(for: .milliseconds(500))
-    let pubA = try await publisher(broker, "bench-pub-a")
+    let pubA = try await publishers(broker, "bench-pub-a", count: publisherCount)
     let subCPU0 = cpuSeconds(sub.pid)
     let t0 = ContinuousClock.now
     try await publishAll(pubA, payloads, count: messages, concurrency: concurrency)
     let published = ContinuousClock.now - t0
     _ = await sub.waitForExit(timeout: .seconds(600))
     let ceilingTime = ContinuousClock.now - t0
-    await pubA.disconnect()
+    for p in pubA { await p.disconnect() }
     let ceiling = Double(messages) / ceilingTime.seconds
     say(String(format: "broker → mosquitto_sub -q 1:  %.0f msg/s (%.0f readings/s); publisher alone %.0f msg/s", ceiling, ceiling * 3,
                Double(messages) / published.seconds))
@@ -197,7 +206,7 @@ do {
                                         arguments: ["run", "--config", config], logDirectory: dir.path)
     started.append(edge)
     try await edge.waitForOutput(containing: "weir-edge running", timeout: .seconds(30))
-    let pubB = try await publisher(broker, "bench-pub-b")
+    let pubB = try await publishers(broker, "bench-pub-b", count: publisherCount)
     let edgeCPU0 = cpuSeconds(edge.pid)
     let t1 = ContinuousClock.now
     try await publishAll(pubB, payloads, count: messages, concurrency: concurrency)
@@ -209,7 +218,7 @@ do {
     }
     let ingestTime = ContinuousClock.now - t1
     let edgeCPU = cpuSeconds(edge.pid) - edgeCPU0
-    await pubB.disconnect()
+    for p in pubB { await p.disconnect() }
     let backlog = try EdgeBuffer.openReadOnly(path: bufferPath).status()
     let ingestRate = Double(messages) / ingestTime.seconds
     let diskBytes = fileSize(bufferPath) + fileSize(bufferPath + "-wal")
