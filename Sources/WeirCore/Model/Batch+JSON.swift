@@ -61,12 +61,11 @@ extension Batch {
     /// Decodes a JSON batch leniently (see the type's notes). Throws a ``WeirError`` with
     /// code `.badInput` when the body is not a batch at all.
     public static func decodeJSON(_ bytes: some Collection<UInt8>) throws(WeirError) -> DecodedBatch {
-        let buffer = Array(bytes)
-        var parser = BatchJSON.Parser(bytes: buffer)
-        do {
-            return try parser.parseBatch()
-        } catch {
-            throw WeirError(.badInput, "body is not a JSON batch: \(error.message)")
+        let outcome = bytes.withContiguousStorageIfAvailable(BatchJSON.decode)
+            ?? Array(bytes).withUnsafeBufferPointer(BatchJSON.decode)
+        switch outcome {
+        case .success(let decoded): return decoded
+        case .failure(let error): throw WeirError(.badInput, "body is not a JSON batch: \(error.message)")
         }
     }
 }
@@ -106,10 +105,26 @@ public struct RejectedReading: Sendable, Hashable, Codable {
 
 /// The hand-written JSON reader and writer behind `Batch.jsonBytes` / `Batch.decodeJSON`.
 /// Hand-written because a batch holds thousands of readings and the generic decoders
-/// either stop at the first bad reading or cost several times more per reading.
+/// either stop at the first bad reading or cost several times more per reading. Tokens
+/// (strings, numbers, literals, skipped values) are read by the payload decoders'
+/// `JSONScanner`; this type walks the batch's shape and words its errors.
 enum BatchJSON {
     struct SyntaxError: Error {
         var message: String
+
+        init(_ message: String) { self.message = message }
+
+        /// A token the scanner could not read: "byte N: what is wrong".
+        init(_ error: JSONSyntaxError) { self.message = "\(error)" }
+    }
+
+    static func decode(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<DecodedBatch, SyntaxError> {
+        var parser = Parser(JSONScanner(bytes))
+        do {
+            return .success(try parser.parseBatch())
+        } catch {
+            return .failure(error)
+        }
     }
 
     static func appendString(_ s: String, to out: inout [UInt8]) {
@@ -163,20 +178,23 @@ enum BatchJSON {
         }
     }
 
-    struct Parser {
-        let bytes: [UInt8]
-        var pos = 0
-        static let maxDepth = 64
+    /// Walks one batch body. Objects and arrays are stepped through here (so errors can
+    /// say which field of the batch is broken); every token goes through `scanner`.
+    struct Parser: ~Copyable {
+        var scanner: JSONScanner
+        /// The current object key, decoded (reused for every key).
+        var key: [UInt8] = []
 
-        init(bytes: [UInt8]) { self.bytes = bytes }
+        init(_ scanner: consuming JSONScanner) {
+            self.scanner = scanner
+        }
 
         // MARK: Batch shape
 
         mutating func parseBatch() throws(SyntaxError) -> DecodedBatch {
-            skipWhitespace()
-            guard pos < bytes.count else { throw SyntaxError(message: "the body is empty") }
-            guard bytes[pos] == UInt8(ascii: "{") else {
-                throw SyntaxError(message: "expected a JSON object at byte 0, found \(describeHere())")
+            guard let first = scanner.peek() else { throw SyntaxError("the body is empty") }
+            guard first == UInt8(ascii: "{") else {
+                throw SyntaxError("expected a JSON object at byte 0, found \(describeHere())")
             }
             var gateway: String?
             var id: String?
@@ -185,79 +203,80 @@ enum BatchJSON {
             var readingCount = 0
             var drops: [DropRecord] = []
             var sawReadings = false
-            try parseObject { (parser, key) throws(SyntaxError) in
-                switch key {
-                case "gateway":
-                    guard case .string(let s) = try parser.parseScalar() else {
-                        throw SyntaxError(message: "\"gateway\" must be a string")
+            var started = false
+            while try nextMember(&started) {
+                if keyIs("gateway") {
+                    guard case .string(let s) = try parseScalar() else {
+                        throw SyntaxError("\"gateway\" must be a string")
                     }
                     gateway = s
-                case "batch":
-                    guard case .string(let s) = try parser.parseScalar() else {
-                        throw SyntaxError(message: "\"batch\" must be a string")
+                } else if keyIs("batch") {
+                    guard case .string(let s) = try parseScalar() else {
+                        throw SyntaxError("\"batch\" must be a string")
                     }
                     id = s
-                case "readings":
+                } else if keyIs("readings") {
                     sawReadings = true
-                    try parser.parseArray(field: "readings") { (parser, index) throws(SyntaxError) in
+                    var index = 0
+                    while try nextElement(index, field: "readings") {
                         readingCount += 1
-                        let start = parser.pos
-                        switch try parser.parseReading() {
+                        let start = scanner.pos
+                        switch try parseReading() {
                         case .success(let reading): readings.append(reading)
                         case .failure(let problem):
-                            let end = min(parser.pos, start + 256)
-                            let raw = String(decoding: parser.bytes[start..<end], as: UTF8.self)
+                            let end = min(scanner.pos, start + 256)
+                            let raw = String(decoding: UnsafeBufferPointer(rebasing: scanner.bytes[start..<end]), as: UTF8.self)
                             rejected.append(RejectedReading(index: index, reason: problem.message, raw: raw))
                         }
+                        index += 1
                     }
-                case "drops":
-                    try parser.parseArray(field: "drops") { (parser, index) throws(SyntaxError) in
-                        drops.append(try parser.parseDrop(index: index))
+                } else if keyIs("drops") {
+                    var index = 0
+                    while try nextElement(index, field: "drops") {
+                        drops.append(try parseDrop(index: index))
+                        index += 1
                     }
-                default:
-                    try parser.skipValue(depth: 1)
+                } else {
+                    try skipValue(depth: 1)
                 }
             }
-            skipWhitespace()
-            guard pos == bytes.count else {
-                throw SyntaxError(message: "unexpected \(describeHere()) at byte \(pos) after the batch object")
+            if scanner.peek() != nil {
+                throw SyntaxError("unexpected \(describeHere()) at byte \(scanner.pos) after the batch object")
             }
-            guard let gateway else { throw SyntaxError(message: "\"gateway\" is missing") }
+            guard let gateway else { throw SyntaxError("\"gateway\" is missing") }
             guard !gateway.isEmpty, gateway.utf8.count <= 128 else {
-                throw SyntaxError(message: "\"gateway\" must be 1–128 bytes")
+                throw SyntaxError("\"gateway\" must be 1–128 bytes")
             }
-            guard let id else { throw SyntaxError(message: "\"batch\" (the idempotency key) is missing") }
+            guard let id else { throw SyntaxError("\"batch\" (the idempotency key) is missing") }
             guard !id.isEmpty, id.utf8.count <= 256 else {
-                throw SyntaxError(message: "\"batch\" must be 1–256 bytes")
+                throw SyntaxError("\"batch\" must be 1–256 bytes")
             }
-            guard sawReadings else { throw SyntaxError(message: "\"readings\" is missing") }
+            guard sawReadings else { throw SyntaxError("\"readings\" is missing") }
             return DecodedBatch(batch: Batch(gateway: gateway, id: id, readings: readings, drops: drops),
                                 rejected: rejected, readingCount: readingCount)
         }
 
-        /// Parses one reading object. Syntax errors throw (the body is broken); problems
-        /// with the reading's content come back as `.failure`.
+        /// Parses one reading (the scanner is at its first byte). Syntax errors throw (the
+        /// body is broken); problems with the reading's content come back as `.failure`.
         mutating func parseReading() throws(SyntaxError) -> Result<Reading, SyntaxError> {
-            skipWhitespace()
-            guard pos < bytes.count, bytes[pos] == UInt8(ascii: "{") else {
+            guard scanner.peek() == UInt8(ascii: "{") else {
                 let what = describeHere()
                 try skipValue(depth: 2)
-                return .failure(SyntaxError(message: "a reading must be an object, found \(what)"))
+                return .failure(SyntaxError("a reading must be an object, found \(what)"))
             }
             var device: Scalar?
             var metric: Scalar?
             var ts: Scalar?
             var value: Scalar?
-            try parseObject { (parser, key) throws(SyntaxError) in
-                switch key {
-                case "device": device = try parser.parseScalar()
-                case "metric": metric = try parser.parseScalar()
-                case "ts": ts = try parser.parseScalar()
-                case "value": value = try parser.parseScalar()
-                default: try parser.skipValue(depth: 3)
-                }
+            var started = false
+            while try nextMember(&started) {
+                if keyIs("device") { device = try parseScalar() }
+                else if keyIs("metric") { metric = try parseScalar() }
+                else if keyIs("ts") { ts = try parseScalar() }
+                else if keyIs("value") { value = try parseScalar() }
+                else { try skipValue(depth: 3) }
             }
-            func fail(_ m: String) -> Result<Reading, SyntaxError> { .failure(SyntaxError(message: m)) }
+            func fail(_ m: String) -> Result<Reading, SyntaxError> { .failure(SyntaxError(m)) }
             guard let device else { return fail("device is missing") }
             guard case .string(let deviceName) = device else { return fail("device must be a string, not \(device.kind)") }
             guard let metric else { return fail("metric is missing") }
@@ -285,259 +304,154 @@ enum BatchJSON {
             return .success(reading)
         }
 
+        /// Parses one drop row (the scanner is at its first byte); any problem throws.
         mutating func parseDrop(index: Int) throws(SyntaxError) -> DropRecord {
-            skipWhitespace()
-            guard pos < bytes.count, bytes[pos] == UInt8(ascii: "{") else {
-                throw SyntaxError(message: "drops[\(index)] must be an object, found \(describeHere())")
+            guard scanner.peek() == UInt8(ascii: "{") else {
+                throw SyntaxError("drops[\(index)] must be an object, found \(describeHere())")
             }
-            var fields: [String: Scalar] = [:]
-            try parseObject { (parser, key) throws(SyntaxError) in
-                fields[key] = try parser.parseScalar()
+            var device: Scalar?
+            var metric: Scalar?
+            var from: Scalar?
+            var to: Scalar?
+            var count: Scalar?
+            var started = false
+            while try nextMember(&started) {
+                let field = try parseScalar()
+                if keyIs("device") { device = field }
+                else if keyIs("metric") { metric = field }
+                else if keyIs("from") { from = field }
+                else if keyIs("to") { to = field }
+                else if keyIs("count") { count = field }
             }
-            func name(_ key: String) throws(SyntaxError) -> String {
-                guard case .string(let s)? = fields[key] else {
-                    throw SyntaxError(message: "drops[\(index)].\(key) must be a string")
+            func name(_ field: Scalar?, _ key: String) throws(SyntaxError) -> String {
+                guard case .string(let s)? = field else {
+                    throw SyntaxError("drops[\(index)].\(key) must be a string")
                 }
                 do { try Reading.validateName(s, field: key) } catch {
-                    throw SyntaxError(message: "drops[\(index)]: \(error)")
+                    throw SyntaxError("drops[\(index)]: \(error)")
                 }
                 return s
             }
-            func integer(_ key: String) throws(SyntaxError) -> Int64 {
-                guard case .number(let i?, _)? = fields[key] else {
-                    throw SyntaxError(message: "drops[\(index)].\(key) must be a whole number")
+            func integer(_ field: Scalar?, _ key: String) throws(SyntaxError) -> Int64 {
+                guard case .number(let i?, _)? = field else {
+                    throw SyntaxError("drops[\(index)].\(key) must be a whole number")
                 }
                 return i
             }
-            let record = DropRecord(device: try name("device"), metric: try name("metric"),
-                                    from: try integer("from"), to: try integer("to"), count: try integer("count"))
-            guard record.count >= 0 else { throw SyntaxError(message: "drops[\(index)].count is negative") }
-            guard record.from <= record.to else { throw SyntaxError(message: "drops[\(index)]: from is after to") }
+            let record = DropRecord(device: try name(device, "device"), metric: try name(metric, "metric"),
+                                    from: try integer(from, "from"), to: try integer(to, "to"),
+                                    count: try integer(count, "count"))
+            guard record.count >= 0 else { throw SyntaxError("drops[\(index)].count is negative") }
+            guard record.from <= record.to else { throw SyntaxError("drops[\(index)]: from is after to") }
             return record
         }
 
-        // MARK: Generic JSON
+        // MARK: Objects and arrays
 
-        mutating func parseObject(_ body: (inout Parser, String) throws(SyntaxError) -> Void) throws(SyntaxError) {
-            pos += 1  // "{"
-            skipWhitespace()
-            if pos < bytes.count, bytes[pos] == UInt8(ascii: "}") { pos += 1; return }
-            while true {
-                skipWhitespace()
-                guard pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") else {
-                    throw SyntaxError(message: "expected a quoted key at byte \(pos), found \(describeHere())")
+        /// Steps to an object's next member: the first call (with `started` false) is at
+        /// the `{`. Returns `true` with the key in `key` and the scanner after its `:`, or
+        /// `false` once past the closing `}`.
+        mutating func nextMember(_ started: inout Bool) throws(SyntaxError) -> Bool {
+            if !started {
+                started = true
+                scanner.pos += 1  // "{"
+                if scanner.peek() == UInt8(ascii: "}") { scanner.pos += 1; return false }
+            } else {
+                switch scanner.peek() {
+                case UInt8(ascii: ","): scanner.pos += 1
+                case UInt8(ascii: "}"): scanner.pos += 1; return false
+                case nil: throw SyntaxError("the body ends at byte \(scanner.pos) inside an object")
+                default: throw SyntaxError("expected ',' or '}' at byte \(scanner.pos), found \(describeHere())")
                 }
-                let key = try parseString()
-                skipWhitespace()
-                try expect(UInt8(ascii: ":"), "':' after key \"\(key.prefix(40))\"")
-                skipWhitespace()
-                try body(&self, key)
-                skipWhitespace()
-                guard pos < bytes.count else { throw SyntaxError(message: "the body ends at byte \(pos) inside an object") }
-                if bytes[pos] == UInt8(ascii: ",") { pos += 1; continue }
-                if bytes[pos] == UInt8(ascii: "}") { pos += 1; return }
-                throw SyntaxError(message: "expected ',' or '}' at byte \(pos), found \(describeHere())")
+            }
+            guard scanner.peek() == UInt8(ascii: "\"") else {
+                throw SyntaxError("expected a quoted key at byte \(scanner.pos), found \(describeHere())")
+            }
+            key.removeAll(keepingCapacity: true)
+            do { try scanner.appendString(to: &key) } catch { throw SyntaxError(error) }
+            guard scanner.peek() == UInt8(ascii: ":") else {
+                let shown = String(decoding: key, as: UTF8.self).prefix(40)
+                throw SyntaxError("expected ':' after key \"\(shown)\" at byte \(scanner.pos), found \(describeHere())")
+            }
+            scanner.pos += 1
+            return true
+        }
+
+        /// Whether the current key is `name`.
+        @inline(__always)
+        func keyIs(_ name: StaticString) -> Bool {
+            let n = name.utf8CodeUnitCount
+            guard key.count == n else { return false }
+            let p = name.utf8Start
+            for i in 0..<n where key[i] != p[i] { return false }
+            return true
+        }
+
+        /// Steps through the array that is the value of `field`: with `index` 0 the scanner
+        /// is at the value, otherwise after element `index - 1`. Returns `true` at the next
+        /// element, `false` once past the closing `]`.
+        mutating func nextElement(_ index: Int, field: String) throws(SyntaxError) -> Bool {
+            if index == 0 {
+                guard scanner.peek() == UInt8(ascii: "[") else {
+                    throw SyntaxError("\"\(field)\" must be an array, found \(describeHere())")
+                }
+                scanner.pos += 1
+                if scanner.peek() == UInt8(ascii: "]") { scanner.pos += 1; return false }
+                return true
+            }
+            switch scanner.peek() {
+            case UInt8(ascii: ","): scanner.pos += 1; _ = scanner.peek(); return true
+            case UInt8(ascii: "]"): scanner.pos += 1; return false
+            case nil: throw SyntaxError("the body ends at byte \(scanner.pos) inside \"\(field)\"")
+            default: throw SyntaxError("expected ',' or ']' in \"\(field)\" at byte \(scanner.pos), found \(describeHere())")
             }
         }
 
-        mutating func parseArray(field: String, _ element: (inout Parser, Int) throws(SyntaxError) -> Void) throws(SyntaxError) {
-            skipWhitespace()
-            guard pos < bytes.count, bytes[pos] == UInt8(ascii: "[") else {
-                throw SyntaxError(message: "\"\(field)\" must be an array, found \(describeHere())")
-            }
-            pos += 1
-            skipWhitespace()
-            if pos < bytes.count, bytes[pos] == UInt8(ascii: "]") { pos += 1; return }
-            var index = 0
-            while true {
-                try element(&self, index)
-                index += 1
-                skipWhitespace()
-                guard pos < bytes.count else { throw SyntaxError(message: "the body ends at byte \(pos) inside \"\(field)\"") }
-                if bytes[pos] == UInt8(ascii: ",") { pos += 1; skipWhitespace(); continue }
-                if bytes[pos] == UInt8(ascii: "]") { pos += 1; return }
-                throw SyntaxError(message: "expected ',' or ']' in \"\(field)\" at byte \(pos), found \(describeHere())")
-            }
-        }
+        // MARK: Values
 
+        /// Reads one value where a scalar is expected; an object or array is skipped and
+        /// reported as `.composite`.
         mutating func parseScalar() throws(SyntaxError) -> Scalar {
-            skipWhitespace()
-            guard pos < bytes.count else { throw SyntaxError(message: "the body ends at byte \(pos) where a value was expected") }
-            switch bytes[pos] {
-            case UInt8(ascii: "\""): return .string(try parseString())
-            case UInt8(ascii: "t"): try literal("true"); return .bool(true)
-            case UInt8(ascii: "f"): try literal("false"); return .bool(false)
-            case UInt8(ascii: "n"): try literal("null"); return .null
-            case UInt8(ascii: "{"): try skipValue(depth: 4); return .composite("an object")
-            case UInt8(ascii: "["): try skipValue(depth: 4); return .composite("an array")
-            default: return try parseNumber()
+            guard let b = scanner.peek() else {
+                throw SyntaxError("the body ends at byte \(scanner.pos) where a value was expected")
             }
-        }
-
-        mutating func skipValue(depth: Int) throws(SyntaxError) {
-            guard depth < Self.maxDepth else { throw SyntaxError(message: "JSON nested too deeply at byte \(pos)") }
-            skipWhitespace()
-            guard pos < bytes.count else { throw SyntaxError(message: "the body ends at byte \(pos) where a value was expected") }
-            switch bytes[pos] {
-            case UInt8(ascii: "{"):
-                try parseObject { (parser, _) throws(SyntaxError) in try parser.skipValue(depth: depth + 1) }
-            case UInt8(ascii: "["):
-                try parseArray(field: "array") { (parser, _) throws(SyntaxError) in try parser.skipValue(depth: depth + 1) }
-            default:
-                _ = try parseScalar()
-            }
-        }
-
-        mutating func parseString() throws(SyntaxError) -> String {
-            let start = pos
-            pos += 1  // opening quote
-            var plainEnd = pos
-            while plainEnd < bytes.count {
-                let b = bytes[plainEnd]
-                if b == UInt8(ascii: "\"") {
-                    let s = String(decoding: bytes[pos..<plainEnd], as: UTF8.self)
-                    pos = plainEnd + 1
-                    return s
-                }
-                if b == UInt8(ascii: "\\") || b < 0x20 { break }
-                plainEnd += 1
-            }
-            // Slow path: escapes.
-            var out: [UInt8] = Array(bytes[pos..<plainEnd])
-            pos = plainEnd
-            while pos < bytes.count {
-                let b = bytes[pos]
-                if b == UInt8(ascii: "\"") {
-                    pos += 1
-                    return String(decoding: out, as: UTF8.self)
-                }
-                if b < 0x20 { throw SyntaxError(message: "control character in a string at byte \(pos)") }
-                if b != UInt8(ascii: "\\") { out.append(b); pos += 1; continue }
-                pos += 1
-                guard pos < bytes.count else { break }
-                let e = bytes[pos]
-                pos += 1
-                switch e {
-                case UInt8(ascii: "\""): out.append(34)
-                case UInt8(ascii: "\\"): out.append(92)
-                case UInt8(ascii: "/"): out.append(47)
-                case UInt8(ascii: "b"): out.append(8)
-                case UInt8(ascii: "f"): out.append(12)
-                case UInt8(ascii: "n"): out.append(10)
-                case UInt8(ascii: "r"): out.append(13)
-                case UInt8(ascii: "t"): out.append(9)
-                case UInt8(ascii: "u"):
-                    var scalar = try hex4()
-                    if scalar >= 0xD800 && scalar < 0xDC00,
-                       pos + 1 < bytes.count, bytes[pos] == UInt8(ascii: "\\"), bytes[pos + 1] == UInt8(ascii: "u") {
-                        pos += 2
-                        let low = try hex4()
-                        if low >= 0xDC00 && low < 0xE000 {
-                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                        }
-                    }
-                    let s = Unicode.Scalar(scalar) ?? "\u{FFFD}"
-                    out.append(contentsOf: String(Character(s)).utf8)
-                default:
-                    throw SyntaxError(message: "bad escape '\\\(Character(Unicode.Scalar(e)))' at byte \(pos - 1)")
-                }
-            }
-            throw SyntaxError(message: "unterminated string starting at byte \(start)")
-        }
-
-        mutating func hex4() throws(SyntaxError) -> UInt32 {
-            guard pos + 4 <= bytes.count else { throw SyntaxError(message: "truncated \\u escape at byte \(pos)") }
-            var v: UInt32 = 0
-            for _ in 0..<4 {
-                let b = bytes[pos]
-                let d: UInt32
+            do {
                 switch b {
-                case 48...57: d = UInt32(b - 48)
-                case 65...70: d = UInt32(b - 55)
-                case 97...102: d = UInt32(b - 87)
-                default: throw SyntaxError(message: "bad \\u escape at byte \(pos)")
+                case UInt8(ascii: "\""):
+                    return .string(try scanner.readString())
+                case UInt8(ascii: "{"):
+                    try scanner.skipValue(depth: 4)
+                    return .composite("an object")
+                case UInt8(ascii: "["):
+                    try scanner.skipValue(depth: 4)
+                    return .composite("an array")
+                case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    let number = try scanner.readNumber()
+                    return .number(integer: number.integer, double: number.double)
+                default:
+                    guard let flag = try scanner.readLiteral() else { return .null }
+                    return .bool(flag)
                 }
-                v = v << 4 | d
-                pos += 1
-            }
-            return v
-        }
-
-        mutating func parseNumber() throws(SyntaxError) -> Scalar {
-            let start = pos
-            var isInteger = true
-            if pos < bytes.count, bytes[pos] == UInt8(ascii: "-") { pos += 1 }
-            let digitsStart = pos
-            while pos < bytes.count, bytes[pos] >= 48, bytes[pos] <= 57 { pos += 1 }
-            guard pos > digitsStart else {
-                pos = start
-                throw SyntaxError(message: "unexpected \(describeHere()) at byte \(start) (expected a value)")
-            }
-            if pos < bytes.count, bytes[pos] == UInt8(ascii: ".") {
-                isInteger = false
-                pos += 1
-                let f = pos
-                while pos < bytes.count, bytes[pos] >= 48, bytes[pos] <= 57 { pos += 1 }
-                guard pos > f else { throw SyntaxError(message: "malformed number at byte \(start)") }
-            }
-            if pos < bytes.count, bytes[pos] == UInt8(ascii: "e") || bytes[pos] == UInt8(ascii: "E") {
-                isInteger = false
-                pos += 1
-                if pos < bytes.count, bytes[pos] == UInt8(ascii: "+") || bytes[pos] == UInt8(ascii: "-") { pos += 1 }
-                let e = pos
-                while pos < bytes.count, bytes[pos] >= 48, bytes[pos] <= 57 { pos += 1 }
-                guard pos > e else { throw SyntaxError(message: "malformed number at byte \(start)") }
-            }
-            if isInteger, pos - start <= 19 {
-                // Fast exact path for timestamps and whole values.
-                var v: Int64 = 0
-                var i = bytes[start] == UInt8(ascii: "-") ? start + 1 : start
-                var overflow = false
-                while i < pos {
-                    let (m, o1) = v.multipliedReportingOverflow(by: 10)
-                    let (a, o2) = m.addingReportingOverflow(Int64(bytes[i] - 48))
-                    if o1 || o2 { overflow = true; break }
-                    v = a
-                    i += 1
-                }
-                if !overflow {
-                    if bytes[start] == UInt8(ascii: "-") { v = -v }
-                    return .number(integer: v, double: Double(v))
-                }
-            }
-            let text = String(decoding: bytes[start..<pos], as: UTF8.self)
-            guard let d = Double(text) else { throw SyntaxError(message: "malformed number at byte \(start)") }
-            return .number(integer: nil, double: d)
-        }
-
-        mutating func literal(_ word: String) throws(SyntaxError) {
-            let w = Array(word.utf8)
-            guard pos + w.count <= bytes.count, Array(bytes[pos..<pos + w.count]) == w else {
-                throw SyntaxError(message: "unexpected \(describeHere()) at byte \(pos)")
-            }
-            pos += w.count
-        }
-
-        mutating func expect(_ byte: UInt8, _ what: String) throws(SyntaxError) {
-            guard pos < bytes.count, bytes[pos] == byte else {
-                throw SyntaxError(message: "expected \(what) at byte \(pos), found \(describeHere())")
-            }
-            pos += 1
-        }
-
-        mutating func skipWhitespace() {
-            while pos < bytes.count {
-                switch bytes[pos] {
-                case 0x20, 0x0A, 0x0D, 0x09: pos += 1
-                default: return
-                }
+            } catch {
+                throw SyntaxError(error)
             }
         }
 
+        /// Skips one value of any kind, checking its syntax.
+        mutating func skipValue(depth: Int) throws(SyntaxError) {
+            guard scanner.peek() != nil else {
+                throw SyntaxError("the body ends at byte \(scanner.pos) where a value was expected")
+            }
+            do { try scanner.skipValue(depth: depth) } catch { throw SyntaxError(error) }
+        }
+
+        /// The next few bytes, quoted, or "the end of the body", for messages.
         func describeHere() -> String {
+            let bytes = scanner.bytes
+            let pos = scanner.pos
             guard pos < bytes.count else { return "the end of the body" }
             let end = min(bytes.count, pos + 16)
-            let shown = String(decoding: bytes[pos..<end], as: UTF8.self)
+            let shown = String(decoding: UnsafeBufferPointer(rebasing: bytes[pos..<end]), as: UTF8.self)
                 .map { $0.isASCII && !$0.isNewline ? String($0) : "?" }.joined()
             return "'\(shown)'"
         }

@@ -10,39 +10,22 @@ enum DecimalText {
             negative = b[i] == UInt8(ascii: "-")
             i += 1
         }
-        var mantissa: UInt64 = 0
-        var significant = 0
-        var exponent = 0
-        var truncated = false
-        var digits = 0
+        var digits = DecimalText.Digits()
+        var count = 0
         while i < b.count, b[i] &- 48 < 10 {
-            let d = UInt64(b[i] &- 48)
-            if significant < 19 {
-                mantissa = mantissa &* 10 &+ d
-                if mantissa != 0 { significant += 1 }
-            } else {
-                exponent += 1
-                if d != 0 { truncated = true }
-            }
-            digits += 1
+            digits.appendInteger(b[i])
+            count += 1
             i += 1
         }
         if i < b.count && b[i] == UInt8(ascii: ".") {
             i += 1
             while i < b.count, b[i] &- 48 < 10 {
-                let d = UInt64(b[i] &- 48)
-                if significant < 19 {
-                    mantissa = mantissa &* 10 &+ d
-                    if mantissa != 0 { significant += 1 }
-                    exponent -= 1
-                } else if d != 0 {
-                    truncated = true
-                }
-                digits += 1
+                digits.appendFraction(b[i])
+                count += 1
                 i += 1
             }
         }
-        guard digits > 0 else { return nil }
+        guard count > 0 else { return nil }
         if i < b.count && (b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E")) {
             i += 1
             var expNegative = false
@@ -58,16 +41,64 @@ enum DecimalText {
                 i += 1
             }
             guard expDigits > 0 else { return nil }
-            exponent += expNegative ? -e : e
+            digits.exponent += expNegative ? -e : e
         }
         guard i == b.count else { return nil }
-        if !truncated && mantissa < (1 << 53) && exponent >= -22 && exponent <= 22 {
-            var d = Double(mantissa)
-            if exponent >= 0 { d *= JSONScanner.powersOfTen[exponent] } else { d /= JSONScanner.powersOfTen[-exponent] }
-            return negative ? -d : d
-        }
+        if let d = digits.fastDouble { return negative ? -d : d }
         // The grammar is checked above, so the standard library sees only plain decimals.
         return Double(String(decoding: b, as: UTF8.self))
+    }
+
+    /// The digits of a decimal number gathered as `mantissa × 10^exponent`, keeping the
+    /// first 19 significant digits (what a UInt64 holds); shared by this type and
+    /// `JSONScanner`, which check the grammar around it.
+    struct Digits {
+        var mantissa: UInt64 = 0
+        var significant = 0
+        var exponent = 0
+        /// Whether a non-zero digit was dropped (the mantissa is then not exact).
+        var truncated = false
+
+        /// Adds an ASCII digit before the decimal point.
+        @inline(__always)
+        mutating func appendInteger(_ digit: UInt8) {
+            let d = UInt64(digit &- 48)
+            if significant < 19 {
+                mantissa = mantissa &* 10 &+ d
+                if mantissa != 0 { significant += 1 }
+            } else {
+                exponent += 1
+                if d != 0 { truncated = true }
+            }
+        }
+
+        /// Adds an ASCII digit after the decimal point.
+        @inline(__always)
+        mutating func appendFraction(_ digit: UInt8) {
+            let d = UInt64(digit &- 48)
+            if significant < 19 {
+                mantissa = mantissa &* 10 &+ d
+                if mantissa != 0 { significant += 1 }
+                exponent -= 1
+            } else if d != 0 {
+                truncated = true
+            }
+        }
+
+        /// The correctly rounded magnitude when Clinger's fast path applies (the mantissa
+        /// and the power of ten are both exact doubles, so one multiplication or division
+        /// rounds correctly), else `nil` (the caller falls back to the standard library).
+        @inline(__always)
+        var fastDouble: Double? {
+            guard !truncated && mantissa < (1 << 53) && exponent >= -22 && exponent <= 22 else { return nil }
+            let d = Double(mantissa)
+            return exponent >= 0 ? d * Digits.powersOfTen[exponent] : d / Digits.powersOfTen[-exponent]
+        }
+
+        static let powersOfTen: [Double] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+            1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+        ]
     }
 
     /// An optionally signed run of decimal digits that fits in an Int64 (or UInt64 when

@@ -36,23 +36,15 @@ public struct JSONPayloadDecoder: PayloadDecoder {
                 case UInt8(ascii: "{"):
                     try state.decodeObject(&scanner, element: nil)
                 case UInt8(ascii: "["):
-                    scanner.pos += 1
-                    if scanner.peek() == UInt8(ascii: "]") {
-                        scanner.pos += 1
-                    } else {
-                        var index = 0
-                        while true {
-                            if scanner.peek() == UInt8(ascii: "{") {
-                                try state.decodeObject(&scanner, element: index)
-                            } else {
-                                try scanner.skipValue(depth: 1)
-                                state.out.problems.append(PayloadProblem("element \(index): not an object"))
-                            }
-                            index += 1
-                            if scanner.peek() == UInt8(ascii: ",") { scanner.pos += 1; continue }
-                            try scanner.expect(UInt8(ascii: "]"), "',' or ']' in the array")
-                            break
+                    var index = 0
+                    while try scanner.nextElement(index, in: "the array") {
+                        if scanner.peek() == UInt8(ascii: "{") {
+                            try state.decodeObject(&scanner, element: index)
+                        } else {
+                            try scanner.skipValue(depth: 1)
+                            state.out.problems.append(PayloadProblem("element \(index): not an object"))
                         }
+                        index += 1
                     }
                 case nil:
                     return DecodedPayload(problems: [PayloadProblem("empty payload (a JSON object or array expected)")])

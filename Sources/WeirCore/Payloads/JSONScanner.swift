@@ -13,7 +13,8 @@ struct JSONNumber {
     var double: Double
 }
 
-/// A small pull scanner over JSON bytes, written for the payload decoders: no Foundation,
+/// A small pull scanner over JSON bytes, the project's one JSON reader (the `json` and
+/// `senml` payload decoders and `Batch.decodeJSON` use it): no Foundation,
 /// no intermediate tree, exact integers (nanosecond timestamps have 19 digits, more than a
 /// Double holds) and correctly rounded doubles. Every read checks bounds, so any byte
 /// string gives values or a `JSONSyntaxError`, never a trap; nesting is limited to
@@ -87,8 +88,21 @@ struct JSONScanner: ~Copyable {
         throw error("unterminated string")
     }
 
-    /// Reads a string into a Swift `String`.
+    /// Reads a string into a Swift `String`; one without escapes is made straight from
+    /// the bytes, with no intermediate buffer.
     mutating func readString() throws(JSONSyntaxError) -> String {
+        guard peek() == UInt8(ascii: "\"") else { throw error("expected a string\(foundDescription())") }
+        var end = pos + 1
+        while end < bytes.count {
+            let b = bytes[end]
+            if b == UInt8(ascii: "\"") {
+                let s = String(decoding: UnsafeBufferPointer(rebasing: bytes[(pos + 1)..<end]), as: UTF8.self)
+                pos = end + 1
+                return s
+            }
+            if b == UInt8(ascii: "\\") || b < 0x20 { break }
+            end += 1
+        }
         var buffer: [UInt8] = []
         try appendString(to: &buffer)
         return String(decoding: buffer, as: UTF8.self)
@@ -154,10 +168,7 @@ struct JSONScanner: ~Copyable {
         let start = pos
         var negative = false
         if pos < bytes.count && bytes[pos] == UInt8(ascii: "-") { negative = true; pos += 1 }
-        var mantissa: UInt64 = 0
-        var significant = 0
-        var exponent = 0
-        var truncated = false
+        var digits = DecimalText.Digits()
         var isInteger = true
 
         guard pos < bytes.count, isDigit(bytes[pos]) else { throw error("expected a digit\(foundDescription())") }
@@ -166,14 +177,7 @@ struct JSONScanner: ~Copyable {
             if pos < bytes.count && isDigit(bytes[pos]) { throw error("number with a leading zero") }
         } else {
             while pos < bytes.count, isDigit(bytes[pos]) {
-                let d = UInt64(bytes[pos] &- 48)
-                if significant < 19 {
-                    mantissa = mantissa &* 10 &+ d
-                    significant += 1
-                } else {
-                    exponent += 1
-                    if d != 0 { truncated = true }
-                }
+                digits.appendInteger(bytes[pos])
                 pos += 1
             }
         }
@@ -182,14 +186,7 @@ struct JSONScanner: ~Copyable {
             pos += 1
             guard pos < bytes.count, isDigit(bytes[pos]) else { throw error("expected a digit after the decimal point") }
             while pos < bytes.count, isDigit(bytes[pos]) {
-                let d = UInt64(bytes[pos] &- 48)
-                if significant < 19 {
-                    mantissa = mantissa &* 10 &+ d
-                    if mantissa != 0 { significant += 1 }
-                    exponent -= 1
-                } else if d != 0 {
-                    truncated = true
-                }
+                digits.appendFraction(bytes[pos])
                 pos += 1
             }
         }
@@ -207,10 +204,11 @@ struct JSONScanner: ~Copyable {
                 if e < 100_000 { e = e * 10 + Int(bytes[pos] &- 48) }
                 pos += 1
             }
-            exponent += expNegative ? -e : e
+            digits.exponent += expNegative ? -e : e
         }
 
-        if isInteger && !truncated && exponent == 0 {
+        if isInteger && !digits.truncated && digits.exponent == 0 {
+            let mantissa = digits.mantissa
             if negative {
                 if mantissa <= UInt64(Int64.max) + 1 {
                     let v = mantissa == UInt64(Int64.max) + 1 ? Int64.min : -Int64(mantissa)
@@ -221,11 +219,7 @@ struct JSONScanner: ~Copyable {
                 return JSONNumber(integer: v, double: Double(v))
             }
         }
-        // Clinger's fast path: both the mantissa and the power of ten are exact doubles,
-        // so one multiplication or division rounds correctly.
-        if !truncated && mantissa < (1 << 53) && exponent >= -22 && exponent <= 22 {
-            var d = Double(mantissa)
-            if exponent >= 0 { d *= JSONScanner.powersOfTen[exponent] } else { d /= JSONScanner.powersOfTen[-exponent] }
+        if let d = digits.fastDouble {
             return JSONNumber(integer: nil, double: negative ? -d : d)
         }
         // The rare rest: let the standard library's correctly rounded parser do it.
@@ -233,11 +227,6 @@ struct JSONScanner: ~Copyable {
         let d = Double(text) ?? (negative ? -.infinity : .infinity)
         return JSONNumber(integer: nil, double: d)
     }
-
-    static let powersOfTen: [Double] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-    ]
 
     @inline(__always)
     func isDigit(_ b: UInt8) -> Bool { b &- 48 < 10 }
@@ -305,6 +294,20 @@ struct JSONScanner: ~Copyable {
             pos += 1
         }
         throw error("unterminated string")
+    }
+
+    /// Steps through an array: with `index` 0 the scanner is at `[`, otherwise just after
+    /// element `index - 1`. Returns `true` at the next element (after whitespace) and
+    /// `false` once past the closing `]`; `what` names the array in errors.
+    mutating func nextElement(_ index: Int, in what: @autoclosure () -> String) throws(JSONSyntaxError) -> Bool {
+        if index == 0 {
+            pos += 1 // the "["
+            if peek() == UInt8(ascii: "]") { pos += 1; return false }
+            return true
+        }
+        if peek() == UInt8(ascii: ",") { pos += 1; return true }
+        try expect(UInt8(ascii: "]"), "',' or ']' in \(what())")
+        return false
     }
 
     /// Throws unless only whitespace is left.

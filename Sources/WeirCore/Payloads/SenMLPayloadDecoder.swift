@@ -38,23 +38,15 @@ public struct SenMLPayloadDecoder: PayloadDecoder {
             do {
                 switch scanner.peek() {
                 case UInt8(ascii: "["):
-                    scanner.pos += 1
-                    if scanner.peek() == UInt8(ascii: "]") {
-                        scanner.pos += 1
-                    } else {
-                        var index = 0
-                        while true {
-                            if scanner.peek() == UInt8(ascii: "{") {
-                                try state.decodeRecord(&scanner, index: index)
-                            } else {
-                                try scanner.skipValue(depth: 1)
-                                state.out.problems.append(PayloadProblem("record \(index): not an object"))
-                            }
-                            index += 1
-                            if scanner.peek() == UInt8(ascii: ",") { scanner.pos += 1; continue }
-                            try scanner.expect(UInt8(ascii: "]"), "',' or ']' in the pack")
-                            break
+                    var index = 0
+                    while try scanner.nextElement(index, in: "the pack") {
+                        if scanner.peek() == UInt8(ascii: "{") {
+                            try state.decodeRecord(&scanner, index: index)
+                        } else {
+                            try scanner.skipValue(depth: 1)
+                            state.out.problems.append(PayloadProblem("record \(index): not an object"))
                         }
+                        index += 1
                     }
                 case UInt8(ascii: "{"):
                     // Not a pack, but unambiguous: a pack of one record.
