@@ -16,7 +16,7 @@ struct VerifyCommand: AsyncParsableCommand {
         the truth is loss (its numbers must still be those of a subset); one with more is \
         double counting. Loss the cloud reports as dropped at the edge (drop ledger) is \
         explained; --allow-loss N tolerates N more (the SIGKILL scenarios). Exits 0 when \
-        verified, 1 on any unexplained difference, 2 on bad arguments, 3 when the cloud \
+        verified, 1 on any unexplained difference, 64 on bad arguments, 3 when the cloud \
         cannot be read.
         """
     )

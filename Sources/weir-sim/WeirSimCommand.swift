@@ -66,13 +66,13 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
     init(_ duration: Duration) { self.duration = duration }
 }
 
-/// Turns a `WeirError` into a clean exit: the message on stderr, status 2 for bad
-/// arguments and 1 for anything else.
+/// Turns a `WeirError` into a clean exit: the message on stderr, status 64 for bad
+/// arguments (as for every usage error ArgumentParser reports), 1 for anything else.
 func exitOnError<T>(_ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
     } catch let error as WeirError {
         FileHandle.standardError.write(Data("weir-sim: \(error)\n".utf8))
-        throw ExitCode(error.code == .badArgument ? 2 : 1)
+        throw ExitCode(error.code == .badArgument ? ExitCode.validationFailure.rawValue : 1)
     }
 }
