@@ -104,59 +104,20 @@ public struct ProgressWatcher: Sendable {
         let sampleEvery = Swift.min(interval / 4, .milliseconds(250))
         var result = Result()
         var nextPrint = began
-        // The backlog being tracked: its peak, and the last moment forwarding made no
-        // progress while it waited (the drain is timed from there).
-        var peak = 0
-        var stalled: (at: ContinuousClock.Instant, forwarded: Int)?
-        var lastForwarded: Int?
-        // The edge's ingest rate (readings/s, smoothed): about a second of it sits in the
-        // buffer in normal operation, so only more than that counts as a backlog.
-        var ingestRate = 0.0
-        var lastAccepted: (at: ContinuousClock.Instant, count: Int)?
+        var tracker = BacklogTracker()
         while !Task.isCancelled {
             let snap = await snapshot()
             let now = clock.now
             let elapsed = began.duration(to: now)
             result.last = snap
             let buffered = snap.edgeBuffered ?? 0
-            let forwarded = snap.edgeForwarded ?? 0
-            if let accepted = snap.edgeAccepted {
-                if let last = lastAccepted {
-                    let seconds = Double(last.at.duration(to: now).milliseconds) / 1000
-                    if seconds > 0 { ingestRate = 0.7 * ingestRate + 0.3 * Double(accepted - last.count) / seconds }
-                }
-                lastAccepted = (now, accepted)
-            }
-            let threshold = Swift.max(200, Int(ingestRate))
-            let progressed = lastForwarded.map { forwarded > $0 } ?? false
-            lastForwarded = forwarded
-            if buffered > threshold {
-                peak = Swift.max(peak, buffered)
-                if !progressed { stalled = (now, forwarded) }
-            }
-            result.peakBuffered = Swift.max(result.peakBuffered, peak, buffered)
-            var drainLine: String?
-            // Drained once a backlog's worth has been forwarded since the last stall, or the
-            // buffer is back to normal after progress (the edge's gauge may lag its counter).
-            // Without progress a backlog only looks smaller because the ingest estimate grew.
-            if peak > 0, let from = stalled, forwarded > from.forwarded,
-               forwarded - from.forwarded >= peak || buffered <= threshold {
-                // Only a backlog worth the name (twice the normal level) gets a line.
-                if peak > 2 * threshold {
-                    let seconds = Double(from.at.duration(to: now).milliseconds) / 1000
-                    let rate = seconds > 0 ? Double(forwarded - from.forwarded) / seconds : 0
-                    if peak >= result.peakBuffered {
-                        result.drainSeconds = seconds
-                        result.drainRate = rate
-                    }
-                    drainLine = "    backlog of \(peak) readings drained within \(format1(seconds)) s (at least \(Int(rate.rounded())) readings/s forwarded)"
-                }
-                peak = 0
-                stalled = nil
-            }
-            let draining = peak > 0 && stalled.map { forwarded > $0.forwarded } == true
+            let drain = tracker.observe(seconds: Double(elapsed.milliseconds) / 1000, accepted: snap.edgeAccepted ?? 0,
+                                        buffered: buffered, forwarded: snap.edgeForwarded ?? 0)
+            result.peakBuffered = Swift.max(result.peakBuffered, tracker.largestPeak, buffered)
+            result.drainRate = tracker.largestDrain?.rate
+            result.drainSeconds = tracker.largestDrain?.seconds
 
-            if now >= nextPrint || drainLine != nil {
+            if now >= nextPrint || drain != nil {
                 nextPrint = now.advanced(by: interval)
                 var line = "[\(Self.clockText(elapsed))] published \(snap.published)"
                 if let accepted = snap.edgeAccepted { line += " · edge accepted \(accepted)" }
@@ -164,16 +125,18 @@ public struct ProgressWatcher: Sendable {
                 if let f = snap.edgeForwarded { line += " · forwarded \(f)" }
                 if let c = snap.cloudReadings { line += " · in cloud \(c)" }
                 if let d = snap.edgeDeadLetters, d > 0 { line += " · dead letters \(d)" }
-                if draining, let from = stalled {
-                    let done = Swift.min(1, Double(forwarded - from.forwarded) / Double(peak))
-                    let seconds = Double(from.at.duration(to: now).milliseconds) / 1000
-                    let rate = seconds > 0 ? Double(forwarded - from.forwarded) / seconds : 0
+                switch tracker.state {
+                case .normal:
+                    break
+                case .building(let waiting):
+                    line += "\n    backlog building: \(waiting) readings waiting for the uplink"
+                case .draining(let peak, let done, let rate):
                     line += "\n    draining " + Self.bar(done) + " \(Int((done * 100).rounded()))% of \(peak) · \(Int(rate.rounded())) readings/s"
-                } else if peak > 0, buffered > threshold, snap.edgeForwarded != nil {
-                    line += "\n    backlog building: \(buffered) readings waiting for the uplink"
                 }
                 output(line)
-                if let drainLine { output(drainLine) }
+                if let drain {
+                    output("    backlog of \(drain.peak) readings drained within \(format1(drain.seconds)) s (at least \(Int(drain.rate.rounded())) readings/s forwarded)")
+                }
             }
 
             if snap.runFinished, buffered == 0, snap.edgeBuffered != nil, (snap.edgeAccepted ?? 0) > 0 || snap.published == 0 {
