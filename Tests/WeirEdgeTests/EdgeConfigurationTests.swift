@@ -59,6 +59,39 @@ struct EdgeConfigurationTests {
         }
     }
 
+    @Test("lists of mappings in the compact style (items at their key's indent) load too")
+    func compactSequences() async throws {
+        try await withTemporaryDirectory { dir in
+            let file = try dir.write("c.yaml", """
+                gateway: gw-1
+                mqtt:
+                  subscriptions:
+                  - topic: a/{device}
+                    format: senml
+                  # a comment between items
+                  - topic: b/{device}
+                    format: line
+                    precision: ms
+                  url: mqtt://127.0.0.1:1999
+                filters:
+                - match: "*/temp"
+                  range: {min: 1, max: 2}
+                - match: hum
+                  dedup: 10m
+                metrics:
+                  listen: off
+                """)
+            let config = try await EdgeConfiguration.load(file: file, environment: [:])
+            #expect(config.mqtt.subscriptions.map(\.topic.pattern) == ["a/{device}", "b/{device}"])
+            #expect(config.mqtt.subscriptions.map(\.format) == [.senml, .line])
+            #expect(config.mqtt.subscriptions[1].precision == .milliseconds)
+            #expect(config.mqtt.url == "mqtt://127.0.0.1:1999")
+            #expect(config.filters.map(\.match) == ["*/temp", "hum"])
+            #expect(config.filters[1].dedupWindowMs == 600_000)
+            #expect(config.metrics.listen == nil)
+        }
+    }
+
     @Test("a bad config names the key and the problem", arguments: [
         ("gateway: gw-1\nbuffer:\n  flush_interval: soon\n", "buffer.flush_interval"),
         ("gateway: gw-1\nbufer:\n  path: x\n", "bufer.path"),

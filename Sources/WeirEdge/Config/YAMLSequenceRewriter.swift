@@ -16,8 +16,12 @@
 enum YAMLSequenceRewriter {
     static func rewrite(_ text: String) -> String {
         var output: [String] = []
-        // Open sequences of mappings: (indent of the "- ", next index).
-        var open: [(indent: Int, next: Int)] = []
+        // Open sequences of mappings: the indent of their "- ", the next index, and how
+        // far their lines move right (2 when the items sit at their key's own indent,
+        // the compact style `key:\n- a: 1`, so that the "N": keys nest under the key).
+        var open: [(indent: Int, next: Int, shift: Int)] = []
+        // The indent of the last `key:` line with no value on it (a parent).
+        var parentIndent = -1
         for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
             let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
             let indent = line.prefix { $0 == " " }.count
@@ -37,20 +41,30 @@ enum YAMLSequenceRewriter {
                         open[open.count - 1].next += 1
                     } else {
                         index = 0
-                        open.append((indent, 1))
+                        open.append((indent, 1, indent == parentIndent ? 2 : 0))
                     }
-                    let pad = String(repeating: " ", count: indent)
+                    let shift = open[open.count - 1].shift + outerShift(open.dropLast())
+                    let pad = String(repeating: " ", count: indent + shift)
                     output.append("\(pad)\"\(index)\":")
-                    output.append(String(repeating: " ", count: indent + itemOffset) + item)
+                    output.append(String(repeating: " ", count: indent + shift + itemOffset) + item)
+                    parentIndent = item.hasSuffix(":") ? indent + itemOffset : -1
                     continue
                 }
-                output.append(String(line))
+                output.append(String(repeating: " ", count: outerShift(open[...])) + line)
                 continue
             }
+            // A line at or left of an open sequence's dash ends it, unless it is the
+            // continuation of a compact-style item (indented past the dash).
             while let last = open.last, last.indent >= indent { open.removeLast() }
-            output.append(String(line))
+            output.append(String(repeating: " ", count: outerShift(open[...])) + line)
+            parentIndent = content.hasSuffix(":") ? indent : -1
         }
         return output.joined(separator: "\n")
+    }
+
+    /// How far the enclosing open sequences move a line right.
+    private static func outerShift(_ open: ArraySlice<(indent: Int, next: Int, shift: Int)>) -> Int {
+        open.reduce(0) { $0 + $1.shift }
     }
 
     /// `key: value` or `key:` (plain or quoted key), not a scalar such as `a:b` or `"x"`.
