@@ -36,6 +36,7 @@ import WeirTestSupport
             let settled = try await verifier.waitForCloud(timeout: .seconds(30)) { _ in }
             let report = try await verifier.verify()
             let text = report.textLines(sizes: [10_000, 60_000]).joined(separator: "\n")
+            print("weir-sim end-to-end (\(#function)):\n\(text)")
             #expect(settled, "\(text)\n\(h.logs())")
             #expect(report.readingsChecked == 30 * 4 * 24 * 3)
             #expect(report.lost == 0, "\(text)")
@@ -77,6 +78,7 @@ import WeirTestSupport
             _ = try await verifier.waitForCloud(timeout: .seconds(30)) { _ in }
             let report = try await verifier.verify()
             let text = report.textLines(sizes: [10_000, 60_000]).joined(separator: "\n")
+            print("weir-sim end-to-end (\(#function)):\n\(text)")
             #expect(report.readingsChecked == 30 * 4 * 14 * 3)
             #expect(report.doubleCounted == 0, "\(text)")
             #expect(report.mismatchedWindows == 0, "\(text)")
