@@ -38,8 +38,9 @@ public struct Verifier: Sendable {
     }
 
     /// Polls the cloud's device list until it holds as many readings for the truth's devices
-    /// as the truth does — or, when some loss is allowed or reported, until the count is
-    /// within that and has stopped moving for three seconds — or until `timeout` passes.
+    /// as the truth does — or, when some loss is allowed or reported (or there are more than
+    /// expected), until the count is within that and has stopped moving for three seconds —
+    /// or until `timeout` passes.
     /// Returns whether the counts settled; `progress` hears a line every two seconds.
     public func waitForCloud(timeout: Duration, progress: @Sendable (String) -> Void) async throws(WeirError) -> Bool {
         let expected = try truth.readingCount()
@@ -68,8 +69,10 @@ public struct Verifier: Sendable {
             if count != lastCount {
                 lastCount = count
                 stableSince = now
-            } else if count >= 0, count + dropped + options.allowLoss >= expected, count <= expected,
+            } else if count >= 0, count + dropped + options.allowLoss >= expected,
                       stableSince.duration(to: now) >= .seconds(3) {
+                // Within the allowed loss, or more than expected (which only the comparison
+                // can explain), and no longer moving: waiting longer will not help.
                 return true
             }
             if lastReport.duration(to: now) >= .seconds(2) {
