@@ -294,6 +294,10 @@ public final class LinkProxy: Sendable {
             channel.close(promise: nil)
             return
         }
-        provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+        // Shut the socket down before closing the descriptor: a child process forked
+        // meanwhile may hold a copy of the descriptor, and then close alone sends nothing.
+        provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in
+            channel.close(mode: .output).whenComplete { _ in channel.close(promise: nil) }
+        }
     }
 }

@@ -92,11 +92,17 @@ final class RelayHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         let peer = self.peer
         if let lastWrite {
-            lastWrite.whenComplete { _ in peer.close(promise: nil) }
+            lastWrite.whenComplete { _ in Self.shutDown(peer) }
         } else {
-            peer.close(promise: nil)
+            Self.shutDown(peer)
         }
         context.fireChannelInactive()
+    }
+
+    /// Sends FIN, then closes. (A process forked meanwhile may hold a copy of the socket's
+    /// descriptor; closing alone would then leave the other side waiting.)
+    static func shutDown(_ channel: any Channel) {
+        channel.close(mode: .output).whenComplete { _ in channel.close(promise: nil) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
