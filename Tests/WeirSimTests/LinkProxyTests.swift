@@ -137,7 +137,11 @@ import WeirCore
         }
         _ = try await proxy.start()
         let follower = Task { await proxy.follow(try! LinkSchedule.parse("down 200ms, up 200ms, ...")) }
-        try await Task.sleep(for: .milliseconds(1100))
+        // Four transitions take 0.6 s; allow for a busy machine.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while seen.withLock({ $0.count }) < 4, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
         follower.cancel()
         await follower.value
         await proxy.stop()
