@@ -223,17 +223,7 @@ extension FilterVerdict {
 
 @Suite("edge filters, randomized")
 struct FilterChainPropertyTests {
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
+    typealias Random = SplitMix64
 
     /// Out-of-order, duplicated readings of many series through every kind of stage, with
     /// flushes at random moments and evictions forced by a small device cap: every held

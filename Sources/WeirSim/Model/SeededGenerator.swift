@@ -1,4 +1,5 @@
 import Foundation
+import WeirCore
 
 /// A small, fast, seedable random number generator (xoshiro256**, seeded through
 /// SplitMix64), so a `--seed` gives the same simulation on every machine and every run.
@@ -19,18 +20,11 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 
     /// A generator whose whole sequence is fixed by `seed`.
     public init(seed: UInt64) {
-        var sm = seed
-        func next() -> UInt64 {
-            sm &+= 0x9E37_79B9_7F4A_7C15
-            var z = sm
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        s0 = next()
-        s1 = next()
-        s2 = next()
-        s3 = next()
+        var seeder = SplitMix64(seed: seed)
+        s0 = seeder.next()
+        s1 = seeder.next()
+        s2 = seeder.next()
+        s3 = seeder.next()
     }
 
     /// An independent stream for one purpose (`"values"`, `"offline"`, ...) of one device.
