@@ -15,6 +15,7 @@ struct RunCommand: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
+        MemoryTuning.apply()
         let configuration: EdgeConfiguration
         do {
             configuration = try await EdgeConfiguration.load(file: config)
