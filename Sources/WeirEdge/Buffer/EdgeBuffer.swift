@@ -47,7 +47,9 @@ public final class EdgeBuffer: Sendable {
         config.maximumReaderCount = 2
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
-            try db.execute(sql: "PRAGMA cache_size = -1024")
+            // 256 KiB of page cache per connection (the OS page cache is behind it; appends
+            // and sequential chunk reads do not need more): ~1 MB less peak RSS than 1 MiB.
+            try db.execute(sql: "PRAGMA cache_size = -256")
             // Checkpoint the WAL every 1 MiB and cut it back to that size afterwards, so
             // the files on disk stay close to what the chunks need.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 256")
