@@ -57,4 +57,29 @@ public struct DeviceDelta: Sendable, Hashable {
     public var newestTs: Int64?
 
     public init() {}
+
+    /// Adds a later batch's counter changes to these (the watermark and `touched` are the
+    /// caller's: they are not sums).
+    public mutating func addCounters(of other: DeviceDelta) {
+        readings += other.readings
+        duplicates += other.duplicates
+        late += other.late
+        conflicts += other.conflicts
+        tooLate += other.tooLate
+        droppedLate += other.droppedLate
+        droppedAtEdge += other.droppedAtEdge
+    }
+}
+
+extension DeviceSummary {
+    /// Adds a batch's counter changes to the device's totals.
+    public mutating func addCounters(of delta: DeviceDelta) {
+        readings += delta.readings
+        duplicates += delta.duplicates
+        late += delta.late
+        conflicts += delta.conflicts
+        tooLate += delta.tooLate
+        droppedLate += delta.droppedLate
+        droppedAtEdge += delta.droppedAtEdge
+    }
 }

@@ -31,13 +31,7 @@ struct WriteBackLog {
         mutating func merge(_ newer: DeviceChange) {
             if let ts = newer.maxTs, maxTs.map({ ts > $0 }) ?? true { maxTs = ts }
             lastSeen = max(lastSeen, newer.lastSeen)
-            delta.readings += newer.delta.readings
-            delta.duplicates += newer.delta.duplicates
-            delta.late += newer.delta.late
-            delta.conflicts += newer.delta.conflicts
-            delta.tooLate += newer.delta.tooLate
-            delta.droppedLate += newer.delta.droppedLate
-            delta.droppedAtEdge += newer.delta.droppedAtEdge
+            delta.addCounters(of: newer.delta)
         }
     }
 
@@ -263,13 +257,7 @@ struct WriteBackLog {
         var s = summary
         if let ts = change.maxTs { s.watermark = ts - maxOutOfOrderMs }
         s.lastSeen = max(s.lastSeen ?? Int64.min, change.lastSeen)
-        s.readings += change.delta.readings
-        s.duplicates += change.delta.duplicates
-        s.late += change.delta.late
-        s.conflicts += change.delta.conflicts
-        s.tooLate += change.delta.tooLate
-        s.droppedLate += change.delta.droppedLate
-        s.droppedAtEdge += change.delta.droppedAtEdge
+        s.addCounters(of: change.delta)
         return s
     }
 }
