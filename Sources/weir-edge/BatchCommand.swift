@@ -130,13 +130,24 @@ struct BatchCommand: AsyncParsableCommand {
 
 /// Input, output and decoding shared by the batch subcommands.
 enum BatchIO {
-    static func readInput(_ path: String?) throws -> [UInt8] {
+    /// Reads a whole file or standard input, refusing more than `limit` bytes (an endless
+    /// pipe must be an error, not a process that grows until the machine runs out).
+    static func readInput(_ path: String?, limit: Int = BatchCommand.defaultMaxSize) throws -> [UInt8] {
         guard let path, path != "-" else {
-            guard let data = try FileHandle.standardInput.readToEnd() else { return [] }
-            return [UInt8](data)
+            var bytes: [UInt8] = []
+            while let data = try FileHandle.standardInput.read(upToCount: 1 << 20), !data.isEmpty {
+                bytes.append(contentsOf: data)
+                if bytes.count > limit {
+                    throw WeirError(.badInput, "standard input is larger than \(limit) bytes")
+                }
+            }
+            return bytes
         }
         guard FileManager.default.fileExists(atPath: path) else {
             throw WeirError(.badArgument, "\(path): no such file")
+        }
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > limit {
+            throw WeirError(.badInput, "\(path) is \(size) bytes, larger than \(limit)")
         }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw WeirError(.badArgument, "\(path): cannot be read")
