@@ -190,6 +190,7 @@ let package = Package(
             name: "WeirCloudTests",
             dependencies: [
                 "WeirCloud", "WeirCore", "WeirCompression", "WeirTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
