@@ -41,4 +41,13 @@ extension MQTTClient {
             }
         }
     }
+
+    /// Hands libmosquitto's error-level log lines (the OpenSSL reason of a failed TLS
+    /// handshake) to the session. Non-isolated for the same reason as the others.
+    nonisolated static func registerLogCallback(_ handle: OpaquePointer) {
+        mosquitto_log_callback_set(handle) { _, userdata, level, text in
+            guard let userdata, let text, level & Int32(MOSQ_LOG_ERR) != 0 else { return }
+            Unmanaged<MQTTSession>.fromOpaque(userdata).takeUnretainedValue().didLogError(String(cString: text))
+        }
+    }
 }

@@ -66,6 +66,9 @@ public final class MQTTClient: @unchecked Sendable {
             if rc != MOSQ_ERR_SUCCESS.rawValue {
                 throw MQTTError(.badConfiguration, "TLS with CA file '\(caFile)' failed: \(MQTTError.library("tls_set", rc).message)")
             }
+            // libmosquitto reports why a handshake failed ("certificate verify failed") only
+            // through its log; TLS only, as formatting every packet's log line costs time.
+            MQTTClient.registerLogCallback(handle)
         }
     }
 

@@ -13,6 +13,8 @@ public struct MQTTError: Error, Sendable, CustomStringConvertible, Hashable {
         public static let refused = Code("connection refused")
         /// The broker could not be reached in time.
         public static let unreachable = Code("broker unreachable")
+        /// The TLS handshake failed (an untrusted certificate, a name mismatch, no TLS).
+        public static let tls = Code("TLS failure")
         /// The connection is gone (disconnected before the operation completed).
         public static let disconnected = Code("disconnected")
         /// The broker did not grant a subscription.

@@ -90,6 +90,29 @@ final class MQTTSession: Sendable {
         }
     }
 
+    /// An error line from libmosquitto's log (registered for TLS connections only). A TLS
+    /// failure ("OpenSSL Error[0]: ...: certificate verify failed") becomes the last error,
+    /// and fails a waiting `connect()` at once: after a failed first handshake the network
+    /// thread gives up, so waiting for a CONNACK would only end in a vaguer timeout.
+    func didLogError(_ text: String) {
+        guard text.contains("OpenSSL") || text.contains("TLS") || text.contains("SSL") else { return }
+        let reason = text.split(separator: ":").last.map { String($0.drop(while: { $0 == " " })) } ?? text
+        let c = configuration
+        let error = MQTTError(.tls, "TLS handshake with \(c.host):\(c.port) failed: \(reason) (\(text.prefix(200))); check that "
+                              + "\(c.caFile ?? "the CA file") is the CA that signed the broker's certificate and that it names \(c.host)")
+        let waiter = state.withLock { s in
+            s.lastError = error.message
+            let w = s.connectWaiter
+            s.connectWaiter = nil
+            return w
+        }
+        if let waiter {
+            waiter.resume(throwing: error)   // connect() throws it; its caller reports it
+        } else {
+            logger.error("MQTT TLS handshake failed; reconnecting with backoff", metadata: ["weir.error": "\(error.message)"])
+        }
+    }
+
     func didPublish(mid: Int32) {
         let waiter = state.withLock { s in
             if let w = s.pendingPublishes.removeValue(forKey: mid) { return Optional(w) }

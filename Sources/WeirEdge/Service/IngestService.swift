@@ -79,6 +79,13 @@ struct IngestService: Service {
                 return
             } catch let error as MQTTError where error.code == .refused {
                 throw error
+            } catch let error as MQTTError where error.code == .tls {
+                // Not a broker that is still starting: say so loudly, and keep trying (the
+                // broker's certificate may be the one that gets fixed).
+                logger.error("cannot connect to the broker: \(error.message); nothing is received until this is fixed; retrying",
+                             metadata: ["weir.broker": "\(configuration.mqtt.url)", "weir.ca_file": "\(configuration.mqtt.caFile ?? "-")"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
             } catch {
                 logger.warning("broker not reachable yet; retrying", metadata: ["weir.error": "\(error)"])
                 try? await Task.sleep(for: delay)
