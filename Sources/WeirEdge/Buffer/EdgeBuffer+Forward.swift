@@ -83,8 +83,10 @@ extension EdgeBuffer {
     public func reject(seqs: [Int64], dropIDs: [Int64], batch: String, status: Int, response: String, now: Int64 = EdgeClock.nowMs()) throws {
         let freed: Int64 = try pool.write { db in
             var freed: Int64 = 0
+            var readings: Int64 = 0
             for seq in seqs {
                 freed += try Int64.fetchOne(db, sql: "SELECT bytes FROM chunks WHERE seq = ?", arguments: [seq]) ?? 0
+                readings += try Int64.fetchOne(db, sql: "SELECT readings FROM chunks WHERE seq = ?", arguments: [seq]) ?? 0
                 try db.execute(sql: """
                     INSERT OR REPLACE INTO rejected (seq, batch, readings, status, response, rejected_at, body)
                     SELECT seq, ?, readings, ?, ?, ?, body FROM chunks WHERE seq = ?
@@ -95,7 +97,7 @@ extension EdgeBuffer {
             for id in dropIDs {
                 try db.execute(sql: "DELETE FROM drops WHERE id = ?", arguments: [id])
             }
-            try Self.addCounters(db, ["rejected_chunks": Int64(seqs.count), "rejected_batches": 1,
+            try Self.addCounters(db, ["rejected_chunks": Int64(seqs.count), "rejected_readings": readings, "rejected_batches": 1,
                                       "rejected_drop_rows": Int64(dropIDs.count)])
             return freed
         }

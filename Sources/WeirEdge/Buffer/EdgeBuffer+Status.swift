@@ -15,6 +15,12 @@ extension EdgeBuffer {
             var counters: [String: Int64] = [:]
             for r in try Row.fetchAll(db, sql: "SELECT name, value FROM counters") { counters[r["name"]] = r["value"] }
             let oldestAge = oldest.map { max(0, now - $0) } ?? 0
+            let rejected = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(readings), 0) AS r FROM rejected")
+            let lastRejection = try Row.fetchOne(db, sql: "SELECT batch, status, response FROM rejected ORDER BY rejected_at DESC, seq DESC LIMIT 1")
+                .map { r -> String in
+                    let batch: String = r["batch"], status: Int = r["status"], response: String = r["response"]
+                    return "batch \(batch) refused with HTTP \(status): \(response.prefix(300))"
+                }
             return EdgeStatus(
                 gateway: meta["gateway"] ?? gateway,
                 chunks: chunks, readings: readings, bytes: bytes,
@@ -23,7 +29,9 @@ extension EdgeBuffer {
                 forwardLagMs: oldestAge,
                 pendingDropRows: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM drops") ?? 0,
                 quarantinedChunks: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM quarantine") ?? 0,
-                rejectedChunks: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rejected") ?? 0,
+                rejectedChunks: rejected?["n"] ?? 0,
+                rejectedReadings: rejected?["r"] ?? 0,
+                lastRejection: lastRejection,
                 deadLetterRows: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dead_letters") ?? 0,
                 uplinkState: meta["uplink_state"] ?? "idle",
                 lastUplinkError: meta["uplink_last_error"],

@@ -16,6 +16,10 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
     public var pendingDropRows: Int
     public var quarantinedChunks: Int
     public var rejectedChunks: Int
+    /// Readings in the rejected chunks (kept in the `rejected` table, never resent).
+    public var rejectedReadings: Int64
+    /// The newest rejection: batch, HTTP status and the cloud's response.
+    public var lastRejection: String?
     public var deadLetterRows: Int
     public var uplinkState: String
     public var lastUplinkError: String?
@@ -37,7 +41,8 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
             "last uplink error:    \(lastUplinkError ?? "none")",
             "drop ledger (unsent): \(pendingDropRows) rows",
             "quarantined chunks:   \(quarantinedChunks)",
-            "rejected chunks:      \(rejectedChunks)",
+            "rejected chunks:      \(rejectedChunks) (\(rejectedReadings) readings, kept, not resent)"
+                + (lastRejection.map { "; last: \($0)" } ?? ""),
             "dead letters:         \(counters["dead_letters"] ?? 0) total, \(deadLetterRows) kept",
         ]
         lines.append("totals:")
