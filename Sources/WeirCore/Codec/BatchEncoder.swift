@@ -16,8 +16,8 @@ struct BatchEncoder {
 
     mutating func encode(_ batch: Batch) -> [UInt8] {
         let readings = batch.readings
-        let grouping = SeriesGrouping(readings)
-        out = ByteWriter(capacity: 64 + readings.count * 2 + grouping.keys.count * 24)
+        var grouping = SeriesGrouping(readings)
+        out = ByteWriter(capacity: 64 + readings.count * 2 + grouping.seriesCount * 24)
 
         out.bytes.append(contentsOf: BatchCodec.magic)
         out.byte(BatchCodec.version)
@@ -25,26 +25,25 @@ struct BatchEncoder {
         out.string(batch.gateway)
         out.string(batch.id)
 
-        // String table: device and metric names in order of first use.
-        var strings = StringTable()
-        var seriesNames: [(device: Int, metric: Int)] = []
-        seriesNames.reserveCapacity(grouping.keys.count)
-        for key in grouping.keys {
-            seriesNames.append((strings.index(key.device), strings.index(key.metric)))
+        // String table: device and metric names in order of first use (the series', then the drops').
+        var dropNames: [(Int, Int)] = []
+        if !batch.drops.isEmpty {
+            var strings = StringTable(grouping.names)
+            dropNames = batch.drops.map { (strings.index($0.device), strings.index($0.metric)) }
+            grouping.names = strings.names
         }
-        let dropNames = batch.drops.map { (strings.index($0.device), strings.index($0.metric)) }
-        out.varint(strings.names.count)
-        for name in strings.names { out.string(name) }
+        out.varint(grouping.names.count)
+        for name in grouping.names { out.string(name) }
 
         out.varint(readings.count)
-        out.varint(grouping.keys.count)
+        out.varint(grouping.seriesCount)
         readings.withUnsafeBufferPointer { rs in
             grouping.order.withUnsafeBufferPointer { order in
-                for s in 0..<grouping.keys.count {
+                for s in 0..<grouping.seriesCount {
                     let lo = grouping.offsets[s]
                     let hi = grouping.offsets[s + 1]
-                    out.varint(seriesNames[s].device)
-                    out.varint(seriesNames[s].metric)
+                    out.varint(Int(grouping.seriesNames[s].device))
+                    out.varint(Int(grouping.seriesNames[s].metric))
                     out.varint(hi - lo)
                     writeSeries(rs, order: UnsafeBufferPointer(rebasing: order[lo..<hi]))
                 }
@@ -199,6 +198,14 @@ struct BatchEncoder {
 struct StringTable {
     private(set) var names: [String] = []
     private var indices: [String: Int] = [:]
+
+    init() {}
+
+    /// A table that starts with `names` (distinct, in this order).
+    init(_ names: [String]) {
+        indices.reserveCapacity(names.count)
+        for name in names { _ = index(name) }
+    }
 
     mutating func index(_ name: String) -> Int {
         if let i = indices[name] { return i }
