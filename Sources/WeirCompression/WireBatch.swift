@@ -15,9 +15,13 @@ public enum WireBatch {
     /// The four bytes a zstd frame starts with.
     static let zstdMagic: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD]
 
-    /// Encodes `batch` with `BatchCodec` and compresses it with zstd.
-    public static func encode(_ batch: Batch) throws -> [UInt8] {
-        try Zstd.compress(BatchCodec.encode(batch), level: zstdLevel)
+    /// Encodes `batch` with `BatchCodec` and compresses it with zstd. A batch handed
+    /// over (`encode(consume batch)`, or a temporary) is released before zstd runs, so
+    /// its readings and zstd's tables never take memory at the same time.
+    public static func encode(_ batch: consuming Batch) throws -> [UInt8] {
+        let raw = BatchCodec.encode(batch)
+        _ = consume batch
+        return try Zstd.compress(raw, level: zstdLevel)
     }
 
     /// Decompresses and decodes a wire batch. `maxSize` bounds the decompressed codec

@@ -11,14 +11,15 @@ public enum Zstd {
     public static func compress(_ input: some ContiguousCollection<UInt8>, level: Int32 = 3) throws(CompressionError) -> [UInt8] {
         try input.withUnsafeBytesCompat { (src: UnsafeRawBufferPointer) throws(CompressionError) -> [UInt8] in
             let bound = ZSTD_compressBound(src.count)
-            var out = [UInt8](repeating: 0, count: bound)
-            let written = out.withUnsafeMutableBytes { dst in
-                ZSTD_compress(dst.baseAddress, dst.count, src.baseAddress, src.count, level)
+            var written = 0
+            // Uninitialized: only the pages zstd writes become resident.
+            let out = [UInt8](unsafeUninitializedCapacity: bound) { dst, count in
+                written = ZSTD_compress(dst.baseAddress, dst.count, src.baseAddress, src.count, level)
+                count = ZSTD_isError(written) != 0 ? 0 : written
             }
             if ZSTD_isError(written) != 0 {
                 throw CompressionError("zstd compression failed: \(String(cString: ZSTD_getErrorName(written)))")
             }
-            out.removeSubrange(written...)
             return out
         }
     }
@@ -29,6 +30,7 @@ public enum Zstd {
         try input.withUnsafeBytesCompat { (src: UnsafeRawBufferPointer) throws(CompressionError) -> [UInt8] in
             guard let dctx = ZSTD_createDCtx() else { throw CompressionError("zstd: out of memory") }
             defer { ZSTD_freeDCtx(dctx) }
+            if let whole = decompressWholeFrame(src, dctx, maxSize: maxSize) { return whole }
             var out: [UInt8] = []
             var chunk = [UInt8](repeating: 0, count: 64 * 1024)
             var inBuf = ZSTD_inBuffer(src: src.baseAddress, size: src.count, pos: 0)
@@ -54,6 +56,29 @@ public enum Zstd {
             }
             return out
         }
+    }
+}
+
+extension Zstd {
+    /// The common case in one call: `src` is exactly one frame that states its content
+    /// size (`compress` writes it), within `maxSize`. The output is allocated once at its
+    /// final size and zstd needs no window buffer. `nil` otherwise, or when the frame does
+    /// not decompress to what it states: the streaming path then runs and names the problem.
+    static func decompressWholeFrame(_ src: UnsafeRawBufferPointer, _ dctx: OpaquePointer, maxSize: Int) -> [UInt8]? {
+        guard let base = src.baseAddress else { return nil }
+        let frame = ZSTD_findFrameCompressedSize(base, src.count)
+        guard ZSTD_isError(frame) == 0, frame == src.count else { return nil }
+        let content = ZSTD_getFrameContentSize(base, src.count)
+        // UInt64.max: size unknown; UInt64.max - 1: header error.
+        guard content < UInt64.max - 1, content <= UInt64(maxSize) else { return nil }
+        let size = Int(content)
+        var ok = false
+        let out = [UInt8](unsafeUninitializedCapacity: size) { dst, count in
+            let r = ZSTD_decompressDCtx(dctx, dst.baseAddress, size, base, src.count)
+            ok = ZSTD_isError(r) == 0 && r == size
+            count = ok ? size : 0
+        }
+        return ok ? out : nil
     }
 }
 
