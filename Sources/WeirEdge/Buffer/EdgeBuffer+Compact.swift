@@ -55,21 +55,23 @@ extension EdgeBuffer {
                 readings.append(contentsOf: batch.readings)
                 oldBytes += row["bytes"] as Int64
             }
-            let merged = try WireBatch.encode(Batch(gateway: gateway, id: "chunk", readings: readings))
-            guard Int64(merged.count) < oldBytes else { return 0 }
             var minTs = Int64.max
             var maxTs = Int64.min
             for r in readings {
                 minTs = min(minTs, r.ts)
                 maxTs = max(maxTs, r.ts)
             }
+            let mergedReadings = readings.count
+            // Handed over: the readings are freed before zstd allocates its tables.
+            let merged = try WireBatch.encode(Batch(gateway: gateway, id: "chunk", readings: consume readings))
+            guard Int64(merged.count) < oldBytes else { return 0 }
             let first: Int64 = run[0]["seq"]
             let sealedAt = run.map { $0["sealed_at"] as Int64 }.min() ?? now
             for row in run {
                 try db.execute(sql: "DELETE FROM chunks WHERE seq = ?", arguments: [row["seq"] as Int64])
             }
             try db.execute(sql: "INSERT INTO chunks (seq, sealed_at, readings, bytes, min_ts, max_ts, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [first, sealedAt, readings.count, merged.count, minTs, maxTs, Data(merged)])
+                           arguments: [first, sealedAt, mergedReadings, merged.count, minTs, maxTs, Data(merged)])
             try Self.addCounters(db, ["compacted_chunks": Int64(run.count - 1)])
             adjustBytes(Int64(merged.count) - oldBytes)
             return run.count - 1

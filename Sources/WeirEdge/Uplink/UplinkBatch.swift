@@ -4,38 +4,38 @@ import WeirCore
 /// split) plus drop-ledger rows, under an idempotency key derived from what it holds, so
 /// a retry is the same batch to the cloud.
 struct UplinkBatch: Sendable {
+    /// One chunk's share: its sequence number and how many of `readings` are its, in order.
     struct Part: Sendable {
         var seq: Int64
-        var readings: [Reading]
+        var count: Int
     }
 
     var parts: [Part]
+    /// The parts' readings, part after part: held once (the request body is encoded from
+    /// this array as it is, not from a copy).
+    var readings: [Reading]
     var drops: [StoredDrop]
     /// `gw-1:000000000005-000000000007r1234` (chunks and readings), plus `+d<first>-<last>` for drop rows and `/a`, `/b`
     /// for halves of a chunk split after a 413.
     var id: String
 
-    init(gateway: String, parts: [Part], drops: [StoredDrop]) {
-        self.parts = parts
-        self.drops = drops
-        self.id = UplinkBatch.makeID(gateway: gateway, seqs: parts.map(\.seq), dropIDs: drops.map(\.id),
-                                     readings: parts.reduce(0) { $0 + $1.readings.count })
+    init(gateway: String, parts: [Part], readings: [Reading], drops: [StoredDrop]) {
+        self.init(parts: parts, readings: readings, drops: drops,
+                  id: UplinkBatch.makeID(gateway: gateway, seqs: parts.map(\.seq), dropIDs: drops.map(\.id), readings: readings.count))
     }
 
-    private init(parts: [Part], drops: [StoredDrop], id: String) {
+    private init(parts: [Part], readings: [Reading], drops: [StoredDrop], id: String) {
         self.parts = parts
+        self.readings = readings
         self.drops = drops
         self.id = id
     }
 
     var seqs: [Int64] { parts.map(\.seq) }
-    var readingCount: Int { parts.reduce(0) { $0 + $1.readings.count } }
+    var readingCount: Int { readings.count }
 
     func batch(gateway: String) -> Batch {
-        var readings: [Reading] = []
-        readings.reserveCapacity(readingCount)
-        for p in parts { readings.append(contentsOf: p.readings) }
-        return Batch(gateway: gateway, id: id, readings: readings, drops: drops.map(\.record))
+        Batch(gateway: gateway, id: id, readings: readings, drops: drops.map(\.record))
     }
 
     /// The same chunks, drop rows and reading count give the same id (a retry, also after
@@ -66,18 +66,20 @@ struct UplinkBatch: Sendable {
     func split(gateway: String) -> [UplinkBatch]? {
         if parts.count > 1 {
             let half = parts.count / 2
-            return [UplinkBatch(gateway: gateway, parts: Array(parts[..<half]), drops: drops),
-                    UplinkBatch(gateway: gateway, parts: Array(parts[half...]), drops: [])]
+            let cut = parts[..<half].reduce(0) { $0 + $1.count }
+            return [UplinkBatch(gateway: gateway, parts: Array(parts[..<half]), readings: Array(readings[..<cut]), drops: drops),
+                    UplinkBatch(gateway: gateway, parts: Array(parts[half...]), readings: Array(readings[cut...]), drops: [])]
         }
-        if let only = parts.first, only.readings.count > 1 {
-            let half = only.readings.count / 2
-            return [UplinkBatch(parts: [Part(seq: only.seq, readings: Array(only.readings[..<half]))], drops: drops, id: id + "/a"),
-                    UplinkBatch(parts: [Part(seq: only.seq, readings: Array(only.readings[half...]))], drops: [], id: id + "/b")]
+        if let only = parts.first, readings.count > 1 {
+            let half = readings.count / 2
+            return [UplinkBatch(parts: [Part(seq: only.seq, count: half)], readings: Array(readings[..<half]), drops: drops, id: id + "/a"),
+                    UplinkBatch(parts: [Part(seq: only.seq, count: readings.count - half)], readings: Array(readings[half...]), drops: [],
+                                id: id + "/b")]
         }
         if parts.isEmpty && drops.count > 1 {
             let half = drops.count / 2
-            return [UplinkBatch(gateway: gateway, parts: [], drops: Array(drops[..<half])),
-                    UplinkBatch(gateway: gateway, parts: [], drops: Array(drops[half...]))]
+            return [UplinkBatch(gateway: gateway, parts: [], readings: [], drops: Array(drops[..<half])),
+                    UplinkBatch(gateway: gateway, parts: [], readings: [], drops: Array(drops[half...]))]
         }
         return nil
     }

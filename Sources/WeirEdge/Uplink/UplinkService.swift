@@ -149,13 +149,17 @@ struct UplinkService: Service {
             return next
         }
         var parts: [UplinkBatch.Part] = []
+        var readings: [Reading] = []
+        if chunks.count > 1 { readings.reserveCapacity(chunks.reduce(0) { $0 + $1.readings }) }
         for chunk in chunks {
             do {
                 let decoded = try WireBatch.decode(chunk.body, maxSize: EdgeBuffer.maxChunkDecodedBytes)
                 guard decoded.readings.count == chunk.readings else {
                     throw WeirError(.damagedFile, "chunk holds \(decoded.readings.count) readings, its row says \(chunk.readings)")
                 }
-                parts.append(UplinkBatch.Part(seq: chunk.seq, readings: decoded.readings))
+                parts.append(UplinkBatch.Part(seq: chunk.seq, count: decoded.readings.count))
+                // A lone chunk's array is taken as it is; several are appended into one.
+                if chunks.count == 1 { readings = decoded.readings } else { readings.append(contentsOf: decoded.readings) }
             } catch {
                 logger.error("chunk failed to decode; quarantined", metadata: ["weir.chunk": "\(chunk.seq)", "weir.error": "\(error)"])
                 try buffer.quarantine(seq: chunk.seq, reason: "\(error)")
@@ -165,7 +169,7 @@ struct UplinkService: Service {
         let drops = try pendingOutbox.map { $0.drops } ?? buffer.pendingDrops(limit: 10_000)
         pendingOutbox = nil
         if parts.isEmpty && drops.isEmpty { return nil }
-        let batch = UplinkBatch(gateway: configuration.gateway, parts: parts, drops: drops)
+        let batch = UplinkBatch(gateway: configuration.gateway, parts: parts, readings: readings, drops: drops)
         try buffer.setOutbox(seqs: batch.seqs, dropIDs: batch.drops.map(\.id))
         return batch
     }
