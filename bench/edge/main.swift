@@ -68,6 +68,42 @@ func peakRSS(_ pid: Int32) -> Int64 {
     return 0
 }
 
+/// A process's resident memory from /proc/PID/status: total, anonymous (heap, stacks)
+/// and file-backed (code and libraries), in bytes.
+struct MemorySample: Sendable {
+    var rss: Int64 = 0
+    var anon: Int64 = 0
+    var file: Int64 = 0
+
+    init() {}
+
+    init?(pid: Int32) {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") {
+            let kb = (line.split(separator: " ").compactMap { Int64($0) }.first ?? 0) * 1024
+            if line.hasPrefix("VmRSS:") { rss = kb } else if line.hasPrefix("RssAnon:") { anon = kb } else if line.hasPrefix("RssFile:") { file = kb }
+        }
+    }
+
+    var text: String {
+        String(format: "%.1f MB (anon %.1f + file-backed %.1f)", Double(rss) / 1e6, Double(anon) / 1e6, Double(file) / 1e6)
+    }
+}
+
+/// Samples `pid` every 20 ms until cancelled; the task's value is the sample with the
+/// highest RSS (a phase's peak and what it was made of; short spikes between samples can
+/// escape it, the kernel's VmHWM cannot).
+func samplePeak(_ pid: Int32) -> Task<MemorySample, Never> {
+    Task.detached {
+        var peak = MemorySample()
+        while !Task.isCancelled {
+            if let m = MemorySample(pid: pid), m.rss > peak.rss { peak = m }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return peak
+    }
+}
+
 func fileSize(_ path: String) -> Int64 {
     ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
 }
@@ -207,6 +243,8 @@ do {
     started.append(edge)
     try await edge.waitForOutput(containing: "weir-edge running", timeout: .seconds(30))
     let pubB = try await publishers(broker, "bench-pub-b", count: publisherCount)
+    let idleMemory = MemorySample(pid: edge.pid) ?? MemorySample()
+    let ingestSampler = samplePeak(edge.pid)
     let edgeCPU0 = cpuSeconds(edge.pid)
     let t1 = ContinuousClock.now
     try await publishAll(pubB, payloads, count: messages, concurrency: concurrency)
@@ -218,6 +256,8 @@ do {
     }
     let ingestTime = ContinuousClock.now - t1
     let edgeCPU = cpuSeconds(edge.pid) - edgeCPU0
+    ingestSampler.cancel()
+    let ingestMemory = await ingestSampler.value
     for p in pubB { await p.disconnect() }
     let backlog = try EdgeBuffer.openReadOnly(path: bufferPath).status()
     let ingestRate = Double(messages) / ingestTime.seconds
@@ -233,6 +273,7 @@ do {
     // 3. Drain into a local weir-cloud.
     let cloud = try await CloudProcess.startBinary("\(releaseBin)/weir-cloud", in: dir.path, port: cloudPort)
     started.insert(cloud, at: 1)
+    let drainSampler = samplePeak(edge.pid)
     let t2 = ContinuousClock.now
     var firstForward: ContinuousClock.Instant?
     var left = backlog
@@ -243,8 +284,11 @@ do {
         if ContinuousClock.now - t2 > .seconds(900) { say("drain did not finish in time"); break }
     }
     let drainTime = ContinuousClock.now - t2
+    drainSampler.cancel()
+    let drainMemory = await drainSampler.value
     let drained = Double(left.counters["forwarded_readings"] ?? 0)
     say(String(format: "drain into weir-cloud:        %.0f readings/s over %.1f s (target ≥ 100000)", drained / drainTime.seconds, drainTime.seconds))
+    say("edge RSS by phase (sampled every 20 ms): idle \(idleMemory.text); ingest peak \(ingestMemory.text); drain peak \(drainMemory.text)")
     say(String(format: "edge peak RSS (whole run):    %.1f MB (target < 50)", Double(peakRSS(edge.pid)) / 1_000_000))
     _ = firstForward
     await cleanUp(started)
