@@ -115,6 +115,18 @@ struct Counts {
     var deadLetters = 0
     var emitted = 0
     var checksum = 0.0
+
+    /// Counts a batch's outcomes; the checksum adds the values of the readings kept.
+    mutating func count(_ results: FilterResults, of readings: [Reading]) {
+        for (i, outcome) in results.outcomes.enumerated() {
+            switch outcome {
+            case .pass: passed += 1; checksum += readings[i].value
+            case .held: held += 1
+            case .dropped: dropped += 1
+            case .deadLetter: deadLetters += 1
+            }
+        }
+    }
 }
 
 func parseOnly(_ decoder: any PayloadDecoder, _ messages: [Message]) -> Counts {
@@ -130,18 +142,14 @@ func parseOnly(_ decoder: any PayloadDecoder, _ messages: [Message]) -> Counts {
 func parseAndFilter(_ decoder: any PayloadDecoder, _ messages: [Message]) -> Counts {
     var c = Counts()
     var chain = FilterChain(rules: rules)
+    var results = FilterResults()
     var lastFlush: Int64 = 0
     for m in messages {
         let out = decoder.decode(m.payload, context: m.context)
         c.readings += out.readings.count
-        for r in out.readings {
-            switch chain.apply(r) {
-            case .pass(let kept): c.passed += 1; c.checksum += kept.value
-            case .held: c.held += 1
-            case .dropped: c.dropped += 1
-            case .deadLetter: c.deadLetters += 1
-            }
-        }
+        // A payload's readings go through the filters as one batch, as the edge does.
+        chain.apply(out.readings, into: &results)
+        c.count(results, of: out.readings)
         // The edge flushes on its flush interval (100 ms), not per message.
         if m.context.receivedAt - lastFlush >= 100 {
             lastFlush = m.context.receivedAt
@@ -156,17 +164,12 @@ func parseAndFilter(_ decoder: any PayloadDecoder, _ messages: [Message]) -> Cou
 func filterOnly(_ decoded: [[Reading]], _ messages: [Message]) -> Counts {
     var c = Counts()
     var chain = FilterChain(rules: rules)
+    var results = FilterResults()
     var lastFlush: Int64 = 0
     for (i, readings) in decoded.enumerated() {
         c.readings += readings.count
-        for r in readings {
-            switch chain.apply(r) {
-            case .pass(let kept): c.passed += 1; c.checksum += kept.value
-            case .held: c.held += 1
-            case .dropped: c.dropped += 1
-            case .deadLetter: c.deadLetters += 1
-            }
-        }
+        chain.apply(readings, into: &results)
+        c.count(results, of: readings)
         let now = messages[i].context.receivedAt
         if now - lastFlush >= 100 {
             lastFlush = now

@@ -10,6 +10,8 @@ struct IngestPipeline: Sendable {
     private let decoders: [any PayloadDecoder]
     let clock: ClockPolicy
     var filters: FilterChain
+    /// Reused for each payload's filter decisions.
+    private var filterResults = FilterResults()
 
     init(configuration: EdgeConfiguration) {
         subscriptions = configuration.mqtt.subscriptions
@@ -39,6 +41,28 @@ struct IngestPipeline: Sendable {
         }
         if decoded.stampedWithReceiveTime > 0 {
             out.counters["stamped_receive_time", default: 0] += Int64(decoded.stampedWithReceiveTime)
+        }
+        // The common payload — every reading valid, every timestamp plausible — goes
+        // through the filters as one batch; any other takes them one at a time, which
+        // keeps its dead letters in the payload's order. The decisions are the same.
+        if decoded.readings.allSatisfy({ $0.problem == nil && clock.problem(ts: $0.ts, receivedAt: receivedAt) == nil }) {
+            filters.apply(decoded.readings, into: &filterResults)
+            var reasons = filterResults.deadLetterReasons.makeIterator()
+            for (reading, outcome) in zip(decoded.readings, filterResults.outcomes) {
+                switch outcome {
+                case .pass:
+                    out.readings.append(reading)
+                    out.counters["accepted_readings", default: 0] += 1
+                case .held:
+                    out.counters["held_readings", default: 0] += 1
+                case .dropped(let reason):
+                    out.counters["filtered_\(reason.rawValue)", default: 0] += 1
+                case .deadLetter:
+                    out.counters["filtered_range", default: 0] += 1
+                    deadLetter(message, reasons.next() ?? "out of range", at: receivedAt, into: &out)
+                }
+            }
+            return
         }
         for reading in decoded.readings {
             if let problem = reading.problem {
