@@ -100,14 +100,17 @@ final class MQTTSession: Sendable {
         let c = configuration
         let error = MQTTError(.tls, "TLS handshake with \(c.host):\(c.port) failed: \(reason) (\(text.prefix(200))); check that "
                               + "\(c.caFile ?? "the CA file") is the CA that signed the broker's certificate and that it names \(c.host)")
-        let waiter = state.withLock { s in
-            s.lastError = error.message
+        let (waiter, connected) = state.withLock { s in
+            s.lastError = s.connected ? "TLS error: \(text.prefix(200))" : error.message
             let w = s.connectWaiter
             s.connectWaiter = nil
-            return w
+            return (w, s.connected)
         }
         if let waiter {
             waiter.resume(throwing: error)   // connect() throws it; its caller reports it
+        } else if connected {
+            // The connection broke (the broker went away mid-session); didDisconnect follows.
+            logger.warning("MQTT TLS error on the connection", metadata: ["weir.error": "\(text.prefix(200))"])
         } else {
             logger.error("MQTT TLS handshake failed; reconnecting with backoff", metadata: ["weir.error": "\(error.message)"])
         }

@@ -71,6 +71,28 @@ struct EdgeTLSEndToEndTests {
         }
     }
 
+    @Test("the TLS broker restarts: the edge reconnects over TLS by itself and every reading arrives once")
+    func tlsBrokerRestart() async throws {
+        try await withTLSHarness { h, certificates in
+            try await h.startCloud()
+            try await h.startEdge(environment: ["WEIR_EDGE_MQTT_URL": h.broker.tlsURL, "WEIR_EDGE_MQTT_CA_FILE": certificates.caFile])
+            try await h.broker.publishWithMosquittoPub(topic: "devices/d0/telemetry", lines: lines(h, 0..<200), caFile: certificates.caFile)
+            _ = try await h.waitForStatus { ($0.counters["accepted_readings"] ?? 0) >= 200 }
+            await h.broker.stop()
+            try await Task.sleep(for: .milliseconds(300))
+            h.broker = try await MosquittoBroker.start(in: h.dir.path, port: h.broker.port, extraConfig: certificates.mosquittoListenerConfig)
+            try await h.edge?.process.waitForOutput(containing: "MQTT reconnected", timeout: .seconds(45))
+            try await h.broker.publishWithMosquittoPub(topic: "devices/d0/telemetry", lines: lines(h, 200..<400), caFile: certificates.caFile)
+            let seen = try await h.waitForCloudCount(400, devices: 1)
+            #expect(seen == 400, "cloud holds \(seen) of 400\n\(h.logs())")
+            let expected = h.expectedWindows(0..<400, devices: 1)
+            for w in try await h.windows(devices: 1, size: "1s")["d0"] ?? [] {
+                #expect(w.count == expected["d0"]?[w.start]?.count, "window \(w.start)")
+                #expect(w.sum == expected["d0"]?[w.start]?.sum, "window \(w.start)")
+            }
+        }
+    }
+
     @Test("a CA file that did not sign the broker's certificate: the edge says which TLS check failed and accepts nothing")
     func wrongCAIsReportedAndNothingIsAccepted() async throws {
         try await withTLSHarness { h, certificates in

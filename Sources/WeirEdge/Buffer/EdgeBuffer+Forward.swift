@@ -78,8 +78,10 @@ extension EdgeBuffer {
     }
 
     /// The cloud refused these chunks for good (a 4xx other than 401/403/408/413/429):
-    /// move them to `rejected` with the response; their drop rows are kept in the ledger
-    /// table marked as rejected by the batch id.
+    /// move them to `rejected` with the response, and count their readings
+    /// (`rejected_readings`). The batch's drop-ledger rows are deleted and counted
+    /// (`rejected_drop_rows`): a row the cloud refuses must not ride along with every
+    /// later batch and get it refused too.
     public func reject(seqs: [Int64], dropIDs: [Int64], batch: String, status: Int, response: String, now: Int64 = EdgeClock.nowMs()) throws {
         let freed: Int64 = try pool.write { db in
             var freed: Int64 = 0
