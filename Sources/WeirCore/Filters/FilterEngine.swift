@@ -49,8 +49,10 @@ final class FilterEngine: @unchecked Sendable {
     @exclusivity(unchecked) private var tokenBuckets = FlatBuffer<TokenBucket>()
     @exclusivity(unchecked) private var tick: UInt64 = 0
     @exclusivity(unchecked) private var lastDevice = ""
+    /// `lastDevice`'s bits (which `lastDevice` keeps valid).
+    @exclusivity(unchecked) private var lastDeviceBits = StringBits()
     @exclusivity(unchecked) private var lastSlot = -1
-    /// Which of `lastSlot`'s metrics to compare first (see `findMetric`), or -1.
+    /// Which of `lastSlot`'s metrics to compare first (see `stageRange`), or -1.
     @exclusivity(unchecked) private var nextGuess = -1
     /// The range operation behind the last `.deadLetter` outcome.
     @exclusivity(unchecked) private var deadLetterOp = 0
@@ -119,6 +121,7 @@ final class FilterEngine: @unchecked Sendable {
         tokenBuckets = other.tokenBuckets.copy()
         tick = other.tick
         lastDevice = other.lastDevice
+        lastDeviceBits = other.lastDeviceBits
         lastSlot = other.lastSlot
         nextGuess = other.nextGuess
         deadLetterOp = other.deadLetterOp
@@ -139,8 +142,6 @@ final class FilterEngine: @unchecked Sendable {
         buckets.deallocate()
         tokenBuckets.deallocate()
     }
-
-    var hasRules: Bool { !ops.isEmpty }
 
     // MARK: - Judging readings
 
@@ -200,9 +201,10 @@ final class FilterEngine: @unchecked Sendable {
         // check per outcome. Dead letters (rare) are noted and explained afterwards.
         var deadLetters: [(index: Int, op: Int)] = []
         readings.withUnsafeBufferPointer { batch in
+            guard let first = batch.baseAddress else { return } // an empty batch
             results.outcomes.withUnsafeMutableBufferPointer { outcomes in
                 for i in 0..<n {
-                    let outcome = judge(at: batch.baseAddress! + i)
+                    let outcome = judge(at: first + i)
                     outcomes[i] = outcome
                     if case .deadLetter = outcome { deadLetters.append((i, deadLetterOp)) }
                 }
@@ -265,18 +267,29 @@ final class FilterEngine: @unchecked Sendable {
     /// precise enough for choosing whom to evict.
     @inline(__always)
     private func deviceSlot(for device: String) -> Int {
-        if lastSlot >= 0 && device == lastDevice { return lastSlot }
+        // Same device as the last reading: compared by its stored bits (see
+        // `StringBits`); only a long name needs comparing by its characters.
+        if lastSlot >= 0 && (StringBits(device) == lastDeviceBits || (device.utf8.count > 15 && device == lastDevice)) {
+            return lastSlot
+        }
         let hash = FilterEngine.hash(device)
-        var slot = findDevice(device, hash: hash)
-        if slot < 0 {
+        let found = findDevice(device, hash: hash)
+        let slot: Int
+        if found >= 0 {
+            slot = Int(deviceIndex[found].slot)
+            // The index holds the device's first metric so that the usual lookup goes
+            // from here straight to the metric, without the device's own record.
+            nextGuess = Int(deviceIndex[found].firstMetric)
+        } else {
             if devices.count >= maxDevices { evictLeastRecentlySeen() }
             slot = devices.count
             devices.append(DeviceState(name: device))
             insertDevice(slot, hash: hash)
+            nextGuess = -1
         }
         lastDevice = device
+        lastDeviceBits = StringBits(device)
         lastSlot = slot
-        nextGuess = -1
         devices[slot].lastTouched = tick
         return slot
     }
@@ -290,13 +303,16 @@ final class FilterEngine: @unchecked Sendable {
         return name.utf8.withContiguousStorageIfAvailable { fnv($0) } ?? fnv(name.utf8)
     }
 
+    /// The position in `deviceIndex` of the device `name`, or -1.
     private func findDevice(_ name: String, hash: UInt64) -> Int {
         let mask = deviceIndex.count - 1
         var i = Int(truncatingIfNeeded: hash) & mask
         while true {
             let entry = deviceIndex[i]
             if entry.slot < 0 { return -1 }
-            if entry.hash == hash && devices[Int(entry.slot)].name == name { return Int(entry.slot) }
+            if entry.hash == hash && (entry.bits == StringBits(name) || devices[Int(entry.slot)].name == name) {
+                return i
+            }
             i = (i + 1) & mask
         }
     }
@@ -310,7 +326,21 @@ final class FilterEngine: @unchecked Sendable {
         let mask = deviceIndex.count - 1
         var i = Int(truncatingIfNeeded: hash) & mask
         while deviceIndex[i].slot >= 0 { i = (i + 1) & mask }
-        deviceIndex[i] = DeviceIndexEntry(hash: hash, slot: Int32(slot))
+        deviceIndex[i] = DeviceIndexEntry(hash: hash, slot: Int32(slot), firstMetric: devices[slot].firstMetric,
+                                          bits: StringBits(devices[slot].name))
+    }
+
+    /// Copies device `slot`'s first metric into its index entry.
+    private func indexFirstMetric(of slot: Int) {
+        let mask = deviceIndex.count - 1
+        var i = Int(truncatingIfNeeded: FilterEngine.hash(devices[slot].name)) & mask
+        while deviceIndex[i].slot >= 0 {
+            if deviceIndex[i].slot == Int32(slot) {
+                deviceIndex[i].firstMetric = devices[slot].firstMetric
+                return
+            }
+            i = (i + 1) & mask
+        }
     }
 
     private func reindexDevices(capacity: Int) {
@@ -323,7 +353,8 @@ final class FilterEngine: @unchecked Sendable {
             let hash = FilterEngine.hash(devices[slot].name)
             var i = Int(truncatingIfNeeded: hash) & mask
             while deviceIndex[i].slot >= 0 { i = (i + 1) & mask }
-            deviceIndex[i] = DeviceIndexEntry(hash: hash, slot: Int32(slot))
+            deviceIndex[i] = DeviceIndexEntry(hash: hash, slot: Int32(slot), firstMetric: devices[slot].firstMetric,
+                                              bits: StringBits(devices[slot].name))
         }
     }
 
@@ -331,15 +362,21 @@ final class FilterEngine: @unchecked Sendable {
     /// created on first sight.
     @inline(__always)
     private func stageRange(_ slot: Int, metric: String) -> (Int, Int) {
-        var m: Int
-        if devices[slot].metricCount > 16 {
-            m = devices[slot].lookup?[metric].map(Int.init) ?? -1
-        } else {
-            m = metric.utf8.withContiguousStorageIfAvailable { findMetric(slot, $0) }
-                ?? Array(metric.utf8).withUnsafeBufferPointer { findMetric(slot, $0) }
+        // Payloads of a device tend to list their metrics in the same order: the one
+        // after the last match (or the device's first) is the likely one, compared by
+        // its stored bits first (see `StringBits`).
+        var m = nextGuess
+        if m < 0 || metrics[m].bits != StringBits(metric) {
+            if devices[slot].metricCount > 16 {
+                m = devices[slot].lookup?[metric].map(Int.init) ?? -1
+            } else {
+                m = metric.utf8.withContiguousStorageIfAvailable { findMetric(slot, $0) }
+                    ?? Array(metric.utf8).withUnsafeBufferPointer { findMetric(slot, $0) }
+            }
+            if m < 0 { m = addSeries(slot, metric: metric) }
         }
-        if m < 0 { m = addSeries(slot, metric: metric) }
-        nextGuess = Int(metrics[m].next)
+        let next = metrics[m].next
+        nextGuess = Int(next >= 0 ? next : devices[slot].firstMetric) // the next payload starts over
         let first = Int(metrics[m].firstStage)
         return (first, first + Int(metrics[m].stageCount))
     }
@@ -365,8 +402,8 @@ final class FilterEngine: @unchecked Sendable {
         return true
     }
 
-    /// Appends metric `m` (of `from`, a metrics buffer and its names) to device `slot`'s
-    /// list in `into`.
+    /// Appends `entry`, named `name`, to `device`'s list of metrics, in `metrics` and
+    /// `names` (the engine's, or the new ones a rebuild makes).
     private static func link(_ entry: MetricSlot, name: UnsafeBufferPointer<UInt8>, to device: inout DeviceState,
                              metrics: inout FlatBuffer<MetricSlot>, names: inout FlatBuffer<UInt8>) {
         var entry = entry
@@ -433,11 +470,12 @@ final class FilterEngine: @unchecked Sendable {
         }
         let stageCount = stages.count - firstStage
         series.append(SeriesState(device: slot, metric: metric, firstStage: firstStage, stageCount: stageCount))
-        let entry = MetricSlot(series: Int32(series.count - 1), firstStage: Int32(firstStage), stageCount: Int32(stageCount))
+        let entry = MetricSlot(bits: StringBits(series[series.count - 1].metric), series: Int32(series.count - 1), firstStage: Int32(firstStage), stageCount: Int32(stageCount))
         Array(metric.utf8).withUnsafeBufferPointer {
             FilterEngine.link(entry, name: $0, to: &devices[slot], metrics: &metrics, names: &metricNames)
         }
         let m = metrics.count - 1
+        if devices[slot].firstMetric == Int32(m) { indexFirstMetric(of: slot) }
         if devices[slot].lookup != nil {
             devices[slot].lookup?[metric] = Int32(m)
         } else if devices[slot].metricCount > 16 { // (as `stageRange` expects)
@@ -509,7 +547,7 @@ final class FilterEngine: @unchecked Sendable {
                     }
                     newStages.append(stage)
                 }
-                let moved = MetricSlot(series: Int32(newSeries.count), firstStage: Int32(entry.firstStage),
+                let moved = MetricSlot(bits: StringBits(entry.metric), series: Int32(newSeries.count), firstStage: Int32(entry.firstStage),
                                        stageCount: Int32(entry.stageCount))
                 FilterEngine.link(moved, name: UnsafeBufferPointer(start: metricNames.base + Int(metrics[m].nameStart),
                                                                    count: Int(metrics[m].nameCount)),
@@ -763,6 +801,8 @@ private struct DeviceState: Sendable {
 /// One metric of a device: its name (in `FilterEngine.metricNames`), its series and
 /// where the series' stages are, and the device's next metric (or -1).
 private struct MetricSlot: Sendable {
+    /// The name as stored (`FilterEngine.series` keeps it alive); see `StringBits`.
+    var bits: StringBits
     var nameStart: Int32 = 0
     var nameCount: Int32 = 0
     var series: Int32
@@ -770,7 +810,8 @@ private struct MetricSlot: Sendable {
     var stageCount: Int32
     var next: Int32 = -1
 
-    init(series: Int32, firstStage: Int32, stageCount: Int32) {
+    init(bits: StringBits, series: Int32, firstStage: Int32, stageCount: Int32) {
+        self.bits = bits
         self.series = series
         self.firstStage = firstStage
         self.stageCount = stageCount
@@ -780,6 +821,29 @@ private struct MetricSlot: Sendable {
 private struct DeviceIndexEntry: Sendable {
     var hash: UInt64 = 0
     var slot: Int32 = -1
+    /// `devices[slot].firstMetric`, kept here too (see `deviceSlot`).
+    var firstMetric: Int32 = -1
+    /// The device's name as stored (`devices[slot].name` keeps it alive).
+    var bits = StringBits()
+}
+
+/// A string's 16 bytes as Swift stores them: the characters themselves for a short
+/// string (up to 15 UTF-8 bytes, the names devices usually have), else a reference to
+/// its storage. Equal bits mean equal strings as long as the string the stored bits came
+/// from is alive (the engine keeps each: device names in `devices`, metric names in
+/// `series`), since a live storage object is never reused; different bits mean nothing
+/// (two copies of a long name), so a full comparison follows. Comparing two words is
+/// what makes the usual lookup cheap: `String ==` calls into the runtime whenever the
+/// strings differ.
+private struct StringBits: Sendable, Equatable {
+    var a: UInt64 = 0
+    var b: UInt64 = 0
+
+    init() {}
+
+    @inline(__always) init(_ string: String) {
+        (a, b) = unsafeBitCast(string, to: (UInt64, UInt64).self)
+    }
 }
 
 private struct SeriesState: Sendable {
