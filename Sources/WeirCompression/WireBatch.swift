@@ -32,17 +32,27 @@ public enum WireBatch {
     /// Throws `CompressionError` when the zstd frame is damaged or too large, and
     /// `BatchCodecError` (with the byte offset in the decompressed codec) otherwise.
     public static func decode(_ bytes: [UInt8], maxSize: Int) throws -> Batch {
+        try BatchCodec.decode(unwrap(bytes, maxSize: maxSize))
+    }
+
+    /// The codec bytes inside a wire batch (decompressed; an uncompressed codec body as
+    /// it is), for `BatchMerger` or `BatchCodec.decode`. Throws `CompressionError`.
+    public static func unwrap(_ bytes: [UInt8], maxSize: Int) throws -> [UInt8] {
         if BatchCodec.looksLikeBatch(bytes) {
             guard bytes.count <= maxSize else {
                 throw CompressionError("batch is \(bytes.count) bytes, more than the \(maxSize) allowed")
             }
-            return try BatchCodec.decode(bytes)
+            return bytes
         }
         guard bytes.starts(with: zstdMagic) else {
             throw CompressionError("not a Weir wire batch: expected a zstd frame (28 b5 2f fd) or the codec magic \"WEIR\", got \(prefixHex(bytes))")
         }
-        let raw = try Zstd.decompress(bytes, maxSize: maxSize)
-        return try BatchCodec.decode(raw)
+        return try Zstd.decompress(bytes, maxSize: maxSize)
+    }
+
+    /// Codec bytes (`BatchCodec.encode`, `BatchMerger.encode`) in their wire form.
+    public static func wrap(_ codecBytes: [UInt8]) throws -> [UInt8] {
+        try Zstd.compress(codecBytes, level: zstdLevel)
     }
 
     private static func prefixHex(_ bytes: [UInt8]) -> String {

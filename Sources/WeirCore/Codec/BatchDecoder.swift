@@ -2,6 +2,14 @@
 /// against the bytes that remain before it sizes anything.
 enum BatchDecoder {
     static func decode(_ bytes: UnsafeRawBufferPointer) throws(BatchCodecError) -> Batch {
+        var sink = ReadingSink()
+        let drops = try walk(bytes, into: &sink)
+        return Batch(gateway: sink.gateway, id: sink.id, readings: sink.readings, drops: drops)
+    }
+
+    /// Checks and reads one batch, handing its header and then each series to `sink`;
+    /// returns the drop-ledger rows.
+    static func walk<Sink: BatchSink>(_ bytes: UnsafeRawBufferPointer, into sink: inout Sink) throws(BatchCodecError) -> [DropRecord] {
         let total = bytes.count
         for i in 0..<BatchCodec.magic.count {
             guard i < total else {
@@ -44,17 +52,17 @@ enum BatchDecoder {
         let readingCount = try r.count("reading count", atMost: r.remaining &* BatchCodec.maxReadingsPerByte)
         // A series costs at least 6 bytes (two names, a count, a ts, an encoding, a value).
         let seriesCount = try r.count("series count", atMost: r.remaining / 6)
-        var readings: [Reading] = []
-        // Typical data takes 1–2 bytes a reading; denser input grows the array as it proves itself.
-        readings.reserveCapacity(min(readingCount, r.remaining &* 2))
+        // Typical data takes 1–2 bytes a reading; denser input grows the output as it proves itself.
+        sink.begin(gateway: gateway, id: id, names: names, readingCount: readingCount, reserve: min(readingCount, r.remaining &* 2))
+        var seen = 0
         var times: [Int64] = []
         var values: [Int64] = [] // value bit patterns
         var previousFirstTime: Int64 = 0
         for s in 0..<seriesCount {
-            let device = try name(&r, names, "device of series \(s)")
-            let metric = try name(&r, names, "metric of series \(s)")
+            let device = try nameIndex(&r, names, "device of series \(s)")
+            let metric = try nameIndex(&r, names, "metric of series \(s)")
             let countAt = r.position
-            let n = try r.count("reading count of series \(s)", atMost: readingCount &- readings.count)
+            let n = try r.count("reading count of series \(s)", atMost: readingCount &- seen)
             guard n > 0 else { throw r.malformed("series \(s) has no readings", at: countAt) }
             // Refuse counts the remaining bytes cannot hold before sizing the scratch columns.
             let minimum = (n >= 3 ? 3 : n) &+ IntBlockColumn.minimumBytes(count: max(n &- 2, 0))
@@ -76,15 +84,13 @@ enum BatchDecoder {
             }
             times.withUnsafeBufferPointer { t in
                 values.withUnsafeBufferPointer { v in
-                    for i in 0..<n {
-                        readings.append(Reading(device: device, metric: metric, ts: t[i],
-                                                value: Double(bitPattern: UInt64(bitPattern: v[i]))))
-                    }
+                    sink.series(device: device, metric: metric, times: t.baseAddress!, values: v.baseAddress!, count: n)
                 }
             }
+            seen &+= n
         }
-        guard readings.count == readingCount else {
-            throw r.malformed("the series hold \(readings.count) readings, the header says \(readingCount)")
+        guard seen == readingCount else {
+            throw r.malformed("the series hold \(seen) readings, the header says \(readingCount)")
         }
 
         // A drop row costs at least 5 bytes.
@@ -102,18 +108,24 @@ enum BatchDecoder {
         guard r.remaining == 0 else {
             throw r.malformed("\(r.remaining) unexpected byte(s) after the drop ledger")
         }
-        return Batch(gateway: gateway, id: id, readings: readings, drops: drops)
+        return drops
     }
 
     private static func name(
         _ r: inout ByteReader, _ names: [String], _ what: @autoclosure () -> String
     ) throws(BatchCodecError) -> String {
+        names[try nameIndex(&r, names, what())]
+    }
+
+    private static func nameIndex(
+        _ r: inout ByteReader, _ names: [String], _ what: @autoclosure () -> String
+    ) throws(BatchCodecError) -> Int {
         let at = r.position
         let i = try r.varint(what())
         guard i < UInt64(names.count) else {
             throw r.malformed("\(what()) is string \(i), but the table has \(names.count)", at: at)
         }
-        return names[Int(i)]
+        return Int(i)
     }
 
     private static func readTimes(
@@ -194,5 +206,37 @@ enum BatchDecoder {
     private static func hex(_ v: UInt32) -> String {
         let digits = String(v, radix: 16)
         return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
+    }
+}
+
+/// What `BatchDecoder.walk` hands over: the header, then each series as it is read.
+protocol BatchSink {
+    /// Before the first series. `reserve` is how many readings to make room for.
+    mutating func begin(gateway: String, id: String, names: [String], readingCount: Int, reserve: Int)
+    /// One series: string-table indices of its names, and `count` timestamps and value
+    /// bit patterns (valid only during the call).
+    mutating func series(device: Int, metric: Int, times: UnsafePointer<Int64>, values: UnsafePointer<Int64>, count: Int)
+}
+
+/// Collects a batch's readings (`BatchCodec.decode`).
+struct ReadingSink: BatchSink {
+    var gateway = ""
+    var id = ""
+    var names: [String] = []
+    var readings: [Reading] = []
+
+    mutating func begin(gateway: String, id: String, names: [String], readingCount: Int, reserve: Int) {
+        self.gateway = gateway
+        self.id = id
+        self.names = names
+        readings.reserveCapacity(reserve)
+    }
+
+    mutating func series(device: Int, metric: Int, times: UnsafePointer<Int64>, values: UnsafePointer<Int64>, count: Int) {
+        let d = names[device]
+        let m = names[metric]
+        for i in 0..<count {
+            readings.append(Reading(device: d, metric: m, ts: times[i], value: Double(bitPattern: UInt64(bitPattern: values[i]))))
+        }
     }
 }

@@ -1,10 +1,10 @@
 /// Writes one batch in the format of `FORMAT.md`. Scratch buffers are reused across
 /// series, so encoding allocates per batch and per series, never per reading.
 struct BatchEncoder {
-    private var out = ByteWriter(capacity: 0)
+    var out = ByteWriter(capacity: 0)
     private var xorScratch = ByteWriter(capacity: 0)
-    private var times: [Int64] = []
-    private var values: [Double] = []
+    var times: [Int64] = []
+    var values: [Double] = []
     private var ints: [Int64] = []
     private var slopes: [Int64] = []
 
@@ -12,7 +12,7 @@ struct BatchEncoder {
     static let xorEncoding: UInt8 = 0
     static let scaledBase: UInt8 = 1
     /// The first ts of the previous series, which the next one is written against.
-    private var previousFirstTime: Int64 = 0
+    var previousFirstTime: Int64 = 0
 
     mutating func encode(_ batch: Batch) -> [UInt8] {
         let readings = batch.readings
@@ -90,7 +90,7 @@ struct BatchEncoder {
     /// whichever is smallest. Regular sampling makes all three nearly free. With jitter
     /// `±j`, a dod spans `8j`, a delta `4j` and a residual from the line `2j`: the line
     /// saves a bit or two per reading when the device samples on a steady clock.
-    private mutating func writeTimes() {
+    mutating func writeTimes() {
         let n = times.count
         out.zigzag(times[0] &- previousFirstTime)
         previousFirstTime = times[0]
@@ -157,7 +157,7 @@ struct BatchEncoder {
     }
 
     /// Scaled decimals when they fit, XOR otherwise — whichever is smaller.
-    private mutating func writeValues() {
+    mutating func writeValues() {
         let start = out.count
         let scaledSize: Int? = values.withUnsafeBufferPointer { vs -> Int? in
             guard let d = DecimalScaling.decimals(for: vs) else { return nil }
