@@ -148,18 +148,16 @@ struct UplinkService: Service {
             sending = Set(next.map(\.seq))
             return next
         }
+        // Each chunk is checked as it is merged (as columns, no `Reading` per reading) into
+        // the request body; one that fails is quarantined and the rest go on.
+        var merger = BatchMerger(reservingReadings: chunks.reduce(0) { $0 + $1.readings })
         var parts: [UplinkBatch.Part] = []
-        var readings: [Reading] = []
-        if chunks.count > 1 { readings.reserveCapacity(chunks.reduce(0) { $0 + $1.readings }) }
+        var bodies: [[UInt8]] = []
         for chunk in chunks {
             do {
-                let decoded = try WireBatch.decode(chunk.body, maxSize: EdgeBuffer.maxChunkDecodedBytes)
-                guard decoded.readings.count == chunk.readings else {
-                    throw WeirError(.damagedFile, "chunk holds \(decoded.readings.count) readings, its row says \(chunk.readings)")
-                }
-                parts.append(UplinkBatch.Part(seq: chunk.seq, count: decoded.readings.count))
-                // A lone chunk's array is taken as it is; several are appended into one.
-                if chunks.count == 1 { readings = decoded.readings } else { readings.append(contentsOf: decoded.readings) }
+                try merger.add(WireBatch.unwrap(chunk.body, maxSize: EdgeBuffer.maxChunkDecodedBytes), expecting: chunk.readings)
+                parts.append(UplinkBatch.Part(seq: chunk.seq, count: chunk.readings))
+                bodies.append(chunk.body)
             } catch {
                 logger.error("chunk failed to decode; quarantined", metadata: ["weir.chunk": "\(chunk.seq)", "weir.error": "\(error)"])
                 try buffer.quarantine(seq: chunk.seq, reason: "\(error)")
@@ -169,7 +167,12 @@ struct UplinkService: Service {
         let drops = try pendingOutbox.map { $0.drops } ?? buffer.pendingDrops(limit: 10_000)
         pendingOutbox = nil
         if parts.isEmpty && drops.isEmpty { return nil }
-        let batch = UplinkBatch(gateway: configuration.gateway, parts: parts, readings: readings, drops: drops)
+        var batch = UplinkBatch(gateway: configuration.gateway, parts: parts, chunkBodies: bodies, drops: drops)
+        if u.format == .binary {
+            let raw = merger.encode(gateway: configuration.gateway, id: batch.id, drops: drops.map(\.record))
+            _ = consume merger  // freed before zstd allocates its tables
+            batch.wireBody = try WireBatch.wrap(raw)
+        }
         try buffer.setOutbox(seqs: batch.seqs, dropIDs: batch.drops.map(\.id))
         return batch
     }
@@ -178,7 +181,13 @@ struct UplinkService: Service {
     private func deliver(_ batch: UplinkBatch, client: HTTPClient, nextSendAt: inout ContinuousClock.Instant) async -> Response {
         let response = await post(batch, client: client, nextSendAt: &nextSendAt)
         guard case .tooLarge = response else { return response }
-        guard let halves = batch.split(gateway: configuration.gateway) else { return .tooLarge }
+        let halves: [UplinkBatch]
+        do {
+            guard let split = try batch.split(gateway: configuration.gateway) else { return .tooLarge }
+            halves = split
+        } catch {
+            return .retry(after: nil, reason: "splitting batch \(batch.id) failed: \(error)")
+        }
         logger.info("cloud said 413: splitting the batch", metadata: ["weir.batch": "\(batch.id)", "weir.readings": "\(batch.readingCount)"])
         for half in halves {
             let r = await deliver(half, client: client, nextSendAt: &nextSendAt)
@@ -190,16 +199,15 @@ struct UplinkService: Service {
 
     private func post(_ batch: UplinkBatch, client: HTTPClient, nextSendAt: inout ContinuousClock.Instant) async -> Response {
         let u = configuration.uplink
-        let wire = batch.batch(gateway: configuration.gateway)
         let body: [UInt8]
         let contentType: String
         do {
             switch u.format {
             case .binary:
-                body = try WireBatch.encode(wire)
+                body = try batch.wire(gateway: configuration.gateway)
                 contentType = "application/vnd.weir.batch"
             case .json:
-                body = wire.jsonBytes()
+                body = try batch.batch(gateway: configuration.gateway).jsonBytes()
                 contentType = "application/json"
             }
         } catch {
