@@ -24,6 +24,8 @@ final class FilterEngine: @unchecked Sendable {
     @exclusivity(unchecked) var maxDedupEntriesPerSeries = 4_096
 
     private let ops: [Op]
+    /// `ops` as plain numbers, for the per-reading path.
+    private let params: FlatBuffer<OpParams>
     private let opsOfRule: [Range<Int>]
     private let globs: [NameGlob?]
     private let rateRules: Int
@@ -94,6 +96,9 @@ final class FilterEngine: @unchecked Sendable {
             ranges.append(first..<ops.count)
         }
         self.ops = ops
+        var params = FlatBuffer<OpParams>(capacity: ops.count)
+        for op in ops { params.append(OpParams(op)) }
+        self.params = params
         self.opsOfRule = ranges
         self.rateRules = rateRules
     }
@@ -105,6 +110,7 @@ final class FilterEngine: @unchecked Sendable {
         maxMetricsPerDevice = other.maxMetricsPerDevice
         maxDedupEntriesPerSeries = other.maxDedupEntriesPerSeries
         ops = other.ops
+        params = other.params.copy()
         opsOfRule = other.opsOfRule
         globs = other.globs
         rateRules = other.rateRules
@@ -132,6 +138,7 @@ final class FilterEngine: @unchecked Sendable {
     }
 
     deinit {
+        params.deallocate()
         deviceIndex.deallocate()
         metrics.deallocate()
         metricNames.deallocate()
@@ -162,27 +169,29 @@ final class FilterEngine: @unchecked Sendable {
         let (first, end) = stageRange(slot, metric: pointer.pointee.metric)
         var k = first
         while k < end {
+            // Dispatch on the kind the stage carries; the operation's numbers load beside.
             let stage = stages[k]
-            switch ops[Int(stage.op)] {
-            case .range(let min, let max, _):
-                if !(value >= min && value <= max) {
-                    deadLetterOp = Int(stage.op)
+            let p = params[stage.op]
+            switch stage.kind {
+            case .range:
+                if !(value >= p.x && value <= p.y) {
+                    deadLetterOp = stage.op
                     return .deadLetter
                 }
-            case .dedup(let windowMs):
-                if dedupSeen(Int(stage.state), ts: ts, window: windowMs) {
+            case .dedup:
+                if dedupSeen(Int(stage.state), ts: ts, window: p.n) {
                     return .dropped(.dedup)
                 }
-            case .deadband(let abs, let fraction, let heartbeatMs):
-                if !deadbands[Int(stage.state)].admit(ts: ts, value: value, abs: abs, fraction: fraction, heartbeatMs: heartbeatMs) {
+            case .deadband:
+                if !deadbands[Int(stage.state)].admit(ts: ts, value: value, abs: p.x, fraction: p.y, heartbeatMs: p.n) {
                     return .dropped(.deadband)
                 }
-            case .rate(let perMs, let burst, let rateSlot):
-                if !takeToken(slot: slot, rateSlot: rateSlot, ts: ts, perMs: perMs, capacity: burst) {
+            case .rate:
+                if !takeToken(slot: slot, rateSlot: p.slot, ts: ts, perMs: p.x, capacity: p.y) {
                     return .dropped(.rateLimit)
                 }
-            case .downsample(let bucketMs, _):
-                return downsample(ts: ts, value: value, bucket: Int(stage.state), bucketMs: bucketMs)
+            case .downsample:
+                return downsample(ts: ts, value: value, bucket: Int(stage.state), bucketMs: p.n)
             }
             k += 1
         }
@@ -464,7 +473,7 @@ final class FilterEngine: @unchecked Sendable {
                 case .range, .rate:
                     break
                 }
-                stages.append(StageState(op: Int32(op), state: Int32(state)))
+                stages.append(StageState(kind: params[op].kind, op: op, state: Int32(state)))
                 if case .downsample = ops[op] { break rules } // downsample ends the chain
             }
         }
@@ -529,7 +538,7 @@ final class FilterEngine: @unchecked Sendable {
                     var stage = stages[k]
                     if stage.state >= 0 {
                         let old = Int(stage.state)
-                        switch ops[Int(stage.op)] {
+                        switch ops[stage.op] {
                         case .dedup:
                             stage.state = Int32(newDedups.count)
                             newDedups.append(dedups[old])
@@ -583,7 +592,7 @@ final class FilterEngine: @unchecked Sendable {
     private func rememberEmitted(ofSeries s: Int) {
         let first = series[s].firstStage
         for k in first..<(first + series[s].stageCount) {
-            guard case .downsample = ops[Int(stages[k].op)], buckets[Int(stages[k].state)].emittedAny else { continue }
+            guard case .downsample = ops[stages[k].op], buckets[Int(stages[k].state)].emittedAny else { continue }
             if emittedBeforeEviction.count >= maxDevices * 4 { emittedBeforeEviction.removeAll() }
             emittedBeforeEviction[SeriesKey(device: devices[series[s].device].name, metric: series[s].metric)] = buckets[Int(stages[k].state)].emittedThrough
         }
@@ -592,7 +601,7 @@ final class FilterEngine: @unchecked Sendable {
     private func closeAllBuckets(ofSeries s: Int) {
         let first = series[s].firstStage
         for k in first..<(first + series[s].stageCount) {
-            if case .downsample = ops[Int(stages[k].op)] { closeBucket(Int(stages[k].state)) }
+            if case .downsample = ops[stages[k].op] { closeBucket(Int(stages[k].state)) }
         }
     }
 
@@ -600,15 +609,16 @@ final class FilterEngine: @unchecked Sendable {
 
     /// Whether `ts` was seen by dedup window `d` within `window` of its newest time;
     /// records it when not. The common case — a new latest time — writes one slot and
-    /// reads none; times that fell out of the window are dropped every 32 records, so a
-    /// few stale ones may linger (older than the window, no judged time can match them).
+    /// reads none. Times that fell out of the window go only when the window is full
+    /// (`makeRoom`), so stale ones linger until then; they are older than the window, so
+    /// no time that is judged can match them.
     private func dedupSeen(_ d: Int, ts: Int64, window: Int64) -> Bool {
         var w = dedups[d]
         if ts > w.newest {
             w.newest = ts
             if w.count == w.capacity {
                 dedups[d] = w
-                makeRoom(d)
+                makeRoom(d, window: window)
                 w = dedups[d]
             }
             dedupPool[w.slot(w.count)] = ts
@@ -623,7 +633,7 @@ final class FilterEngine: @unchecked Sendable {
             }
             if lo < w.count && dedupPool[w.slot(lo)] == ts { return true }
             if w.count == w.capacity {
-                if makeRoom(d) { lo -= 1 }
+                lo -= makeRoom(d, window: window)
                 if lo < 0 { return false } // older than everything kept at the cap
                 w = dedups[d]
             }
@@ -635,30 +645,39 @@ final class FilterEngine: @unchecked Sendable {
             dedupPool[w.slot(lo)] = ts
             w.count += 1
         }
-        w.sinceEviction += 1
-        if w.sinceEviction >= 32 {
-            w.sinceEviction = 0
-            let cutoff = w.newest &- window
-            while w.count > 0 && dedupPool[w.slot(0)] < cutoff {
-                w.start = (w.start + 1) & (w.capacity - 1)
-                w.count -= 1
-            }
-        }
         dedups[d] = w
         return false
     }
 
-    /// Frees one slot in full window `d`: grows it (to a new segment at the pool's end)
-    /// up to `maxDedupEntriesPerSeries`, past that forgets the oldest time. Returns
-    /// whether it forgot one.
+    /// Frees at least one slot in full window `d`: drops the times older than the
+    /// window; when that leaves it more than 3/4 full, grows it (to a new segment at the
+    /// pool's end) up to `maxDedupEntriesPerSeries`, and past that forgets the oldest time
+    /// if it is still full. Returns how many times it dropped from the front.
+    ///
+    /// Dropping stale times only here, in one sweep, rather than every few records keeps
+    /// the cold front of the ring out of the per-reading path.
     @discardableResult
-    private func makeRoom(_ d: Int) -> Bool {
+    private func makeRoom(_ d: Int, window: Int64) -> Int {
         var w = dedups[d]
-        if w.capacity >= maxDedupEntriesPerSeries {
+        let cutoff = w.newest &- window
+        var dropped = 0
+        while w.count > 0 && dedupPool[w.slot(0)] < cutoff {
             w.start = (w.start + 1) & (w.capacity - 1)
             w.count -= 1
+            dropped += 1
+        }
+        if w.count * 4 <= w.capacity * 3 {
             dedups[d] = w
-            return true
+            return dropped
+        }
+        if w.capacity >= maxDedupEntriesPerSeries {
+            if w.count == w.capacity {
+                w.start = (w.start + 1) & (w.capacity - 1)
+                w.count -= 1
+                dropped += 1
+            }
+            dedups[d] = w
+            return dropped
         }
         let newCapacity = w.capacity * 2
         let newBase = dedupPool.count
@@ -668,7 +687,7 @@ final class FilterEngine: @unchecked Sendable {
         w.capacity = newCapacity
         w.start = 0
         dedups[d] = w
-        return false
+        return dropped
     }
 
     /// Makes `windows` the dedup windows, laid out afresh in a new pool (dropping the
@@ -853,12 +872,46 @@ private struct SeriesState: Sendable {
     var stageCount: Int
 }
 
-/// One operation of one series: which operation, and where its state is (an index into
-/// `dedups`, `deadbands` or `buckets` by the operation's kind; -1 for stateless ones).
-/// Eight bytes, so a series' stages share a cache line.
+/// An operation's kind and numbers, without an enum's payload to unpack.
+private struct OpParams: Sendable {
+    enum Kind: UInt8 { case range, dedup, deadband, rate, downsample }
+    var kind: Kind
+    /// range: min; deadband: abs; rate: tokens per ms.
+    var x = 0.0
+    /// range: max; deadband: fraction (< 0: absolute band); rate: burst.
+    var y = 0.0
+    /// dedup: window; deadband: heartbeat; downsample: bucket (ms).
+    var n: Int64 = 0
+    /// rate: which of a device's rate-limit buckets.
+    var slot = 0
+
+    init(_ op: Op) {
+        switch op {
+        case .range(let min, let max, _): kind = .range; x = min; y = max
+        case .dedup(let windowMs): kind = .dedup; n = windowMs
+        case .deadband(let abs, let fraction, let heartbeatMs): kind = .deadband; x = abs; y = fraction; n = heartbeatMs
+        case .rate(let perMs, let burst, let slot): kind = .rate; x = perMs; y = burst; self.slot = slot
+        case .downsample(let bucketMs, _): kind = .downsample; n = bucketMs
+        }
+    }
+}
+
+/// One operation of one series: which operation (and its kind, for dispatch without
+/// loading the operation first), and where its state is (an index into `dedups`,
+/// `deadbands` or `buckets` by the kind; -1 for stateless ones). Eight bytes, so a
+/// series' stages share a cache line.
 private struct StageState: Sendable {
-    var op: Int32
+    /// `op << 3 | kind`.
+    private var packed: UInt32
     var state: Int32
+
+    init(kind: OpParams.Kind, op: Int, state: Int32) {
+        packed = UInt32(op) << 3 | UInt32(kind.rawValue)
+        self.state = state
+    }
+
+    var op: Int { Int(packed >> 3) }
+    var kind: OpParams.Kind { OpParams.Kind(rawValue: UInt8(packed & 7)) ?? .range }
 }
 
 /// One series' dedup window: a sorted ring of times in `FilterEngine.dedupPool`, oldest
@@ -870,7 +923,6 @@ private struct DedupWindow: Sendable {
     var start = 0
     var count = 0
     var newest = Int64.min
-    var sinceEviction = 0
 
     init(base: Int, capacity: Int) {
         self.base = base
