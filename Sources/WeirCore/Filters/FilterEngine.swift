@@ -36,8 +36,6 @@ final class FilterEngine: @unchecked Sendable {
     @exclusivity(unchecked) private var series: [SeriesState] = []
     /// Every device's metrics, each device's a linked list from its `firstMetric`.
     @exclusivity(unchecked) private var metrics = FlatBuffer<MetricSlot>()
-    /// The metrics' names (UTF-8), which `metrics` point into.
-    @exclusivity(unchecked) private var metricNames = FlatBuffer<UInt8>()
     @exclusivity(unchecked) private var stages = FlatBuffer<StageState>()
     @exclusivity(unchecked) private var dedups = FlatBuffer<DedupWindow>()
     /// The dedup windows' times: one ring segment per window in one flat buffer, so
@@ -54,6 +52,8 @@ final class FilterEngine: @unchecked Sendable {
     /// `lastDevice`'s bits (which `lastDevice` keeps valid).
     @exclusivity(unchecked) private var lastDeviceBits = StringBits()
     @exclusivity(unchecked) private var lastSlot = -1
+    /// Where `lastSlot` is in `deviceIndex`, or -1 (after a rebuild moved it).
+    @exclusivity(unchecked) private var lastPosition = -1
     /// Which of `lastSlot`'s metrics to compare first (see `stageRange`), or -1.
     @exclusivity(unchecked) private var nextGuess = -1
     /// The range operation behind the last `.deadLetter` outcome.
@@ -118,7 +118,6 @@ final class FilterEngine: @unchecked Sendable {
         devices = other.devices
         series = other.series
         metrics = other.metrics.copy()
-        metricNames = other.metricNames.copy()
         stages = other.stages.copy()
         dedups = other.dedups.copy()
         dedupPool = other.dedupPool.copy()
@@ -129,6 +128,7 @@ final class FilterEngine: @unchecked Sendable {
         lastDevice = other.lastDevice
         lastDeviceBits = other.lastDeviceBits
         lastSlot = other.lastSlot
+        lastPosition = other.lastPosition
         nextGuess = other.nextGuess
         deadLetterOp = other.deadLetterOp
         ready = other.ready
@@ -141,7 +141,6 @@ final class FilterEngine: @unchecked Sendable {
         params.deallocate()
         deviceIndex.deallocate()
         metrics.deallocate()
-        metricNames.deallocate()
         stages.deallocate()
         dedups.deallocate()
         dedupPool.deallocate()
@@ -272,8 +271,8 @@ final class FilterEngine: @unchecked Sendable {
     // MARK: - Devices and series
 
     /// The device's slot; consecutive readings of one device (a payload's) reuse it
-    /// without a lookup. The slot's `lastTouched` moves when the device changes, which is
-    /// precise enough for choosing whom to evict.
+    /// without a lookup. The device's `lastTouched` moves when the device changes, which
+    /// is precise enough for choosing whom to evict.
     @inline(__always)
     private func deviceSlot(for device: String) -> Int {
         // Same device as the last reading: compared by its stored bits (see
@@ -282,24 +281,27 @@ final class FilterEngine: @unchecked Sendable {
             return lastSlot
         }
         let hash = FilterEngine.hash(device)
-        let found = findDevice(device, hash: hash)
+        var position = findDevice(device, hash: hash)
         let slot: Int
-        if found >= 0 {
-            slot = Int(deviceIndex[found].slot)
-            // The index holds the device's first metric so that the usual lookup goes
-            // from here straight to the metric, without the device's own record.
-            nextGuess = Int(deviceIndex[found].firstMetric)
+        if position >= 0 {
+            slot = Int(deviceIndex[position].slot)
+            // The index entry holds what a payload needs of its device (first metric,
+            // rate-limit buckets, last seen) so that the usual lookup goes from here
+            // straight to the metric, without the device's own record.
+            nextGuess = Int(deviceIndex[position].firstMetric)
         } else {
             if devices.count >= maxDevices { evictLeastRecentlySeen() }
             slot = devices.count
             devices.append(DeviceState(name: device))
             insertDevice(slot, hash: hash)
+            position = findDevice(device, hash: hash)
             nextGuess = -1
         }
         lastDevice = device
         lastDeviceBits = StringBits(device)
         lastSlot = slot
-        devices[slot].lastTouched = tick
+        lastPosition = position
+        deviceIndex[position].lastTouched = tick
         return slot
     }
 
@@ -329,14 +331,24 @@ final class FilterEngine: @unchecked Sendable {
     /// Adds `slot` to the index, growing it to stay at most half full.
     private func insertDevice(_ slot: Int, hash: UInt64) {
         if (devices.count + 1) * 2 > deviceIndex.count {
+            syncDevicesFromIndex()
             reindexDevices(capacity: deviceIndex.count * 2)
             return // reindexing covered `slot` (it is already in `devices`)
         }
         let mask = deviceIndex.count - 1
         var i = Int(truncatingIfNeeded: hash) & mask
         while deviceIndex[i].slot >= 0 { i = (i + 1) & mask }
-        deviceIndex[i] = DeviceIndexEntry(hash: hash, slot: Int32(slot), firstMetric: devices[slot].firstMetric,
-                                          bits: StringBits(devices[slot].name))
+        deviceIndex[i] = DeviceIndexEntry(slot: slot, device: devices[slot], hash: hash)
+    }
+
+    /// Copies the fields the index entries keep current (`lastTouched`, `tokenBase`) back
+    /// into `devices`, before the index is rebuilt from them.
+    private func syncDevicesFromIndex() {
+        for i in deviceIndex.indices where deviceIndex[i].slot >= 0 {
+            let entry = deviceIndex[i]
+            devices[Int(entry.slot)].lastTouched = entry.lastTouched
+            devices[Int(entry.slot)].tokenBase = Int(entry.tokenBase)
+        }
     }
 
     /// Copies device `slot`'s first metric into its index entry.
@@ -362,8 +374,7 @@ final class FilterEngine: @unchecked Sendable {
             let hash = FilterEngine.hash(devices[slot].name)
             var i = Int(truncatingIfNeeded: hash) & mask
             while deviceIndex[i].slot >= 0 { i = (i + 1) & mask }
-            deviceIndex[i] = DeviceIndexEntry(hash: hash, slot: Int32(slot), firstMetric: devices[slot].firstMetric,
-                                              bits: StringBits(devices[slot].name))
+            deviceIndex[i] = DeviceIndexEntry(slot: slot, device: devices[slot], hash: hash)
         }
     }
 
@@ -379,8 +390,7 @@ final class FilterEngine: @unchecked Sendable {
             if devices[slot].metricCount > 16 {
                 m = devices[slot].lookup?[metric].map(Int.init) ?? -1
             } else {
-                m = metric.utf8.withContiguousStorageIfAvailable { findMetric(slot, $0) }
-                    ?? Array(metric.utf8).withUnsafeBufferPointer { findMetric(slot, $0) }
+                m = findMetric(slot, metric)
             }
             if m < 0 { m = addSeries(slot, metric: metric) }
         }
@@ -390,36 +400,28 @@ final class FilterEngine: @unchecked Sendable {
         return (first, first + Int(metrics[m].stageCount))
     }
 
-    /// The metric of device `slot` named `name`, or -1. Payloads of a device tend to list
-    /// their metrics in the same order, so the one after the last match is tried first.
-    private func findMetric(_ slot: Int, _ name: UnsafeBufferPointer<UInt8>) -> Int {
-        if nextGuess >= 0 && metricNamed(nextGuess, name) { return nextGuess }
+    /// The metric of device `slot` named `name`, or -1: by the stored bits of the names
+    /// first, then (a long name, or a copy made apart) by their characters.
+    private func findMetric(_ slot: Int, _ name: String) -> Int {
+        let bits = StringBits(name)
         var m = Int(devices[slot].firstMetric)
         while m >= 0 {
-            if metricNamed(m, name) { return m }
+            if metrics[m].bits == bits { return m }
+            m = Int(metrics[m].next)
+        }
+        m = Int(devices[slot].firstMetric)
+        while m >= 0 {
+            if series[Int(metrics[m].series)].metric == name { return m }
             m = Int(metrics[m].next)
         }
         return -1
     }
 
-    @inline(__always)
-    private func metricNamed(_ m: Int, _ name: UnsafeBufferPointer<UInt8>) -> Bool {
-        let entry = metrics[m]
-        guard Int(entry.nameCount) == name.count else { return false }
-        let stored = metricNames.base + Int(entry.nameStart)
-        for i in 0..<name.count where stored[i] != name[i] { return false }
-        return true
-    }
-
-    /// Appends `entry`, named `name`, to `device`'s list of metrics, in `metrics` and
-    /// `names` (the engine's, or the new ones a rebuild makes).
-    private static func link(_ entry: MetricSlot, name: UnsafeBufferPointer<UInt8>, to device: inout DeviceState,
-                             metrics: inout FlatBuffer<MetricSlot>, names: inout FlatBuffer<UInt8>) {
+    /// Appends `entry` to `device`'s list of metrics, in `metrics` (the engine's, or the
+    /// new ones a rebuild makes).
+    private static func link(_ entry: MetricSlot, to device: inout DeviceState, metrics: inout FlatBuffer<MetricSlot>) {
         var entry = entry
-        entry.nameStart = Int32(names.count)
-        entry.nameCount = Int32(name.count)
         entry.next = -1
-        for b in name { names.append(b) }
         let m = Int32(metrics.count)
         metrics.append(entry)
         if device.lastMetric >= 0 { metrics[Int(device.lastMetric)].next = m } else { device.firstMetric = m }
@@ -480,9 +482,7 @@ final class FilterEngine: @unchecked Sendable {
         let stageCount = stages.count - firstStage
         series.append(SeriesState(device: slot, metric: metric, firstStage: firstStage, stageCount: stageCount))
         let entry = MetricSlot(bits: StringBits(series[series.count - 1].metric), series: Int32(series.count - 1), firstStage: Int32(firstStage), stageCount: Int32(stageCount))
-        Array(metric.utf8).withUnsafeBufferPointer {
-            FilterEngine.link(entry, name: $0, to: &devices[slot], metrics: &metrics, names: &metricNames)
-        }
+        FilterEngine.link(entry, to: &devices[slot], metrics: &metrics)
         let m = metrics.count - 1
         if devices[slot].firstMetric == Int32(m) { indexFirstMetric(of: slot) }
         if devices[slot].lookup != nil {
@@ -503,10 +503,10 @@ final class FilterEngine: @unchecked Sendable {
     /// the series they still refer to. The open buckets of devices that go are emitted
     /// first.
     private func rebuild(keepingTouchedAfter keepAfter: UInt64) {
+        syncDevicesFromIndex()
         var newDevices: [DeviceState] = []
         var newSeries: [SeriesState] = []
         var newMetrics = FlatBuffer<MetricSlot>(capacity: metrics.count)
-        var newNames = FlatBuffer<UInt8>(capacity: metricNames.count)
         var newStages = FlatBuffer<StageState>(capacity: stages.count)
         var newDedups = FlatBuffer<DedupWindow>(capacity: dedups.count)
         var newDeadbands = FlatBuffer<DeadbandState>(capacity: deadbands.count)
@@ -558,9 +558,7 @@ final class FilterEngine: @unchecked Sendable {
                 }
                 let moved = MetricSlot(bits: StringBits(entry.metric), series: Int32(newSeries.count), firstStage: Int32(entry.firstStage),
                                        stageCount: Int32(entry.stageCount))
-                FilterEngine.link(moved, name: UnsafeBufferPointer(start: metricNames.base + Int(metrics[m].nameStart),
-                                                                   count: Int(metrics[m].nameCount)),
-                                  to: &device, metrics: &newMetrics, names: &newNames)
+                FilterEngine.link(moved, to: &device, metrics: &newMetrics)
                 newSeries.append(entry)
             }
             if oldMetrics.count > 16 {
@@ -574,8 +572,6 @@ final class FilterEngine: @unchecked Sendable {
         series = newSeries
         metrics.deallocate()
         metrics = newMetrics
-        metricNames.deallocate()
-        metricNames = newNames
         stages.deallocate()
         stages = newStages
         deadbands.deallocate()
@@ -587,6 +583,7 @@ final class FilterEngine: @unchecked Sendable {
         compactDedupPool(newDedups) // frees the old windows
         reindexDevices(capacity: devices.count * 2 + 2)
         lastSlot = -1
+        lastPosition = -1
     }
 
     private func rememberEmitted(ofSeries s: Int) {
@@ -710,11 +707,12 @@ final class FilterEngine: @unchecked Sendable {
     }
 
     private func takeToken(slot: Int, rateSlot: Int, ts: Int64, perMs: Double, capacity: Double) -> Bool {
-        var base = devices[slot].tokenBase
+        if lastPosition < 0 { lastPosition = findDevice(devices[slot].name, hash: FilterEngine.hash(devices[slot].name)) }
+        var base = Int(deviceIndex[lastPosition].tokenBase)
         if base < 0 {
             base = tokenBuckets.count
             tokenBuckets.append(repeating: TokenBucket(), count: rateRules)
-            devices[slot].tokenBase = base
+            deviceIndex[lastPosition].tokenBase = Int32(base)
         }
         return tokenBuckets[base + rateSlot].take(ts: ts, perMs: perMs, capacity: capacity)
     }
@@ -796,6 +794,8 @@ private enum Op: Sendable {
 
 private struct DeviceState: Sendable {
     var name: String
+    /// The tick of the device's last payload. Current in the device's index entry (as is
+    /// `tokenBase`); `syncDevicesFromIndex` copies both here before a rebuild.
     var lastTouched: UInt64 = 0
     /// The device's metrics: a list through `FilterEngine.metrics`, in the order added.
     var firstMetric: Int32 = -1
@@ -817,13 +817,11 @@ private struct DeviceState: Sendable {
     }
 }
 
-/// One metric of a device: its name (in `FilterEngine.metricNames`), its series and
-/// where the series' stages are, and the device's next metric (or -1).
+/// One metric of a device: its name's bits (the name itself is its series'), its series
+/// and where the series' stages are, and the device's next metric (or -1). 32 bytes.
 private struct MetricSlot: Sendable {
     /// The name as stored (`FilterEngine.series` keeps it alive); see `StringBits`.
     var bits: StringBits
-    var nameStart: Int32 = 0
-    var nameCount: Int32 = 0
     var series: Int32
     var firstStage: Int32
     var stageCount: Int32
@@ -842,8 +840,22 @@ private struct DeviceIndexEntry: Sendable {
     var slot: Int32 = -1
     /// `devices[slot].firstMetric`, kept here too (see `deviceSlot`).
     var firstMetric: Int32 = -1
+    /// The device's `lastTouched` and `tokenBase`, current here (see `DeviceState`).
+    var lastTouched: UInt64 = 0
+    var tokenBase: Int32 = -1
     /// The device's name as stored (`devices[slot].name` keeps it alive).
     var bits = StringBits()
+
+    init() {}
+
+    init(slot: Int, device: DeviceState, hash: UInt64) {
+        self.hash = hash
+        self.slot = Int32(slot)
+        firstMetric = device.firstMetric
+        lastTouched = device.lastTouched
+        tokenBase = Int32(device.tokenBase)
+        bits = StringBits(device.name)
+    }
 }
 
 /// A string's 16 bytes as Swift stores them: the characters themselves for a short
@@ -918,15 +930,34 @@ private struct StageState: Sendable {
 /// at `start`, `capacity` a power of two.
 private struct DedupWindow: Sendable {
     static let initialCapacity = 8
-    var base: Int
-    var capacity: Int
-    var start = 0
-    var count = 0
+    // 24 bytes, so a device's windows take few cache lines; a pool past 2^32 times
+    // (32 GiB) is beyond any memory this runs in.
+    private var base32: UInt32
+    private var capacity32: UInt32
+    private var start32: UInt32 = 0
+    private var count32: UInt32 = 0
     var newest = Int64.min
 
     init(base: Int, capacity: Int) {
-        self.base = base
-        self.capacity = capacity
+        base32 = UInt32(base)
+        capacity32 = UInt32(capacity)
+    }
+
+    var base: Int {
+        get { Int(base32) }
+        set { base32 = UInt32(newValue) }
+    }
+    var capacity: Int {
+        get { Int(capacity32) }
+        set { capacity32 = UInt32(newValue) }
+    }
+    var start: Int {
+        get { Int(start32) }
+        set { start32 = UInt32(newValue) }
+    }
+    var count: Int {
+        get { Int(count32) }
+        set { count32 = UInt32(newValue) }
     }
 
     /// Where the `i`-th oldest time is in the pool.
