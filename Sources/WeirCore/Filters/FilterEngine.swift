@@ -609,7 +609,20 @@ final class FilterEngine: @unchecked Sendable {
     /// reads none. Times that fell out of the window go only when the window is full
     /// (`makeRoom`), so stale ones linger until then; they are older than the window, so
     /// no time that is judged can match them.
+    @inline(__always)
     private func dedupSeen(_ d: Int, ts: Int64, window: Int64) -> Bool {
+        // The common case inline: a new latest time with room for it.
+        let w = dedups[d]
+        if ts > w.newest && w.count < w.capacity {
+            dedupPool[w.slot(w.count)] = ts
+            dedups[d].newest = ts
+            dedups[d].count = w.count + 1
+            return false
+        }
+        return dedupSeenSlowly(d, ts: ts, window: window)
+    }
+
+    private func dedupSeenSlowly(_ d: Int, ts: Int64, window: Int64) -> Bool {
         var w = dedups[d]
         if ts > w.newest {
             w.newest = ts
@@ -706,6 +719,7 @@ final class FilterEngine: @unchecked Sendable {
         dedupPool = pool
     }
 
+    @inline(__always)
     private func takeToken(slot: Int, rateSlot: Int, ts: Int64, perMs: Double, capacity: Double) -> Bool {
         if lastPosition < 0 { lastPosition = findDevice(devices[slot].name, hash: FilterEngine.hash(devices[slot].name)) }
         var base = Int(deviceIndex[lastPosition].tokenBase)
@@ -731,8 +745,17 @@ final class FilterEngine: @unchecked Sendable {
         // A time so close to the start of Int64 that its bucket start does not exist (only
         // a broken clock writes it; the clock policy normally rejects it first).
         guard ts >= Int64.min + bucketMs else { return .dropped(.downsample) }
-        let start = WindowMath.start(of: ts, size: bucketMs)
         var bucket = buckets[b]
+        // The usual case without a division: a time inside the open bucket (which starts
+        // after anything emitted, so the checks below would let it in).
+        let (offset, overflow) = ts.subtractingReportingOverflow(bucket.start)
+        if bucket.open && !overflow && offset >= 0 && offset < bucketMs {
+            bucket.aggregate.add(ts: ts, value: value)
+            bucket.scaledSum += value * 0x1p-64
+            buckets[b] = bucket
+            return .held
+        }
+        let start = WindowMath.start(of: ts, size: bucketMs)
         if bucket.emittedAny && start <= bucket.emittedThrough { return .dropped(.downsample) }
         if bucket.open {
             if start == bucket.start {
