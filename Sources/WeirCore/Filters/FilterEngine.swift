@@ -3,9 +3,12 @@
 ///
 /// Each rule is compiled to a list of single-purpose operations (`Op`); a series gets one
 /// stage per operation of every rule that matches it. The state lives in flat buffers
-/// addressed by index — device → its metrics (compared by their bytes) → the series'
-/// stages → each stage's state — so judging a reading touches no reference counts, makes
-/// no uniqueness or bounds checks and copies no strings. Eviction rebuilds the buffers.
+/// addressed by index — the device's index entry → its metrics (names compared by their
+/// stored bits, see `StringBits`) → the series' stages → each stage's state — so judging
+/// a reading touches no reference counts, makes no uniqueness or bounds checks (bounds
+/// are asserted in debug builds) and copies no strings. Per device, the state is packed
+/// into few cache lines: with thousands of devices, memory is most of the cost. Eviction
+/// rebuilds the buffers.
 ///
 /// A class, because the hot state lives in `FlatBuffer`s whose memory it owns (freed in
 /// `deinit`). `FilterChain` copies an engine that is shared before mutating it, so to its
