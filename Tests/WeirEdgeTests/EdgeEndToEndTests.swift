@@ -254,6 +254,32 @@ struct EdgeEndToEndTests {
         }
     }
 
+    @Test("a wrong uplink.url path (404) keeps all data and says 'uplink endpoint not found'; the right URL drains it")
+    func wrongURLKeepsData() async throws {
+        try await withEdgeHarness { h in
+            try await h.startCloud()
+            try await h.startEdge(environment: ["WEIR_EDGE_UPLINK_URL": "http://127.0.0.1:\(h.cloudPort)/api"])
+            let pub = try await h.publisher()
+            let n = 500
+            try await h.publish(0..<n, with: pub)
+            let stuck = try await h.waitForStatus { $0.readings >= Int64(n) && $0.uplinkState == "uplink endpoint not found" }
+            #expect(stuck.readings == Int64(n))
+            #expect(stuck.rejectedChunks == 0, "a 404 says the URL is wrong, not the batch")
+            #expect(stuck.lastUplinkError?.contains("404") == true)
+            #expect(stuck.lastUplinkError?.contains("uplink.url") == true)
+            try await Task.sleep(for: .seconds(1))
+            #expect(try h.status().readings == Int64(n), "a wrong URL must not set data aside")
+            #expect(try await h.cloudCount(devices: 4) == 0)
+
+            #expect(await h.edge?.stop() == .exited(0))
+            try await h.startEdge()
+            let seen = try await h.waitForCloudCount(Int64(n), devices: 4)
+            #expect(seen == Int64(n))
+            #expect(try h.status().rejectedChunks == 0)
+            await pub.disconnect()
+        }
+    }
+
     @Test("413 from the cloud: the batch is split until it fits, and every reading arrives once")
     func tooLargeSplits() async throws {
         try await withEdgeHarness { h in

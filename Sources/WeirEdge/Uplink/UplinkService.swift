@@ -14,6 +14,8 @@ import WeirCore
 /// - network errors, 408, 5xx: retry the same batch with full-jitter backoff;
 ///   429/503 wait `Retry-After` when given;
 /// - 401/403: keep everything, back off, report "uplink unauthorized";
+/// - 404/405: keep everything, back off, report "uplink endpoint not found" — the URL is
+///   wrong (weir-cloud always has `POST /v1/batches`), which says nothing about the batch;
 /// - 413: split the batch and send the halves;
 /// - other 4xx: move the chunks to the `rejected` table with the response;
 /// - a chunk that does not decode is quarantined, the rest goes on.
@@ -29,6 +31,8 @@ struct UplinkService: Service {
         case committed
         case retry(after: Duration?, reason: String)
         case unauthorized(status: Int, body: String)
+        /// 404/405: `uplink.url` does not lead to weir-cloud's batch endpoint.
+        case endpointNotFound(status: Int, body: String)
         case tooLarge
         case rejected(status: Int, body: String)
     }
@@ -116,6 +120,18 @@ struct UplinkService: Service {
                 logger.error("uplink unauthorized: the cloud refused the gateway token (\(status)); keeping every chunk and retrying",
                              metadata: ["weir.response": "\(body.prefix(200))"])
                 try? buffer.setUplinkState("uplink unauthorized", error: "uplink unauthorized (HTTP \(status)): \(body.prefix(200))")
+            }
+            try await Task.sleep(for: backoff.next())
+        case .endpointNotFound(let status, let body):
+            metrics.retries.increment()
+            metrics.uplinkUp.record(0)
+            if state != "endpoint not found" {
+                state = "endpoint not found"
+                let url = configuration.uplink.url
+                logger.error("uplink endpoint not found: \(url) answered \(status) to POST /v1/batches; check uplink.url. Keeping every chunk and retrying",
+                             metadata: ["weir.response": "\(body.prefix(200))"])
+                try? buffer.setUplinkState("uplink endpoint not found",
+                                           error: "uplink endpoint not found (HTTP \(status) from \(url)/v1/batches; check uplink.url): \(body.prefix(200))")
             }
             try await Task.sleep(for: backoff.next())
         case .retry(let after, let reason):
@@ -233,6 +249,8 @@ struct UplinkService: Service {
                 return .committed
             case 401, 403:
                 return .unauthorized(status: status, body: text)
+            case 404, 405:
+                return .endpointNotFound(status: status, body: text)
             case 413:
                 return .tooLarge
             case 429, 503:
