@@ -38,13 +38,31 @@ func withRepairedChecksum(_ bytes: [UInt8]) -> [UInt8] {
 
 func check(_ bytes: [UInt8]) {
     let batch: Batch
+    var merger = BatchMerger()
     do {
         batch = try BatchCodec.decode(bytes)
     } catch {
         guard error.offset >= 0, error.offset <= bytes.count, !error.message.isEmpty else {
             fatalError("error outside the input: \(error) (input \(bytes.count) bytes)")
         }
+        // The merger (which the edge uses to merge chunks) refuses what decode refuses,
+        // and adds nothing of it.
+        if (try? merger.add(bytes)) != nil { fatalError("the merger accepted a batch decode refuses") }
+        guard merger.readingCount == 0 else { fatalError("a refused batch left readings in the merger") }
         return
+    }
+    // Merged alone and twice, a batch encodes to exactly what encoding its readings gives.
+    do {
+        try merger.add(bytes)
+        guard merger.encode(gateway: "g", id: "m", drops: []) == BatchCodec.encode(Batch(gateway: "g", id: "m", readings: batch.readings)) else {
+            fatalError("merging one batch changed its encoding (\(batch.readings.count) readings)")
+        }
+        try merger.add(bytes)
+        guard merger.encode(gateway: "g", id: "m2", drops: []) == BatchCodec.encode(Batch(gateway: "g", id: "m2", readings: batch.readings + batch.readings)) else {
+            fatalError("merging a batch twice differs from encoding its readings twice (\(batch.readings.count) readings)")
+        }
+    } catch {
+        fatalError("the merger refused a batch decode accepts: \(error)")
     }
     let again: Batch
     do {
