@@ -41,12 +41,13 @@ final class FilterEngine: @unchecked Sendable {
     @exclusivity(unchecked) private var metrics = FlatBuffer<MetricSlot>()
     @exclusivity(unchecked) private var stages = FlatBuffer<StageState>()
     @exclusivity(unchecked) private var dedups = FlatBuffer<DedupWindow>()
-    /// The dedup windows' times: one ring segment per window in one flat buffer, so
-    /// recording a time touches no per-series allocation. A window that grows moves to a
-    /// new segment and leaves the old one behind; a window's old segments add up to less
+    /// The dedup windows' times: one ring segment per window in one pool, so recording
+    /// a time touches no per-series allocation. A window that grows moves to a new
+    /// segment and leaves the old one behind; a window's old segments add up to less
     /// than its current one, so the pool is at most twice what the windows use, and
-    /// rebuilds (evictions) drop the garbage.
-    @exclusivity(unchecked) private var dedupPool = FlatBuffer<Int64>()
+    /// rebuilds (evictions) drop the garbage. The pool grows by chunks, never by copying
+    /// (see `DedupPool`).
+    @exclusivity(unchecked) private var dedupPool = DedupPool()
     @exclusivity(unchecked) private var deadbands = FlatBuffer<DeadbandState>()
     @exclusivity(unchecked) private var buckets = FlatBuffer<BucketState>()
     @exclusivity(unchecked) private var tokenBuckets = FlatBuffer<TokenBucket>()
@@ -398,7 +399,13 @@ final class FilterEngine: @unchecked Sendable {
             if m < 0 { m = addSeries(slot, metric: metric) }
         }
         let next = metrics[m].next
-        nextGuess = Int(next >= 0 ? next : devices[slot].firstMetric) // the next payload starts over
+        if next >= 0 {
+            nextGuess = Int(next)
+        } else {
+            // The next payload starts over, from the first metric: its copy in the index
+            // entry (in cache since `deviceSlot`), not the device's record.
+            nextGuess = lastPosition >= 0 ? Int(deviceIndex[lastPosition].firstMetric) : Int(devices[slot].firstMetric)
+        }
         let first = Int(metrics[m].firstStage)
         return (first, first + Int(metrics[m].stageCount))
     }
@@ -455,7 +462,8 @@ final class FilterEngine: @unchecked Sendable {
         }
         let firstStage = stages.count
         let name = devices[slot].name
-        rules: for rule in rules.indices where globs[rule]?.matches(device: name, metric: metric) == true {
+        let text = NameGlob.seriesText(device: name, metric: metric)
+        rules: for rule in rules.indices where globs[rule]?.matches(series: text) == true {
             for op in opsOfRule[rule] {
                 var state = -1
                 switch ops[op] {
@@ -706,7 +714,7 @@ final class FilterEngine: @unchecked Sendable {
     /// Makes `windows` the dedup windows, laid out afresh in a new pool (dropping the
     /// garbage); frees the old windows and pool.
     private func compactDedupPool(_ windows: FlatBuffer<DedupWindow>) {
-        var pool = FlatBuffer<Int64>(capacity: dedupPool.count)
+        var pool = DedupPool()
         for d in windows.indices {
             var w = windows[d]
             let base = pool.count
@@ -748,16 +756,17 @@ final class FilterEngine: @unchecked Sendable {
         // A time so close to the start of Int64 that its bucket start does not exist (only
         // a broken clock writes it; the clock policy normally rejects it first).
         guard ts >= Int64.min + bucketMs else { return .dropped(.downsample) }
-        var bucket = buckets[b]
         // The usual case without a division: a time inside the open bucket (which starts
-        // after anything emitted, so the checks below would let it in).
-        let (offset, overflow) = ts.subtractingReportingOverflow(bucket.start)
-        if bucket.open && !overflow && offset >= 0 && offset < bucketMs {
-            bucket.aggregate.add(ts: ts, value: value)
-            bucket.scaledSum += value * 0x1p-64
-            buckets[b] = bucket
+        // after anything emitted, so the checks below would let it in). Updated in place:
+        // a bucket is two cache lines, and copying it out and back costs.
+        let open = buckets.base + b
+        let (offset, overflow) = ts.subtractingReportingOverflow(open.pointee.start)
+        if open.pointee.open && !overflow && offset >= 0 && offset < bucketMs {
+            open.pointee.aggregate.add(ts: ts, value: value)
+            open.pointee.scaledSum += value * 0x1p-64
             return .held
         }
+        var bucket = buckets[b]
         let start = WindowMath.start(of: ts, size: bucketMs)
         if bucket.emittedAny && start <= bucket.emittedThrough { return .dropped(.downsample) }
         if bucket.open {

@@ -27,10 +27,23 @@ public struct NameGlob: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether the series `device/metric` matches.
     public func matches(device: String, metric: String) -> Bool {
-        var text = Array(device.utf8)
+        matches(series: NameGlob.seriesText(device: device, metric: metric))
+    }
+
+    /// Whether the series whose `seriesText(device:metric:)` is `text` matches: for
+    /// matching one series against many globs without building its text each time.
+    func matches(series text: [UInt8]) -> Bool {
+        NameGlob.match(bytes, text)
+    }
+
+    /// `device/metric` as the bytes globs are matched against.
+    static func seriesText(device: String, metric: String) -> [UInt8] {
+        var text: [UInt8] = []
+        text.reserveCapacity(device.utf8.count + 1 + metric.utf8.count)
+        text.append(contentsOf: device.utf8)
         text.append(UInt8(ascii: "/"))
         text.append(contentsOf: metric.utf8)
-        return NameGlob.match(bytes, text)
+        return text
     }
 
     /// Iterative glob match with single-star backtracking: linear in practice, never
