@@ -9,11 +9,25 @@ import Synchronization
 /// persistent queue for our session) holds the rest. Nothing is ever dropped because the
 /// consumer is slow. An `AsyncStream` continuation with a buffering policy could only
 /// drop or grow without bound, so the bound lives here.
+///
+/// The common case costs the network thread one uncontended lock and an append: the
+/// consumer is woken (a continuation resume, i.e. a task wake-up) only when it is parked,
+/// and a woken consumer takes everything buffered at once (`nextBatch`). The producer
+/// only touches the semaphore when the queue is full.
+///
+/// The bound counts the batch the consumer holds: a batch's slots are given back when the
+/// consumer asks for the next one (it has processed the previous one by then). So at any
+/// time at most `capacity` messages are received but not yet through the consumer — the
+/// same bound a crash-loss estimate relies on.
 final class InboundQueue: Sendable {
     private struct State: ~Copyable {
         var buffer: [MQTTMessage] = []
-        var head = 0
-        var waiter: CheckedContinuation<MQTTMessage?, Never>?
+        /// Messages in the batch the consumer took last (not yet processed).
+        var inHand = 0
+        /// The parked consumer, when it found nothing to take.
+        var waiter: CheckedContinuation<Void, Never>?
+        /// The producer found the queue full and waits on `space`.
+        var producerWaiting = false
         /// No more messages will be pushed; the consumer drains what is left, then ends.
         var finished = false
         /// The consumer is gone; producers stop waiting.
@@ -21,70 +35,98 @@ final class InboundQueue: Sendable {
     }
 
     private let state = Mutex(State())
-    /// Free slots. `wait()` takes one before a push, the consumer gives it back.
-    private let space: DispatchSemaphore
+    /// Signalled when a waiting producer may find room again.
+    private let space = DispatchSemaphore(value: 0)
+    let capacity: Int
 
     init(capacity: Int) {
-        space = DispatchSemaphore(value: max(1, capacity))
+        self.capacity = max(1, capacity)
     }
 
     /// Hands one message to the consumer; blocks the calling (network) thread while the
     /// queue is full. Returns `false` only when the consumer has gone away for good.
     func push(_ message: MQTTMessage) -> Bool {
-        while space.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
-            if state.withLock({ $0.abandoned }) { return false }
-        }
-        enum Outcome { case buffered, handTo(CheckedContinuation<MQTTMessage?, Never>), abandoned }
-        let outcome: Outcome = state.withLock { s in
-            if s.abandoned { return .abandoned }
-            if let waiter = s.waiter {
+        enum Outcome { case buffered, wake(CheckedContinuation<Void, Never>), full, abandoned }
+        while true {
+            let outcome: Outcome = state.withLock { s in
+                if s.abandoned { return .abandoned }
+                if s.buffer.count + s.inHand >= capacity {
+                    s.producerWaiting = true
+                    return .full
+                }
+                s.buffer.append(message)
+                guard let waiter = s.waiter else { return .buffered }
                 s.waiter = nil
-                return .handTo(waiter)
+                return .wake(waiter)
             }
-            s.buffer.append(message)
-            return .buffered
-        }
-        switch outcome {
-        case .buffered:
-            return true
-        case .handTo(let waiter):
-            space.signal()
-            waiter.resume(returning: message)
-            return true
-        case .abandoned:
-            space.signal()
-            return false
+            switch outcome {
+            case .buffered:
+                return true
+            case .wake(let waiter):
+                waiter.resume()
+                return true
+            case .abandoned:
+                return false
+            case .full:
+                // Woken by the consumer taking a batch (or by `abandon`); the timeout only
+                // re-checks, so a stale signal or a missed one costs at most a retry.
+                _ = space.wait(timeout: .now() + .milliseconds(100))
+            }
         }
     }
 
-    /// The next message, waiting for one; `nil` once finished and drained (or cancelled).
-    func next() async -> MQTTMessage? {
+    /// Waits until messages are buffered, then moves up to `max` of them, in arrival order,
+    /// into `batch` (emptied first; its storage is reused). Returns `false` once finished
+    /// and drained, or when the task is cancelled while nothing is buffered. Calling it
+    /// again gives the previous batch's slots back. One consumer at a time.
+    func nextBatch(into batch: inout [MQTTMessage], max: Int) async -> Bool {
+        batch.removeAll(keepingCapacity: true)
+        let limit = Swift.max(1, max)
+        enum Outcome { case took(wakeProducer: Bool), end, park }
+        while true {
+            let outcome: Outcome = state.withLock { s in
+                s.inHand = 0
+                if s.buffer.isEmpty {
+                    let wake = s.producerWaiting
+                    s.producerWaiting = false
+                    if wake { return .took(wakeProducer: true) }   // room again; nothing to take yet
+                    return s.finished || s.abandoned || Task.isCancelled ? .end : .park
+                }
+                if s.buffer.count <= limit {
+                    // Hand over the whole buffer; the producer appends into our old storage.
+                    swap(&batch, &s.buffer)
+                } else {
+                    batch.append(contentsOf: s.buffer[..<limit])
+                    s.buffer.removeFirst(limit)
+                }
+                s.inHand = batch.count
+                let wake = s.producerWaiting
+                s.producerWaiting = false
+                return .took(wakeProducer: wake)
+            }
+            switch outcome {
+            case .took(let wakeProducer):
+                if wakeProducer { space.signal() }
+                if !batch.isEmpty { return true }
+            case .end:
+                return false
+            case .park:
+                await park()
+            }
+        }
+    }
+
+    /// Suspends until a push, `finish`, `abandon` or cancellation. Only reached when the
+    /// buffer was empty, so the continuation and cancellation handler stay off the busy path.
+    private func park() async {
         await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<MQTTMessage?, Never>) in
-                enum Outcome { case message(MQTTMessage), end, wait }
-                let outcome: Outcome = state.withLock { s in
-                    if s.head < s.buffer.count {
-                        let m = s.buffer[s.head]
-                        s.head += 1
-                        if s.head >= 256, s.head * 2 >= s.buffer.count {
-                            s.buffer.removeFirst(s.head)
-                            s.head = 0
-                        }
-                        return .message(m)
-                    }
-                    if s.finished || s.abandoned || Task.isCancelled { return .end }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let ready = state.withLock { s in
+                    if !s.buffer.isEmpty || s.finished || s.abandoned || Task.isCancelled { return true }
                     s.waiter = continuation
-                    return .wait
+                    return false
                 }
-                switch outcome {
-                case .message(let m):
-                    space.signal()
-                    continuation.resume(returning: m)
-                case .end:
-                    continuation.resume(returning: nil)
-                case .wait:
-                    break
-                }
+                if ready { continuation.resume() }
             }
         } onCancel: {
             let waiter = state.withLock { s in
@@ -92,13 +134,13 @@ final class InboundQueue: Sendable {
                 s.waiter = nil
                 return w
             }
-            waiter?.resume(returning: nil)
+            waiter?.resume()
         }
     }
 
-    /// Messages already handed over but not yet taken by the consumer.
+    /// Messages handed over but not yet taken by the consumer.
     var count: Int {
-        state.withLock { $0.buffer.count - $0.head }
+        state.withLock { $0.buffer.count }
     }
 
     /// No more pushes will come: the consumer drains the buffer, then sees the end.
@@ -109,18 +151,19 @@ final class InboundQueue: Sendable {
             s.waiter = nil
             return w
         }
-        waiter?.resume(returning: nil)
+        waiter?.resume()
     }
 
     /// The consumer is gone: a blocked producer gives up instead of waiting forever.
     func abandon() {
-        let waiter = state.withLock { s in
+        let (waiter, producerWaiting) = state.withLock { s in
             s.abandoned = true
             s.finished = true
             let w = s.waiter
             s.waiter = nil
-            return w
+            return (w, s.producerWaiting)
         }
-        waiter?.resume(returning: nil)
+        waiter?.resume()
+        if producerWaiting { space.signal() }
     }
 }

@@ -11,12 +11,13 @@ import Synchronization
 /// let client = try MQTTClient(configuration: .init(clientID: "weir-edge-gw-1"), logger: logger)
 /// try await client.connect()
 /// try await client.subscribe("devices/+/telemetry", qos: 1)
-/// for await message in client.messages { ... }
+/// for await message in client.messages { ... }   // or, cheaper: `receive(into:max:)`
 /// await client.disconnect()
 /// ```
 ///
-/// `messages` has one consumer. While it does not keep up, the network thread blocks
-/// (after `inboundCapacity` messages), so the broker holds the rest — nothing is dropped.
+/// `messages` (or `receive(into:max:)`) has one consumer. While it does not keep up, the
+/// network thread blocks (after `inboundCapacity` messages), so the broker holds the
+/// rest — nothing is dropped.
 /// Note that libmosquitto acknowledges a QoS 1 message before handing it over, so what
 /// sits in the inbound queue is the consumer's to keep.
 ///
@@ -181,7 +182,30 @@ public final class MQTTClient: @unchecked Sendable {
     /// `disconnect()` once everything already received has been taken.
     public var messages: AsyncStream<MQTTMessage> {
         let inbound = session.inbound
-        return AsyncStream(unfolding: { await inbound.next() })
+        return AsyncStream(unfolding: {
+            var one: [MQTTMessage] = []
+            return await inbound.nextBatch(into: &one, max: 1) ? one.first : nil
+        })
+    }
+
+    /// Waits for received messages and moves up to `max` of them, in arrival order, into
+    /// `batch` (emptied first; its storage is reused). Returns `false` when the messages
+    /// have ended (after `disconnect()`, once everything received was taken) or the task
+    /// was cancelled while none were waiting. The cheap way to consume: one wake-up per
+    /// batch instead of per message.
+    ///
+    /// ```swift
+    /// var batch: [MQTTMessage] = []
+    /// while await client.receive(into: &batch, max: 64) {
+    ///     for message in batch { ... }
+    /// }
+    /// ```
+    ///
+    /// The same single consumer as `messages` (use one or the other). The batch counts
+    /// against `inboundCapacity` until the next call: received-but-unprocessed messages
+    /// never exceed it.
+    public func receive(into batch: inout [MQTTMessage], max: Int) async -> Bool {
+        await session.inbound.nextBatch(into: &batch, max: max)
     }
 
     /// Whether the client is connected right now.

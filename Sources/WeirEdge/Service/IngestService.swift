@@ -14,6 +14,16 @@ struct IngestService: Service {
     let logger: Logger
     /// Called once subscribed (prints the ready line).
     let onReady: @Sendable () -> Void
+    /// Most messages taken per wake-up (a quarter of a smaller inbound queue), so the
+    /// network thread keeps room to read while a batch is processed: the batch in hand
+    /// counts against `mqtt.inbound_capacity`.
+    static let batchSize = 64
+    /// How long the consumer lets a small batch gather before taking it. Far below the
+    /// flush interval; with the default queue (256, less 64 in hand) the network thread
+    /// cannot fill it within this time below ~190,000 messages/s, so it does not wait.
+    static let gatherTime: Duration = .milliseconds(1)
+    /// Smaller queues skip the gathering: a millisecond of a fast stream might not fit.
+    static let gatherMinCapacity = 128
 
     func run() async throws {
         do {
@@ -32,19 +42,32 @@ struct IngestService: Service {
         }
         onReady()
         let chunkMax = configuration.buffer.chunkMaxReadings
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 // Stop reading on shutdown: the stream then ends after the queued messages.
                 try? await gracefulShutdown()
                 await client.disconnect()
             }
-            for await message in client.messages {
-                if sealer.ingest(message) >= chunkMax {
-                    await sealRetrying(final: false)
+            // One wake-up per batch: everything the network thread handed over meanwhile.
+            let capacity = client.configuration.inboundCapacity
+            let batchLimit = max(1, min(Self.batchSize, capacity / 4))
+            let gather = capacity >= Self.gatherMinCapacity
+            var batch: [MQTTMessage] = []
+            batch.reserveCapacity(batchLimit)
+            while await client.receive(into: &batch, max: batchLimit) {
+                let backlog = batch.count == batchLimit
+                for message in batch {
+                    if sealer.ingest(message) >= chunkMax {
+                        await sealRetrying(final: false)
+                    }
                 }
+                // Messages are flowing but we are ahead of them: let the next batch gather
+                // for a moment, so a wake-up carries dozens of messages, not one. (While
+                // nothing arrives, `receive` parks without polling.)
+                if gather && !backlog { try? await Task.sleep(for: Self.gatherTime) }
             }
             // The stream only ends after disconnect; wait for the shutdown task too.
-            try? await group.waitForAll()
+            await group.waitForAll()
         }
         await sealRetrying(final: true)
         logger.info("ingest stopped; everything received is sealed")
