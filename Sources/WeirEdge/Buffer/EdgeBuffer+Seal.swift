@@ -9,12 +9,30 @@ public struct SealInput: Sendable {
     public var readings: [Reading] = []
     public var deadLetters: [DeadLetter] = []
     public var counters: [String: Int64] = [:]
-    public init(readings: [Reading] = [], deadLetters: [DeadLetter] = [], counters: [String: Int64] = [:]) {
+    /// Per device: readings the filters removed (by reason: `range`, `dedup`, `deadband`,
+    /// `rate_limit`, `downsample`) and bad timestamps (`bad_timestamp`, `clock_replaced`).
+    public var deviceCounters: [String: [String: Int64]] = [:]
+    public init(readings: [Reading] = [], deadLetters: [DeadLetter] = [], counters: [String: Int64] = [:],
+                deviceCounters: [String: [String: Int64]] = [:]) {
         self.readings = readings
         self.deadLetters = deadLetters
         self.counters = counters
+        self.deviceCounters = deviceCounters
     }
-    public var isEmpty: Bool { readings.isEmpty && deadLetters.isEmpty && counters.isEmpty }
+    public var isEmpty: Bool { readings.isEmpty && deadLetters.isEmpty && counters.isEmpty && deviceCounters.isEmpty }
+
+    /// Adds one to `device`'s counter `name`.
+    mutating func count(_ name: String, device: String) {
+        deviceCounters[device, default: [:]][name, default: 0] += 1
+    }
+
+    /// Adds `other`'s counters to these.
+    mutating func addCounters(of other: SealInput) {
+        for (k, v) in other.counters { counters[k, default: 0] += v }
+        for (device, names) in other.deviceCounters {
+            for (name, v) in names { deviceCounters[device, default: [:]][name, default: 0] += v }
+        }
+    }
 }
 
 /// The buffer's limits (`buffer.max_bytes`, `buffer.max_age`, `dead_letters.max_rows`).
@@ -71,6 +89,7 @@ extension EdgeBuffer {
                                arguments: [caps.maxDeadLetters])
             }
             try Self.addCounters(db, input.counters)
+            try Self.addDeviceCounters(db, input.deviceCounters)
             var outcome = SealOutcome(seq: seq, bytes: body?.count ?? 0, evictedReadings: 0, evictedChunks: 0)
             if let body { adjustBytes(Int64(body.count)) }
             try enforceCaps(db, caps: caps, inFlight: inFlight, now: now, outcome: &outcome)
@@ -84,6 +103,19 @@ extension EdgeBuffer {
         let statement = try db.cachedStatement(sql: "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value")
         for (name, value) in counters where value != 0 {
             try statement.execute(arguments: [name, value])
+        }
+    }
+
+    static func addDeviceCounters(_ db: Database, _ counters: [String: [String: Int64]]) throws {
+        guard !counters.isEmpty else { return }
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO device_counters (device, name, value) VALUES (?, ?, ?)
+            ON CONFLICT(device, name) DO UPDATE SET value = value + excluded.value
+            """)
+        for (device, names) in counters {
+            for (name, value) in names where value != 0 {
+                try statement.execute(arguments: [device, name, value])
+            }
         }
     }
 

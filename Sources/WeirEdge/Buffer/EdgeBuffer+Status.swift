@@ -14,6 +14,12 @@ extension EdgeBuffer {
             for r in try Row.fetchAll(db, sql: "SELECT key, value FROM meta") { meta[r["key"]] = r["value"] }
             var counters: [String: Int64] = [:]
             for r in try Row.fetchAll(db, sql: "SELECT name, value FROM counters") { counters[r["name"]] = r["value"] }
+            var deviceCounters: [String: [String: Int64]] = [:]
+            if try db.tableExists("device_counters") { // absent in a file no edge of this version has opened yet
+                for r in try Row.fetchAll(db, sql: "SELECT device, name, value FROM device_counters") {
+                    deviceCounters[r["device"] as String, default: [:]][r["name"] as String] = r["value"]
+                }
+            }
             let oldestAge = oldest.map { max(0, now - $0) } ?? 0
             let rejected = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(readings), 0) AS r FROM rejected")
             let lastRejection = try Row.fetchOne(db, sql: "SELECT batch, status, response FROM rejected ORDER BY rejected_at DESC, seq DESC LIMIT 1")
@@ -36,7 +42,8 @@ extension EdgeBuffer {
                 uplinkState: meta["uplink_state"] ?? "idle",
                 lastUplinkError: meta["uplink_last_error"],
                 lastUplinkErrorAt: meta["uplink_last_error_at"].flatMap(Int64.init),
-                counters: counters)
+                counters: counters,
+                deviceCounters: deviceCounters)
         }
     }
 

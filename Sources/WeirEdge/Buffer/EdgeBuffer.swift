@@ -145,6 +145,7 @@ public final class EdgeBuffer: Sendable {
                 );
                 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
                 """)
+            try createDeviceCounters(db)
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('format', ?), ('version', ?), ('gateway', ?), ('created_at', ?)",
                            arguments: [formatName, "\(schemaVersion)", gateway, "\(EdgeClock.nowMs())"])
             return
@@ -157,6 +158,18 @@ public final class EdgeBuffer: Sendable {
         guard owner == gateway else {
             throw WeirError(.badConfig, "buffer file \(path) belongs to gateway '\(owner)', not '\(gateway)'; use another buffer.path (its data would be sent under the wrong name)")
         }
+        // Added after schema version 1 shipped; a table more is invisible to older readers,
+        // so files written before it keep their version and gain the table here.
+        try createDeviceCounters(db)
+    }
+
+    private static func createDeviceCounters(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE IF NOT EXISTS device_counters (
+                device TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
+                PRIMARY KEY (device, name)
+            ) WITHOUT ROWID
+            """)
     }
 
     /// Bytes of sealed chunk bodies waiting to be forwarded.

@@ -27,6 +27,12 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
     /// Totals (`accepted_readings`, `dead_letters`, `forwarded_readings`, `evicted_readings`,
     /// `filtered_<reason>`, ...).
     public var counters: [String: Int64]
+    /// Per device: readings the filters removed, by reason (`range`, `dedup`, `deadband`,
+    /// `rate_limit`, `downsample`), and bad timestamps (`bad_timestamp` rejected,
+    /// `clock_replaced` given the receive time).
+    public var deviceCounters: [String: [String: Int64]] = [:]
+    /// How many devices the text lists (the most affected first); `--json` has them all.
+    public static let devicesShown = 20
 
     /// Human-readable lines.
     public var text: String {
@@ -48,6 +54,18 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
         lines.append("totals:")
         for (name, value) in counters.sorted(by: { $0.key < $1.key }) {
             lines.append("  \(name): \(value)")
+        }
+        if !deviceCounters.isEmpty {
+            lines.append("per device (filter drops by reason, bad timestamps), most first:")
+            let ranked = deviceCounters.map { (device: $0.key, counts: $0.value, total: $0.value.values.reduce(0, +)) }
+                .sorted { ($0.total, $1.device) > ($1.total, $0.device) }
+            for entry in ranked.prefix(Self.devicesShown) {
+                let counts = entry.counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                lines.append("  \(entry.device): \(counts)")
+            }
+            if ranked.count > Self.devicesShown {
+                lines.append("  ... and \(ranked.count - Self.devicesShown) more devices (weir-edge status --json lists every one)")
+            }
         }
         return lines.joined(separator: "\n")
     }

@@ -80,7 +80,7 @@ final class ChunkSealer: Sendable {
                     var restored = input
                     restored.readings.append(contentsOf: s.pending.readings)
                     restored.deadLetters.append(contentsOf: s.pending.deadLetters)
-                    for (k, v) in s.pending.counters { restored.counters[k, default: 0] += v }
+                    restored.addCounters(of: s.pending)
                     s.pending = restored
                 }
                 throw error

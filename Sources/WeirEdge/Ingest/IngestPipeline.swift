@@ -56,9 +56,11 @@ struct IngestPipeline: Sendable {
                 case .held:
                     out.counters["held_readings", default: 0] += 1
                 case .dropped(let reason):
-                    out.counters["filtered_\(reason.rawValue)", default: 0] += 1
+                    out.counters[Self.counterName[reason] ?? "filtered_\(reason.rawValue)", default: 0] += 1
+                    out.count(reason.rawValue, device: reading.device)
                 case .deadLetter:
                     out.counters["filtered_range", default: 0] += 1
+                    out.count("range", device: reading.device)
                     deadLetter(message, reasons.next() ?? "out of range", at: receivedAt, into: &out)
                 }
             }
@@ -76,9 +78,11 @@ struct IngestPipeline: Sendable {
             case .replaced(let fixed, let note):
                 checked = fixed
                 out.counters["clock_replaced", default: 0] += 1
+                out.count("clock_replaced", device: reading.device)
                 out.deadLetters.append(DeadLetter(at: receivedAt, topic: message.topic, payload: message.payload, reason: "replaced: " + note))
             case .rejected(let reason):
                 out.counters["bad_timestamp", default: 0] += 1
+                out.count("bad_timestamp", device: reading.device)
                 deadLetter(message, reason, at: receivedAt, into: &out)
                 continue
             }
@@ -89,13 +93,19 @@ struct IngestPipeline: Sendable {
             case .held:
                 out.counters["held_readings", default: 0] += 1
             case .dropped(let reason):
-                out.counters["filtered_\(reason.rawValue)", default: 0] += 1
+                out.counters[Self.counterName[reason] ?? "filtered_\(reason.rawValue)", default: 0] += 1
+                out.count(reason.rawValue, device: checked.device)
             case .deadLetter(let reason):
                 out.counters["filtered_range", default: 0] += 1
+                out.count("range", device: checked.device)
                 deadLetter(message, reason, at: receivedAt, into: &out)
             }
         }
     }
+
+    /// The totals' names, built once (not per dropped reading).
+    private static let counterName: [FilterReason: String] =
+        Dictionary(uniqueKeysWithValues: FilterReason.allCases.map { ($0, "filtered_\($0.rawValue)") })
 
     /// Completed downsample buckets (`all`: every open one, at shutdown).
     mutating func flushFilters(now: Int64, all: Bool, into out: inout SealInput) {

@@ -45,6 +45,20 @@ final class EdgeMetrics: Sendable {
         for (reason, counter) in filtered {
             if let v = c["filtered_\(reason.rawValue)"] { counter.increment(by: v) }
         }
+        // Per device, created as devices first show up (swift-metrics hands back the same
+        // counter for the same label and dimensions).
+        for (device, names) in input.deviceCounters {
+            for (name, value) in names where value > 0 {
+                switch name {
+                case "bad_timestamp":
+                    Counter(label: "weir_edge_device_bad_timestamps_total", dimensions: [("device", device)]).increment(by: value)
+                case "clock_replaced":
+                    Counter(label: "weir_edge_device_clock_replaced_total", dimensions: [("device", device)]).increment(by: value)
+                default:
+                    Counter(label: "weir_edge_device_filter_drops_total", dimensions: [("device", device), ("reason", name)]).increment(by: value)
+                }
+            }
+        }
         if outcome.seq != nil { chunksSealed.increment() }
         if outcome.evictedReadings > 0 { evictedReadings.increment(by: outcome.evictedReadings) }
         bufferBytes.record(bufferedBytes)
