@@ -211,6 +211,10 @@ public final class MQTTClient: @unchecked Sendable {
     /// Whether the client is connected right now.
     public var isConnected: Bool { session.state.withLock { $0.connected } }
 
+    /// Why the last connection attempt failed or the connection was lost (`nil` after a
+    /// successful connect).
+    public var lastError: String? { session.state.withLock { $0.lastError } }
+
     /// Messages received but not yet taken from `messages`.
     public var pendingMessages: Int { session.inbound.count }
 

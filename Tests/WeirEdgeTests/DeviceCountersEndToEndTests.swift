@@ -84,7 +84,9 @@ struct DeviceCountersEndToEndTests {
 
             // Kept in the buffer file: a restart does not reset them.
             #expect(await h.edge?.stop() == .exited(0))
-            #expect(try h.status().deviceCounters == expected)
+            let stopped = try h.status()
+            #expect(stopped.deviceCounters == expected)
+            #expect(stopped.brokerState == "stopped", "status must not claim a stopped edge is connected")
         }
     }
 }

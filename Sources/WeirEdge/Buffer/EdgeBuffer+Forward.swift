@@ -107,6 +107,18 @@ extension EdgeBuffer {
     }
 
     /// Records the uplink's state for `status` (`nil` error: healthy).
+    /// Records the broker connection's state for `status` (`connected`, `not connected`,
+    /// `stopped`) and, when given, why it is not connected.
+    public func setBrokerState(_ state: String, error: String?, now: Int64 = EdgeClock.nowMs()) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('mqtt_state', ?)", arguments: [state])
+            if let error {
+                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('mqtt_last_error', ?), ('mqtt_last_error_at', ?)",
+                               arguments: [String(error.prefix(1000)), "\(now)"])
+            }
+        }
+    }
+
     public func setUplinkState(_ state: String, error: String?, now: Int64 = EdgeClock.nowMs()) throws {
         try pool.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('uplink_state', ?)", arguments: [state])

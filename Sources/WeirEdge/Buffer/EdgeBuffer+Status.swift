@@ -42,6 +42,9 @@ extension EdgeBuffer {
                 uplinkState: meta["uplink_state"] ?? "idle",
                 lastUplinkError: meta["uplink_last_error"],
                 lastUplinkErrorAt: meta["uplink_last_error_at"].flatMap(Int64.init),
+                brokerState: meta["mqtt_state"] ?? "unknown",
+                lastBrokerError: meta["mqtt_last_error"],
+                lastBrokerErrorAt: meta["mqtt_last_error_at"].flatMap(Int64.init),
                 counters: counters,
                 deviceCounters: deviceCounters)
         }

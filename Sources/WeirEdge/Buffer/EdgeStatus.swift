@@ -24,6 +24,12 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
     public var uplinkState: String
     public var lastUplinkError: String?
     public var lastUplinkErrorAt: Int64?
+    /// The broker connection: `connected`, `not connected`, `stopped` (the edge is not
+    /// running), or `unknown` (no edge has run on this file yet).
+    public var brokerState: String = "unknown"
+    /// Why the broker connection last failed or was lost, and when (epoch ms).
+    public var lastBrokerError: String?
+    public var lastBrokerErrorAt: Int64?
     /// Totals (`accepted_readings`, `dead_letters`, `forwarded_readings`, `evicted_readings`,
     /// `filtered_<reason>`, ...).
     public var counters: [String: Int64]
@@ -43,6 +49,7 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
             "oldest chunk age:     \(age(oldestAgeMs))",
             "forward lag:          \(age(forwardLagMs))",
             "last forward:         \(sinceLastForwardMs.map { "\(age($0)) ago" } ?? "never")",
+            "broker:               \(brokerState)" + (brokerState == "connected" ? "" : lastBrokerError.map { " (last error: \($0))" } ?? ""),
             "uplink:               \(uplinkState)",
             "last uplink error:    \(lastUplinkError ?? "none")",
             "drop ledger (unsent): \(pendingDropRows) rows",

@@ -26,6 +26,7 @@ struct IngestService: Service {
     static let gatherMinCapacity = 128
 
     func run() async throws {
+        defer { try? sealer.buffer.setBrokerState("stopped", error: nil) }
         do {
             try await cancelWhenGracefulShutdown { try await connectUntilUp() }
         } catch is CancellationError {
@@ -48,6 +49,7 @@ struct IngestService: Service {
                 try? await gracefulShutdown()
                 await client.disconnect()
             }
+            group.addTask { await watchBroker() }
             // One wake-up per batch: everything the network thread handed over meanwhile.
             let capacity = client.configuration.inboundCapacity
             let batchLimit = max(1, min(Self.batchSize, capacity / 4))
@@ -66,7 +68,8 @@ struct IngestService: Service {
                 // nothing arrives, `receive` parks without polling.)
                 if gather && !backlog { try? await Task.sleep(for: Self.gatherTime) }
             }
-            // The stream only ends after disconnect; wait for the shutdown task too.
+            // The stream only ends after disconnect; stop watching, wait for the shutdown task.
+            group.cancelAll()
             await group.waitForAll()
         }
         await sealRetrying(final: true)
@@ -93,16 +96,32 @@ struct IngestService: Service {
     }
 
     /// Connects, retrying while the broker is unreachable (it may start after the edge).
+    /// Keeps `status`'s broker line current: libmosquitto reconnects by itself, so the
+    /// connection is looked at every second and a change is written to the buffer file.
+    private func watchBroker() async {
+        var wasConnected = true
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            let connected = client.isConnected
+            if connected == wasConnected || Task.isCancelled { continue }
+            wasConnected = connected
+            try? sealer.buffer.setBrokerState(connected ? "connected" : "not connected", error: connected ? nil : client.lastError ?? "connection lost")
+        }
+    }
+
     private func connectUntilUp() async throws {
         var delay: Duration = .seconds(1)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 try await client.connect()
+                try? sealer.buffer.setBrokerState("connected", error: nil)
                 logger.info("connected to the broker", metadata: ["weir.broker": "\(configuration.mqtt.url)", "weir.client": "\(configuration.mqttClientID)"])
                 return
             } catch let error as MQTTError where error.code == .refused {
+                try? sealer.buffer.setBrokerState("not connected", error: error.message)
                 throw error
             } catch let error as MQTTError where error.code == .tls {
+                try? sealer.buffer.setBrokerState("not connected", error: error.message)
                 // Not a broker that is still starting: say so loudly, and keep trying (the
                 // broker's certificate may be the one that gets fixed).
                 logger.error("cannot connect to the broker: \(error.message); nothing is received until this is fixed; retrying",
@@ -110,6 +129,7 @@ struct IngestService: Service {
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(30))
             } catch {
+                try? sealer.buffer.setBrokerState("not connected", error: "\(error)")
                 logger.warning("broker not reachable yet; retrying", metadata: ["weir.error": "\(error)"])
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(30))
