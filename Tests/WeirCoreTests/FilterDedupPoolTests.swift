@@ -1,10 +1,10 @@
 import Testing
 import WeirCore
 
-/// Dedup windows large and many enough that their times span several chunks of the
-/// engine's time pool (4,096 times a chunk), and windows that grow while other series'
-/// windows are added after them.
-@Suite("edge filters, dedup windows across pool chunks")
+/// Dedup windows that grow (each growth moves a window to a new segment of the engine's
+/// time pool, and the pool itself grows and moves) while other series' windows are added
+/// after them; copies of a chain; rebuilds (evictions) that lay the pool out afresh.
+@Suite("edge filters, growing dedup windows")
 struct FilterDedupPoolTests {
     static func reading(_ device: String, _ ts: Int64) -> Reading {
         Reading(device: device, metric: "m", ts: ts, value: Double(ts % 97))
@@ -14,7 +14,7 @@ struct FilterDedupPoolTests {
         var chain = FilterChain(rules: [FilterRule(match: "*/*", dedupWindowMs: 10_000_000)])
         chain.maxDedupEntriesPerSeries = 16_384
         let devices = ["d0", "d1", "d2"]
-        let perDevice: Int64 = 6_000 // each window grows to 8,192 times: more than a chunk
+        let perDevice: Int64 = 6_000 // each window grows ten times, to 8,192 times
         // Interleaved, so the windows' segments alternate in the pool as they grow.
         var passed = 0
         for ts in 1...perDevice {

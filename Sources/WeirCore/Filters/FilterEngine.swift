@@ -45,9 +45,9 @@ final class FilterEngine: @unchecked Sendable {
     /// a time touches no per-series allocation. A window that grows moves to a new
     /// segment and leaves the old one behind; a window's old segments add up to less
     /// than its current one, so the pool is at most twice what the windows use, and
-    /// rebuilds (evictions) drop the garbage. The pool grows by chunks, never by copying
-    /// (see `DedupPool`).
-    @exclusivity(unchecked) private var dedupPool = DedupPool()
+    /// rebuilds (evictions) drop the garbage. The pool itself grows four-fold when full
+    /// (`growPool`): every growth copies it into fresh memory, and windows grow often.
+    @exclusivity(unchecked) private var dedupPool = FlatBuffer<Int64>()
     @exclusivity(unchecked) private var deadbands = FlatBuffer<DeadbandState>()
     @exclusivity(unchecked) private var buckets = FlatBuffer<BucketState>()
     @exclusivity(unchecked) private var tokenBuckets = FlatBuffer<TokenBucket>()
@@ -470,7 +470,7 @@ final class FilterEngine: @unchecked Sendable {
                 case .dedup:
                     state = dedups.count
                     dedups.append(DedupWindow(base: dedupPool.count, capacity: DedupWindow.initialCapacity))
-                    dedupPool.append(repeating: 0, count: DedupWindow.initialCapacity)
+                    growPool(by: DedupWindow.initialCapacity)
                 case .deadband:
                     state = deadbands.count
                     deadbands.append(DeadbandState())
@@ -702,7 +702,7 @@ final class FilterEngine: @unchecked Sendable {
         }
         let newCapacity = w.capacity * 2
         let newBase = dedupPool.count
-        dedupPool.append(repeating: 0, count: newCapacity)
+        growPool(by: newCapacity)
         for j in 0..<w.count { dedupPool[newBase + j] = dedupPool[w.slot(j)] }
         w.base = newBase
         w.capacity = newCapacity
@@ -711,10 +711,19 @@ final class FilterEngine: @unchecked Sendable {
         return dropped
     }
 
+    /// Appends `n` zero times to the pool. It grows four-fold when full: windows keep
+    /// growing into new segments, and each time the pool itself grows it is copied.
+    private func growPool(by n: Int) {
+        if dedupPool.count + n > dedupPool.capacity {
+            dedupPool.reserveCapacity(Swift.max(dedupPool.capacity * 4, dedupPool.count + n))
+        }
+        dedupPool.append(repeating: 0, count: n)
+    }
+
     /// Makes `windows` the dedup windows, laid out afresh in a new pool (dropping the
     /// garbage); frees the old windows and pool.
     private func compactDedupPool(_ windows: FlatBuffer<DedupWindow>) {
-        var pool = DedupPool()
+        var pool = FlatBuffer<Int64>(capacity: dedupPool.count)
         for d in windows.indices {
             var w = windows[d]
             let base = pool.count

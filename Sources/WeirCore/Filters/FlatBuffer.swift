@@ -83,6 +83,11 @@ struct FlatBuffer<Element> {
         count += n
     }
 
+    /// Makes room for at least `minimum` elements in all.
+    mutating func reserveCapacity(_ minimum: Int) {
+        if minimum > capacity { grow(to: minimum) }
+    }
+
     /// Forgets every element, keeping the memory.
     mutating func removeAll() { count = 0 }
 
