@@ -50,18 +50,7 @@ struct BatchEncoder {
             }
         }
 
-        out.varint(batch.drops.count)
-        for (drop, names) in zip(batch.drops, dropNames) {
-            out.varint(names.0)
-            out.varint(names.1)
-            out.zigzag(drop.from)
-            out.zigzag(drop.to &- drop.from)
-            out.zigzag(drop.count)
-        }
-
-        let crc = out.bytes.withUnsafeBytes { CRC32C.checksum($0) }
-        out.littleEndian(UInt64(crc), count: 4)
-        return out.bytes
+        return out.finishBatch(drops: batch.drops, names: dropNames)
     }
 
     /// One series: its timestamp column, then its value column.
@@ -213,5 +202,24 @@ struct StringTable {
         names.append(name)
         indices[name] = i
         return i
+    }
+}
+
+extension ByteWriter {
+    /// Writes a batch's tail (FORMAT.md) — the drop-ledger rows, their names as indices
+    /// into the string table, then the CRC-32C of every byte before it — and returns the
+    /// finished batch.
+    mutating func finishBatch(drops: [DropRecord], names: [(Int, Int)]) -> [UInt8] {
+        varint(drops.count)
+        for (drop, names) in zip(drops, names) {
+            varint(names.0)
+            varint(names.1)
+            zigzag(drop.from)
+            zigzag(drop.to &- drop.from)
+            zigzag(drop.count)
+        }
+        let crc = bytes.withUnsafeBytes { CRC32C.checksum($0) }
+        littleEndian(UInt64(crc), count: 4)
+        return bytes
     }
 }

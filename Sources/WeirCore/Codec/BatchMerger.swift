@@ -234,16 +234,6 @@ extension BatchEncoder {
             start = end
         }
 
-        out.varint(drops.count)
-        for (drop, names) in zip(drops, dropNames) {
-            out.varint(names.0)
-            out.varint(names.1)
-            out.zigzag(drop.from)
-            out.zigzag(drop.to &- drop.from)
-            out.zigzag(drop.count)
-        }
-        let crc = out.bytes.withUnsafeBytes { CRC32C.checksum($0) }
-        out.littleEndian(UInt64(crc), count: 4)
-        return out.bytes
+        return out.finishBatch(drops: drops, names: dropNames)
     }
 }

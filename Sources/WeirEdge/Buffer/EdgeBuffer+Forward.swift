@@ -106,25 +106,24 @@ extension EdgeBuffer {
         adjustBytes(-freed)
     }
 
-    /// Records the uplink's state for `status` (`nil` error: healthy).
     /// Records the broker connection's state for `status` (`connected`, `not connected`,
     /// `stopped`) and, when given, why it is not connected.
     public func setBrokerState(_ state: String, error: String?, now: Int64 = EdgeClock.nowMs()) throws {
-        try pool.write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('mqtt_state', ?)", arguments: [state])
-            if let error {
-                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('mqtt_last_error', ?), ('mqtt_last_error_at', ?)",
-                               arguments: [String(error.prefix(1000)), "\(now)"])
-            }
-        }
+        try setState(prefix: "mqtt", state, error: error, now: now)
     }
 
+    /// Records the uplink's state for `status` (`nil` error: healthy).
     public func setUplinkState(_ state: String, error: String?, now: Int64 = EdgeClock.nowMs()) throws {
+        try setState(prefix: "uplink", state, error: error, now: now)
+    }
+
+    /// `<prefix>_state`, and `<prefix>_last_error` / `_last_error_at` when an error is given.
+    private func setState(prefix: String, _ state: String, error: String?, now: Int64) throws {
         try pool.write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('uplink_state', ?)", arguments: [state])
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", arguments: ["\(prefix)_state", state])
             if let error {
-                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('uplink_last_error', ?), ('uplink_last_error_at', ?)",
-                               arguments: [String(error.prefix(1000)), "\(now)"])
+                try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?), (?, ?)",
+                               arguments: ["\(prefix)_last_error", String(error.prefix(1000)), "\(prefix)_last_error_at", "\(now)"])
             }
         }
     }
