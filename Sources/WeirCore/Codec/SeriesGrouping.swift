@@ -111,8 +111,6 @@ struct SeriesGrouping {
         let (metricRank, _) = metrics.ranks()
         let sortKey = seriesIDs.map { UInt64(deviceRank[Int($0 >> 32)]) << 32 | UInt64(metricRank[Int($0 & 0xFFFF_FFFF)]) }
         let sorted = seriesIDs.indices.sorted { sortKey[$0] < sortKey[$1] }
-        var rank = [Int32](repeating: 0, count: seriesIDs.count)
-        for (r, s) in sorted.enumerated() { rank[s] = Int32(r) }
 
         // The string table in order of first use by the sorted series. A metric spelled
         // like a device shares its table entry.
@@ -141,22 +139,31 @@ struct SeriesGrouping {
             seriesNames.append((deviceEntry[d], metricEntry[m]))
         }
 
-        // Readings placed by counting, series after series, each in its original order.
+        place(&seriesOf, sorted: sorted)
+        return true
+    }
+
+    /// Lays the readings out series after series, in `sorted`'s order (series numbers in
+    /// ascending `(device, metric)`), each series' readings in their original order:
+    /// counting, not sorting, so linear in the readings. `seriesOf[i]` is reading `i`'s
+    /// series number on entry (it is overwritten).
+    private mutating func place(_ seriesOf: inout [Int32], sorted: [Int]) {
+        var rank = [Int32](repeating: 0, count: sorted.count)
+        for (r, s) in sorted.enumerated() { rank[s] = Int32(r) }
         var counts = [Int](repeating: 0, count: sorted.count + 1)
-        for i in 0..<n {
+        for i in seriesOf.indices {
             seriesOf[i] = rank[Int(seriesOf[i])]
             counts[Int(seriesOf[i]) + 1] += 1
         }
         for r in 0..<sorted.count { counts[r + 1] += counts[r] }
         offsets = counts
         var next = counts
-        order = [Int32](repeating: 0, count: n)
-        for i in 0..<n {
+        order = [Int32](repeating: 0, count: seriesOf.count)
+        for i in seriesOf.indices {
             let r = Int(seriesOf[i])
             order[next[r]] = Int32(i)
             next[r] += 1
         }
-        return true
     }
 
     /// Byte equality (not `==`, which is canonical equivalence), eight bytes at a time
@@ -246,10 +253,8 @@ struct SeriesGrouping {
         }
         indexOf = [:]
 
-        // Rank the series by key, then place readings by rank (stable).
+        // The series in ascending order of their keys; then the readings placed (stable).
         let sorted = firstSeen.indices.sorted { firstSeen[$0] < firstSeen[$1] }
-        var rank = [Int32](repeating: 0, count: firstSeen.count)
-        for (r, s) in sorted.enumerated() { rank[s] = Int32(r) }
         var table = StringTable()
         seriesNames.reserveCapacity(sorted.count)
         for s in sorted {
@@ -257,20 +262,6 @@ struct SeriesGrouping {
             seriesNames.append((Int32(table.index(key.device)), Int32(table.index(key.metric))))
         }
         names = table.names
-
-        var counts = [Int](repeating: 0, count: sorted.count + 1)
-        for i in 0..<n {
-            seriesOf[i] = rank[Int(seriesOf[i])]
-            counts[Int(seriesOf[i]) + 1] += 1
-        }
-        for s in 0..<sorted.count { counts[s + 1] += counts[s] }
-        offsets = counts
-        var next = counts
-        order = [Int32](repeating: 0, count: n)
-        for i in 0..<n {
-            let s = Int(seriesOf[i])
-            order[next[s]] = Int32(i)
-            next[s] += 1
-        }
+        place(&seriesOf, sorted: sorted)
     }
 }
