@@ -44,26 +44,9 @@ struct IngestPipeline: Sendable {
         }
         // The common payload — every reading valid, every timestamp plausible — goes
         // through the filters as one batch; any other takes them one at a time, which
-        // keeps its dead letters in the payload's order. The decisions are the same.
+        // keeps its dead letters (bad data, bad clocks, out of range) in payload order.
         if decoded.readings.allSatisfy({ $0.problem == nil && clock.problem(ts: $0.ts, receivedAt: receivedAt) == nil }) {
-            filters.apply(decoded.readings, into: &filterResults)
-            var reasons = filterResults.deadLetterReasons.makeIterator()
-            for (reading, outcome) in zip(decoded.readings, filterResults.outcomes) {
-                switch outcome {
-                case .pass:
-                    out.readings.append(reading)
-                    out.counters["accepted_readings", default: 0] += 1
-                case .held:
-                    out.counters["held_readings", default: 0] += 1
-                case .dropped(let reason):
-                    out.counters[Self.counterName[reason] ?? "filtered_\(reason.rawValue)", default: 0] += 1
-                    out.count(reason.rawValue, device: reading.device)
-                case .deadLetter:
-                    out.counters["filtered_range", default: 0] += 1
-                    out.count("range", device: reading.device)
-                    deadLetter(message, reasons.next() ?? "out of range", at: receivedAt, into: &out)
-                }
-            }
+            filter(decoded.readings, of: message, at: receivedAt, into: &out)
             return
         }
         for reading in decoded.readings {
@@ -86,19 +69,30 @@ struct IngestPipeline: Sendable {
                 deadLetter(message, reason, at: receivedAt, into: &out)
                 continue
             }
-            switch filters.apply(checked) {
-            case .pass(let r):
-                out.readings.append(r)
+            filter([checked], of: message, at: receivedAt, into: &out)
+        }
+    }
+
+    /// Runs `readings` (valid, with plausible timestamps) through the filters and sorts
+    /// them: kept, held in a bucket, dropped (counted per reason and device), or out of
+    /// range (a dead letter).
+    private mutating func filter(_ readings: [Reading], of message: MQTTMessage, at receivedAt: Int64, into out: inout SealInput) {
+        filters.apply(readings, into: &filterResults)
+        var reasons = filterResults.deadLetterReasons.makeIterator()
+        for (reading, outcome) in zip(readings, filterResults.outcomes) {
+            switch outcome {
+            case .pass:
+                out.readings.append(reading)
                 out.counters["accepted_readings", default: 0] += 1
             case .held:
                 out.counters["held_readings", default: 0] += 1
             case .dropped(let reason):
                 out.counters[Self.counterName[reason] ?? "filtered_\(reason.rawValue)", default: 0] += 1
-                out.count(reason.rawValue, device: checked.device)
-            case .deadLetter(let reason):
+                out.count(reason.rawValue, device: reading.device)
+            case .deadLetter:
                 out.counters["filtered_range", default: 0] += 1
-                out.count("range", device: checked.device)
-                deadLetter(message, reason, at: receivedAt, into: &out)
+                out.count("range", device: reading.device)
+                deadLetter(message, reasons.next() ?? "out of range", at: receivedAt, into: &out)
             }
         }
     }

@@ -1,4 +1,5 @@
 import Metrics
+import Synchronization
 import WeirCore
 
 /// The edge's Prometheus metrics (through swift-metrics): ingest, buffer depth and age,
@@ -25,6 +26,7 @@ final class EdgeMetrics: Sendable {
     let uplinkUp = Gauge(label: "weir_edge_uplink_up")
     private let filtered: [FilterReason: Counter]
     private let filteredRange = Counter(label: "weir_edge_filter_drops_total", dimensions: [("reason", "range")])
+    private let deviceCounters = Mutex<[DeviceCounterKey: Counter]>([:])
 
     init() {
         var filtered: [FilterReason: Counter] = [:]
@@ -45,23 +47,40 @@ final class EdgeMetrics: Sendable {
         for (reason, counter) in filtered {
             if let v = c["filtered_\(reason.rawValue)"] { counter.increment(by: v) }
         }
-        // Per device, created as devices first show up (swift-metrics hands back the same
-        // counter for the same label and dimensions).
         for (device, names) in input.deviceCounters {
             for (name, value) in names where value > 0 {
-                switch name {
-                case "bad_timestamp":
-                    Counter(label: "weir_edge_device_bad_timestamps_total", dimensions: [("device", device)]).increment(by: value)
-                case "clock_replaced":
-                    Counter(label: "weir_edge_device_clock_replaced_total", dimensions: [("device", device)]).increment(by: value)
-                default:
-                    Counter(label: "weir_edge_device_filter_drops_total", dimensions: [("device", device), ("reason", name)]).increment(by: value)
-                }
+                deviceCounter(device, name).increment(by: value)
             }
         }
         if outcome.seq != nil { chunksSealed.increment() }
         if outcome.evictedReadings > 0 { evictedReadings.increment(by: outcome.evictedReadings) }
         bufferBytes.record(bufferedBytes)
+    }
+
+    /// A device's counter `name` (a filter reason, `bad_timestamp` or `clock_replaced`),
+    /// made when the device first shows up and kept, so a seal does not look every one up
+    /// in the metrics registry again.
+    private func deviceCounter(_ device: String, _ name: String) -> Counter {
+        deviceCounters.withLock { counters in
+            let key = DeviceCounterKey(device: device, name: name)
+            if let counter = counters[key] { return counter }
+            let counter: Counter
+            switch name {
+            case "bad_timestamp":
+                counter = Counter(label: "weir_edge_device_bad_timestamps_total", dimensions: [("device", device)])
+            case "clock_replaced":
+                counter = Counter(label: "weir_edge_device_clock_replaced_total", dimensions: [("device", device)])
+            default:
+                counter = Counter(label: "weir_edge_device_filter_drops_total", dimensions: [("device", device), ("reason", name)])
+            }
+            counters[key] = counter
+            return counter
+        }
+    }
+
+    private struct DeviceCounterKey: Hashable {
+        var device: String
+        var name: String
     }
 
     func recordStatus(_ status: EdgeStatus) {
