@@ -157,13 +157,14 @@ struct SeriesGrouping {
         }
         for r in 0..<sorted.count { counts[r + 1] += counts[r] }
         offsets = counts
-        var next = counts
-        order = [Int32](repeating: 0, count: seriesOf.count)
+        // Filled in a local array: writes through `self` check its uniqueness each time.
+        var placed = [Int32](repeating: 0, count: seriesOf.count)
         for i in seriesOf.indices {
             let r = Int(seriesOf[i])
-            order[next[r]] = Int32(i)
-            next[r] += 1
+            placed[counts[r]] = Int32(i)
+            counts[r] += 1
         }
+        order = placed
     }
 
     /// Byte equality (not `==`, which is canonical equivalence), eight bytes at a time
