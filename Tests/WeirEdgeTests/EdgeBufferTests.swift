@@ -90,6 +90,79 @@ struct EdgeBufferTests {
         }
     }
 
+    @Test("clock notes share the table but not the count: dead letters kept never exceed their total, each kind capped on its own")
+    func clockNotesApartFromDeadLetters() async throws {
+        try await withTemporaryDirectory { dir in
+            let buffer = try EdgeBuffer.open(path: dir.file("b.db"), gateway: "gw-1")
+            var caps = Self.caps
+            caps.maxDeadLetters = 3
+            func letter(_ i: Int) -> DeadLetter { DeadLetter(at: Int64(i), topic: "t/\(i)", payload: [1], reason: "bad \(i)") }
+            func note(_ i: Int) -> DeadLetter {
+                DeadLetter(at: Int64(i), topic: "n/\(i)", payload: [2], reason: "replaced: d/m: timestamp \(i)", kind: .clockNote)
+            }
+            // Interleaved: 2 dead letters, 2 notes.
+            try buffer.seal(SealInput(deadLetters: [letter(0), note(1), letter(2), note(3)],
+                                      counters: ["dead_letters": 2, "clock_replaced": 2]), caps: caps)
+            var status = try buffer.status()
+            #expect(status.deadLetterRows == 2)
+            #expect(status.clockNoteRows == 2)
+            #expect(status.text.contains("dead letters:         2 total, 2 kept"), "\(status.text)")
+            #expect(status.text.contains("clock notes:          2 total, 2 kept"), "\(status.text)")
+            #expect(try buffer.deadLetters(limit: 10).map(\.kind) == [.clockNote, .deadLetter, .clockNote, .deadLetter])
+
+            // A flood of notes: the dead letters stay; the notes keep their newest 3.
+            try buffer.seal(SealInput(deadLetters: (10..<20).map(note), counters: ["clock_replaced": 10]), caps: caps)
+            status = try buffer.status()
+            #expect(status.deadLetterRows == 2)
+            #expect(status.clockNoteRows == 3)
+            #expect(status.text.contains("dead letters:         2 total, 2 kept"), "\(status.text)")
+            #expect(status.text.contains("clock notes:          12 total, 3 kept"), "\(status.text)")
+            #expect(try buffer.deadLetters(limit: 10).map(\.topic) == ["n/19", "n/18", "n/17", "t/2", "t/0"])
+
+            // More dead letters than the cap: the newest 3 stay, the notes are untouched.
+            try buffer.seal(SealInput(deadLetters: (20..<24).map(letter), counters: ["dead_letters": 4]), caps: caps)
+            status = try buffer.status()
+            #expect((status.deadLetterRows, status.clockNoteRows) == (3, 3))
+            #expect(status.counters["dead_letters"] == 6)
+            #expect(try buffer.deadLetters(limit: 10).map(\.topic) == ["t/23", "t/22", "t/21", "n/19", "n/18", "n/17"])
+        }
+    }
+
+    @Test("a buffer file written before dead-letter kinds: its 'replaced:' rows read as notes, and opening it for writing labels them")
+    func deadLetterKindMigration() async throws {
+        try await withTemporaryDirectory { dir in
+            let path = dir.file("old.db")
+            do {
+                let buffer = try EdgeBuffer.open(path: path, gateway: "gw-1")
+                try buffer.seal(SealInput(deadLetters: [
+                    DeadLetter(at: 1, topic: "a", payload: [1], reason: "not valid JSON: byte 3: oops"),
+                    DeadLetter(at: 2, topic: "b", payload: [2], reason: "replaced: d/m: timestamp 5 (1970-01-01T00:00:00.005Z) is before 2000-01-01"),
+                ], counters: ["dead_letters": 1, "clock_replaced": 1]), caps: Self.caps)
+            }
+            // Back to the layout of the files written before the kind column.
+            let queue = try DatabaseQueue(path: path)
+            try await queue.write { db in
+                try db.execute(sql: "DROP INDEX dead_letters_by_kind")
+                try db.execute(sql: "ALTER TABLE dead_letters DROP COLUMN kind")
+            }
+            try queue.close()
+
+            let readOnly = try EdgeBuffer.openReadOnly(path: path)
+            var status = try readOnly.status()
+            #expect((status.deadLetterRows, status.clockNoteRows) == (1, 1))
+            #expect(try readOnly.deadLetters(limit: 5).map(\.kind) == [.clockNote, .deadLetter])
+
+            let buffer = try EdgeBuffer.open(path: path, gateway: "gw-1")
+            status = try buffer.status()
+            #expect((status.deadLetterRows, status.clockNoteRows) == (1, 1))
+            #expect(try buffer.deadLetters(limit: 5).map(\.kind) == [.clockNote, .deadLetter])
+            let kinds = try await DatabaseQueue(path: path).read { db in
+                try String.fetchAll(db, sql: "SELECT kind FROM dead_letters ORDER BY id")
+            }
+            #expect(kinds == ["dead_letter", "clock_note"])
+        }
+    }
+
     @Test("a file that is not SQLite, or another program's database, is a clear error and is left untouched")
     func foreignOrDamagedFiles() async throws {
         try await withTemporaryDirectory { dir in

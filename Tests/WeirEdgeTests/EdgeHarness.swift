@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import WeirCompression
 import WeirCore
 import WeirEdge
 import WeirMQTT
@@ -201,6 +202,13 @@ final class EdgeHarness: @unchecked Sendable {
         }
     }
 
+    /// Every reading sealed in the buffer and not yet forwarded, in chunk order.
+    func bufferedReadings() throws -> [Reading] {
+        let buffer = try EdgeBuffer.openReadOnly(path: bufferPath)
+        return try buffer.nextChunks(replay: .oldestFirst, maxBytes: .max, maxReadings: .max)
+            .flatMap { try WireBatch.decode($0.body, maxSize: 1 << 26).readings }
+    }
+
     func status() throws -> EdgeStatus {
         try EdgeBuffer.openReadOnly(path: bufferPath).status()
     }
@@ -230,4 +238,13 @@ func withEdgeHarness<T>(edgeConfig: String = "", _ body: (EdgeHarness) async thr
         await harness.shutdown()
         throw error
     }
+}
+
+/// The value of one series in a Prometheus text page: the line for `name` whose labels
+/// include every one of `labels` (`device="d1"`), or the unlabelled line when `labels`
+/// is empty.
+func prometheusValue(_ page: String, _ name: String, _ labels: [String] = []) -> Double? {
+    page.split(separator: "\n").map(String.init)
+        .first { labels.isEmpty ? $0.hasPrefix(name + " ") : $0.hasPrefix(name + "{") && labels.allSatisfy($0.contains) }
+        .flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
 }

@@ -10,7 +10,8 @@ public struct SealInput: Sendable {
     public var deadLetters: [DeadLetter] = []
     public var counters: [String: Int64] = [:]
     /// Per device: readings the filters removed (by reason: `range`, `dedup`, `deadband`,
-    /// `rate_limit`, `downsample`) and bad timestamps (`bad_timestamp`, `clock_replaced`).
+    /// `rate_limit`, `downsample`), bad timestamps (`bad_timestamp`, `clock_replaced`) and
+    /// readings that came without a time (`stamped_receive_time`).
     public var deviceCounters: [String: [String: Int64]] = [:]
     public init(readings: [Reading] = [], deadLetters: [DeadLetter] = [], counters: [String: Int64] = [:],
                 deviceCounters: [String: [String: Int64]] = [:]) {
@@ -21,9 +22,9 @@ public struct SealInput: Sendable {
     }
     public var isEmpty: Bool { readings.isEmpty && deadLetters.isEmpty && counters.isEmpty && deviceCounters.isEmpty }
 
-    /// Adds one to `device`'s counter `name`.
-    mutating func count(_ name: String, device: String) {
-        deviceCounters[device, default: [:]][name, default: 0] += 1
+    /// Adds `amount` (one by default) to `device`'s counter `name`.
+    mutating func count(_ name: String, device: String, by amount: Int64 = 1) {
+        deviceCounters[device, default: [:]][name, default: 0] += amount
     }
 
     /// Adds `other`'s counters to these.
@@ -35,7 +36,8 @@ public struct SealInput: Sendable {
     }
 }
 
-/// The buffer's limits (`buffer.max_bytes`, `buffer.max_age`, `dead_letters.max_rows`).
+/// The buffer's limits (`buffer.max_bytes`, `buffer.max_age`, `dead_letters.max_rows`:
+/// rows kept of each kind, dead letters and clock notes).
 public struct BufferCaps: Sendable {
     public var maxBytes: Int64
     public var maxAgeMs: Int64
@@ -81,12 +83,24 @@ extension EdgeBuffer {
                 seq = db.lastInsertedRowID
             }
             if !input.deadLetters.isEmpty {
-                let statement = try db.cachedStatement(sql: "INSERT INTO dead_letters (at, topic, payload, reason) VALUES (?, ?, ?, ?)")
+                let statement = try db.cachedStatement(sql: "INSERT INTO dead_letters (at, topic, payload, reason, kind) VALUES (?, ?, ?, ?, ?)")
+                var kinds = Set<DeadLetter.Kind>()
                 for d in input.deadLetters {
-                    try statement.execute(arguments: [d.at, d.topic, Data(d.payload), String(d.reason.prefix(2000))])
+                    try statement.execute(arguments: [d.at, d.topic, Data(d.payload), String(d.reason.prefix(2000)), d.kind.rawValue])
+                    kinds.insert(d.kind)
                 }
-                try db.execute(sql: "DELETE FROM dead_letters WHERE id <= (SELECT MAX(id) FROM dead_letters) - ?",
-                               arguments: [caps.maxDeadLetters])
+                // Each kind keeps its newest `maxDeadLetters` rows, so a flood of clock
+                // notes cannot push out the dead letters (the lost data) and vice versa.
+                for kind in kinds {
+                    if caps.maxDeadLetters <= 0 {
+                        try db.execute(sql: "DELETE FROM dead_letters WHERE kind = ?", arguments: [kind.rawValue])
+                        continue
+                    }
+                    try db.execute(sql: """
+                        DELETE FROM dead_letters WHERE kind = ? AND id <
+                            (SELECT id FROM dead_letters WHERE kind = ? ORDER BY id DESC LIMIT 1 OFFSET ?)
+                        """, arguments: [kind.rawValue, kind.rawValue, caps.maxDeadLetters - 1])
+                }
             }
             try Self.addCounters(db, input.counters)
             try Self.addDeviceCounters(db, input.deviceCounters)

@@ -20,6 +20,12 @@ extension EdgeBuffer {
                     deviceCounters[r["device"] as String, default: [:]][r["name"] as String] = r["value"]
                 }
             }
+            // A file no edge of this version has written to has no `kind` column yet: its
+            // notes are the rows whose reason starts "replaced: " (see addDeadLetterKind).
+            let isNote = try Self.hasDeadLetterKind(db) ? "kind = 'clock_note'" : "substr(reason, 1, 10) = 'replaced: '"
+            let letterRows = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(\(isNote)), 0) AS notes FROM dead_letters")
+            let rows: Int = letterRows?["n"] ?? 0
+            let noteRows: Int = letterRows?["notes"] ?? 0
             let oldestAge = oldest.map { max(0, now - $0) } ?? 0
             let rejected = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(readings), 0) AS r FROM rejected")
             let lastRejection = try Row.fetchOne(db, sql: "SELECT batch, status, response FROM rejected ORDER BY rejected_at DESC, seq DESC LIMIT 1")
@@ -38,7 +44,8 @@ extension EdgeBuffer {
                 rejectedChunks: rejected?["n"] ?? 0,
                 rejectedReadings: rejected?["r"] ?? 0,
                 lastRejection: lastRejection,
-                deadLetterRows: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dead_letters") ?? 0,
+                deadLetterRows: rows - noteRows,
+                clockNoteRows: noteRows,
                 uplinkState: meta["uplink_state"] ?? "idle",
                 lastUplinkError: meta["uplink_last_error"],
                 lastUplinkErrorAt: meta["uplink_last_error_at"].flatMap(Int64.init),
@@ -50,11 +57,18 @@ extension EdgeBuffer {
         }
     }
 
-    /// The newest `limit` dead letters, newest first.
+    /// The newest `limit` rows of the dead-letter table (dead letters and clock notes,
+    /// each with its `kind`), newest first.
     public func deadLetters(limit: Int) throws -> [DeadLetter] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT at, topic, payload, reason FROM dead_letters ORDER BY id DESC LIMIT ?", arguments: [limit])
-                .map { row in DeadLetter(at: row["at"], topic: row["topic"], payload: Array(row["payload"] as Data), reason: row["reason"]) }
+            let kind = try Self.hasDeadLetterKind(db)
+                ? "kind" : "CASE WHEN substr(reason, 1, 10) = 'replaced: ' THEN 'clock_note' ELSE 'dead_letter' END"
+            return try Row.fetchAll(db, sql: "SELECT at, topic, payload, reason, \(kind) AS kind FROM dead_letters ORDER BY id DESC LIMIT ?",
+                                    arguments: [limit])
+                .map { row in
+                    DeadLetter(at: row["at"], topic: row["topic"], payload: Array(row["payload"] as Data), reason: row["reason"],
+                               kind: DeadLetter.Kind(rawValue: row["kind"]) ?? .deadLetter)
+                }
         }
     }
 }

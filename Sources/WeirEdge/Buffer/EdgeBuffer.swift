@@ -8,8 +8,9 @@ import WeirCore
 ///
 /// Tables: `chunks` (sealed wire batches under a monotonic `seq`), `drops` (the drop
 /// ledger), `quarantine` (chunks that failed to decode), `rejected` (chunks the cloud
-/// refused for good, with its response), `dead_letters` (capped), `counters` (totals
-/// that survive restarts) and `meta` (file identity, uplink state).
+/// refused for good, with its response), `dead_letters` (dead letters and clock notes,
+/// each capped), `counters` (totals that survive restarts), `device_counters` and `meta`
+/// (file identity, uplink state).
 ///
 /// Only one process writes (the running edge); `status` and `dead-letters` read the file
 /// at the same time, which WAL allows.
@@ -146,6 +147,7 @@ public final class EdgeBuffer: Sendable {
                 CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
                 """)
             try createDeviceCounters(db)
+            try addDeadLetterKind(db)
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('format', ?), ('version', ?), ('gateway', ?), ('created_at', ?)",
                            arguments: [formatName, "\(schemaVersion)", gateway, "\(EdgeClock.nowMs())"])
             return
@@ -161,6 +163,7 @@ public final class EdgeBuffer: Sendable {
         // Added after schema version 1 shipped; a table more is invisible to older readers,
         // so files written before it keep their version and gain the table here.
         try createDeviceCounters(db)
+        try addDeadLetterKind(db)
     }
 
     private static func createDeviceCounters(_ db: Database) throws {
@@ -170,6 +173,24 @@ public final class EdgeBuffer: Sendable {
                 PRIMARY KEY (device, name)
             ) WITHOUT ROWID
             """)
+    }
+
+    /// The `kind` of a dead-letter row (`dead_letter` or `clock_note`, see `DeadLetter.Kind`),
+    /// added after schema version 1 shipped, like `device_counters`: an older weir-edge
+    /// still reads and writes the file (its rows default to dead letters). Rows written
+    /// before the column were clock notes exactly when their reason starts "replaced: ".
+    private static func addDeadLetterKind(_ db: Database) throws {
+        if try !hasDeadLetterKind(db) {
+            try db.execute(sql: "ALTER TABLE dead_letters ADD COLUMN kind TEXT NOT NULL DEFAULT 'dead_letter'")
+            try db.execute(sql: "UPDATE dead_letters SET kind = 'clock_note' WHERE substr(reason, 1, 10) = 'replaced: '")
+        }
+        try db.execute(sql: "CREATE INDEX IF NOT EXISTS dead_letters_by_kind ON dead_letters (kind, id)")
+    }
+
+    /// Whether the dead-letter table has its `kind` column (a file no edge of this version
+    /// has opened for writing yet has not).
+    static func hasDeadLetterKind(_ db: Database) throws -> Bool {
+        try db.columns(in: "dead_letters").contains { $0.name == "kind" }
     }
 
     /// Bytes of sealed chunk bodies waiting to be forwarded.

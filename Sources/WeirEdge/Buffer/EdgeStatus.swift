@@ -20,7 +20,13 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
     public var rejectedReadings: Int64
     /// The newest rejection: batch, HTTP status and the cloud's response.
     public var lastRejection: String?
+    /// Dead letters kept in the table (capped by `dead_letters.max_rows`; the
+    /// `dead_letters` counter has them all).
     public var deadLetterRows: Int
+    /// Clock notes kept in the same table (readings accepted with the receive time instead
+    /// of a bad timestamp, `on_bad_timestamp: receive-time`); not dead letters, capped
+    /// apart from them. The `clock_replaced` counter has them all.
+    public var clockNoteRows: Int = 0
     public var uplinkState: String
     public var lastUplinkError: String?
     public var lastUplinkErrorAt: Int64?
@@ -34,8 +40,9 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
     /// `filtered_<reason>`, ...).
     public var counters: [String: Int64]
     /// Per device: readings the filters removed, by reason (`range`, `dedup`, `deadband`,
-    /// `rate_limit`, `downsample`), and bad timestamps (`bad_timestamp` rejected,
-    /// `clock_replaced` given the receive time).
+    /// `rate_limit`, `downsample`), bad timestamps (`bad_timestamp` rejected,
+    /// `clock_replaced` given the receive time), and readings that came without a time
+    /// (`stamped_receive_time`, given the receive time).
     public var deviceCounters: [String: [String: Int64]] = [:]
     /// How many devices the text lists (the most affected first); `--json` has them all.
     public static let devicesShown = 20
@@ -57,13 +64,14 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
             "rejected chunks:      \(rejectedChunks) (\(rejectedReadings) readings, kept, not resent)"
                 + (lastRejection.map { "; last: \($0)" } ?? ""),
             "dead letters:         \(counters["dead_letters"] ?? 0) total, \(deadLetterRows) kept",
+            "clock notes:          \(counters["clock_replaced"] ?? 0) total, \(clockNoteRows) kept (readings given the receive time for a bad timestamp)",
         ]
         lines.append("totals:")
         for (name, value) in counters.sorted(by: { $0.key < $1.key }) {
             lines.append("  \(name): \(value)")
         }
         if !deviceCounters.isEmpty {
-            lines.append("per device (filter drops by reason, bad timestamps), most first:")
+            lines.append("per device (filter drops by reason, bad timestamps, readings without a time), most first:")
             let ranked = deviceCounters.map { (device: $0.key, counts: $0.value, total: $0.value.values.reduce(0, +)) }
                 .sorted { ($0.total, $1.device) > ($1.total, $0.device) }
             for entry in ranked.prefix(Self.devicesShown) {

@@ -40,7 +40,7 @@ struct IngestPipeline: Sendable {
             deadLetter(message, problem.reason, at: receivedAt, into: &out)
         }
         if decoded.stampedWithReceiveTime > 0 {
-            out.counters["stamped_receive_time", default: 0] += Int64(decoded.stampedWithReceiveTime)
+            countStamped(decoded, topicDevice: context.device, receivedAt: receivedAt, into: &out)
         }
         // The common payload — every reading valid, every timestamp plausible — goes
         // through the filters as one batch; any other takes them one at a time, which
@@ -62,7 +62,9 @@ struct IngestPipeline: Sendable {
                 checked = fixed
                 out.counters["clock_replaced", default: 0] += 1
                 out.count("clock_replaced", device: reading.device)
-                out.deadLetters.append(DeadLetter(at: receivedAt, topic: message.topic, payload: message.payload, reason: "replaced: " + note))
+                // A note, not a dead letter: the reading is kept (with the receive time).
+                out.deadLetters.append(DeadLetter(at: receivedAt, topic: message.topic, payload: message.payload,
+                                                  reason: "replaced: " + note, kind: .clockNote))
             case .rejected(let reason):
                 out.counters["bad_timestamp", default: 0] += 1
                 out.count("bad_timestamp", device: reading.device)
@@ -72,6 +74,29 @@ struct IngestPipeline: Sendable {
             filter([checked], of: message, at: receivedAt, into: &out)
         }
     }
+
+    /// Counts the readings the decoder gave the receive time (they carried no time), in
+    /// total and per device. The decoder says only how many: on a topic with a `{device}`
+    /// level every reading is that device's; otherwise they are the readings stamped
+    /// exactly at `receivedAt`, taken in payload order. (A reading whose own time is that
+    /// very millisecond looks the same; in a payload mixing devices that could credit the
+    /// wrong one — the total is exact either way.)
+    private func countStamped(_ decoded: DecodedPayload, topicDevice: String?, receivedAt: Int64, into out: inout SealInput) {
+        let stamped = decoded.stampedWithReceiveTime
+        out.counters["stamped_receive_time", default: 0] += Int64(stamped)
+        if let topicDevice {
+            out.count(Self.stampedCounter, device: topicDevice, by: Int64(stamped))
+            return
+        }
+        var left = stamped
+        for reading in decoded.readings where left > 0 && reading.ts == receivedAt {
+            out.count(Self.stampedCounter, device: reading.device)
+            left -= 1
+        }
+    }
+
+    /// The per-device counter of readings given the receive time.
+    static let stampedCounter = "stamped_receive_time"
 
     /// Runs `readings` (valid, with plausible timestamps) through the filters and sorts
     /// them: kept, held in a bucket, dropped (counted per reason and device), or out of

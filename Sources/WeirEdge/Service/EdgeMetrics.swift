@@ -3,13 +3,15 @@ import Synchronization
 import WeirCore
 
 /// The edge's Prometheus metrics (through swift-metrics): ingest, buffer depth and age,
-/// forwarding, retries, dead letters and filter drops by reason.
+/// forwarding, retries, dead letters, filter drops by reason, and per device the filter
+/// drops, bad timestamps and readings given the receive time.
 final class EdgeMetrics: Sendable {
     let messages = Counter(label: "weir_edge_messages_total")
     let accepted = Counter(label: "weir_edge_readings_accepted_total")
     let deadLetters = Counter(label: "weir_edge_dead_letters_total")
     let badTimestamps = Counter(label: "weir_edge_bad_timestamps_total")
     let clockReplaced = Counter(label: "weir_edge_clock_replaced_total")
+    let stampedReceiveTime = Counter(label: "weir_edge_stamped_receive_time_total")
     let chunksSealed = Counter(label: "weir_edge_chunks_sealed_total")
     let evictedReadings = Counter(label: "weir_edge_evicted_readings_total")
     let forwardedReadings = Counter(label: "weir_edge_forwarded_readings_total")
@@ -43,6 +45,7 @@ final class EdgeMetrics: Sendable {
         if let v = c["dead_letters"] { deadLetters.increment(by: v) }
         if let v = c["bad_timestamp"] { badTimestamps.increment(by: v) }
         if let v = c["clock_replaced"] { clockReplaced.increment(by: v) }
+        if let v = c["stamped_receive_time"] { stampedReceiveTime.increment(by: v) }
         if let v = c["filtered_range"] { filteredRange.increment(by: v) }
         for (reason, counter) in filtered {
             if let v = c["filtered_\(reason.rawValue)"] { counter.increment(by: v) }
@@ -57,7 +60,8 @@ final class EdgeMetrics: Sendable {
         bufferBytes.record(bufferedBytes)
     }
 
-    /// A device's counter `name` (a filter reason, `bad_timestamp` or `clock_replaced`),
+    /// A device's counter `name` (a filter reason, `bad_timestamp`, `clock_replaced` or
+    /// `stamped_receive_time`),
     /// made when the device first shows up and kept, so a seal does not look every one up
     /// in the metrics registry again.
     private func deviceCounter(_ device: String, _ name: String) -> Counter {
@@ -70,6 +74,8 @@ final class EdgeMetrics: Sendable {
                 counter = Counter(label: "weir_edge_device_bad_timestamps_total", dimensions: [("device", device)])
             case "clock_replaced":
                 counter = Counter(label: "weir_edge_device_clock_replaced_total", dimensions: [("device", device)])
+            case "stamped_receive_time":
+                counter = Counter(label: "weir_edge_device_stamped_receive_time_total", dimensions: [("device", device)])
             default:
                 counter = Counter(label: "weir_edge_device_filter_drops_total", dimensions: [("device", device), ("reason", name)])
             }
