@@ -92,19 +92,99 @@ struct EdgeConfigurationTests {
         }
     }
 
+    @Test("issue 6's keys are read: ts_unit, precision, the clock policy, every filter stage, dead_letters.max_rows")
+    func issueSixKeys() async throws {
+        try await withTemporaryDirectory { dir in
+            let file = try dir.write("six.yaml", """
+                gateway: gw-1
+                mqtt:
+                  subscriptions:
+                    - topic: s/{device}
+                      format: json
+                      ts_unit: s
+                    - topic: u/{device}
+                      ts_unit: us
+                    - topic: l/{device}
+                      format: line
+                      precision: ms
+                    - topic: p/{device}
+                      format: senml
+                max_clock_skew: 90s
+                on_bad_timestamp: receive-time
+                filters:
+                  - match: "*/temp"
+                    deadband:
+                      percent: 5
+                      heartbeat: 10m
+                  - match: "*/rpm"
+                    rate_limit: 2.5
+                  - match: "*/power"
+                    downsample:
+                      bucket: 30s
+                      aggregate: last
+                  - match: hum
+                    dedup: 2s
+                    deadband: {abs: 0.5}
+                    downsample: {bucket: 1m}
+                dead_letters:
+                  max_rows: 250
+                """)
+            let config = try await EdgeConfiguration.load(file: file, environment: [:])
+            let subs = config.mqtt.subscriptions
+            #expect(subs.map(\.format) == [.json, .json, .line, .senml])
+            #expect(subs.map(\.tsUnit) == [.seconds, .microseconds, .milliseconds, .milliseconds])
+            #expect(subs.map(\.precision) == [.nanoseconds, .nanoseconds, .milliseconds, .nanoseconds])
+            #expect(config.clock.maxClockSkew == .seconds(90))
+            #expect(config.clock.onBadTimestamp == .receiveTime)
+            #expect(config.filters == [
+                FilterRule(match: "*/temp", deadband: DeadbandSpec(percent: 5, heartbeatMs: 600_000)),
+                FilterRule(match: "*/rpm", rateLimitPerSecond: 2.5),
+                FilterRule(match: "*/power", downsample: DownsampleSpec(bucketMs: 30_000, aggregate: .last)),
+                FilterRule(match: "hum", dedupWindowMs: 2000, deadband: DeadbandSpec(abs: 0.5),
+                           downsample: DownsampleSpec(bucketMs: 60_000, aggregate: .mean)),
+            ])
+            #expect(config.deadLetters.maxRows == 250)
+
+            // And the defaults when none of them is given.
+            let plain = try await EdgeConfiguration.load(file: try dir.write("plain.yaml", "gateway: gw-1\n"), environment: [:])
+            #expect(plain.mqtt.subscriptions.map(\.tsUnit) == [.milliseconds])
+            #expect(plain.clock.maxClockSkew == .seconds(300))
+            #expect(plain.clock.onBadTimestamp == .reject)
+            #expect(plain.filters.isEmpty)
+            #expect(plain.deadLetters.maxRows == 10_000)
+        }
+    }
+
     @Test("a bad config names the key and the problem", arguments: [
-        ("gateway: gw-1\nbuffer:\n  flush_interval: soon\n", "buffer.flush_interval"),
-        ("gateway: gw-1\nbufer:\n  path: x\n", "bufer.path"),
-        ("buffer:\n  path: x\n", "gateway"),
-        ("gateway: gw-1\nmqtt:\n  url: http://broker\n", "mqtt.url"),
-        ("gateway: gw-1\nmqtt:\n  subscriptions:\n    - topic: a/{dev}\n", "mqtt.subscriptions.0.topic"),
-        ("gateway: gw-1\nmqtt:\n  subscriptions:\n    - topic: a/{device}\n      format: xml\n", "mqtt.subscriptions.0.format"),
-        ("gateway: gw-1\nfilters:\n  - match: \"*/t\"\n    range: {min: 5, max: 1}\n", "filters.0"),
-        ("gateway: gw-1\nuplink:\n  replay: newest\n", "uplink.replay"),
-        ("gateway: gw-1\nbuffer:\n  max_bytes: lots\n", "buffer.max_bytes"),
-        ("gateway: bad gateway\n", "gateway"),
+        ("gateway: gw-1\nbuffer:\n  flush_interval: soon\n", "buffer.flush_interval", "'soon' is not a duration"),
+        ("gateway: gw-1\nbufer:\n  path: x\n", "bufer.path", "unknown key"),
+        ("buffer:\n  path: x\n", "gateway", "is required"),
+        ("gateway: gw-1\nmqtt:\n  url: http://broker\n", "mqtt.url", "is not an MQTT URL"),
+        ("gateway: gw-1\nmqtt:\n  subscriptions:\n    - topic: a/{dev}\n", "mqtt.subscriptions.0.topic", "unknown placeholder '{dev}'"),
+        ("gateway: gw-1\nmqtt:\n  subscriptions:\n    - topic: a/{device}\n      format: xml\n", "mqtt.subscriptions.0.format", "'xml' is not one of json, senml, line"),
+        ("gateway: gw-1\nfilters:\n  - match: \"*/t\"\n    range: {min: 5, max: 1}\n", "filters.0", "range.min 5.0 is above range.max 1.0"),
+        ("gateway: gw-1\nuplink:\n  replay: newest\n", "uplink.replay", "'newest' is not one of"),
+        ("gateway: gw-1\nbuffer:\n  max_bytes: lots\n", "buffer.max_bytes", "'lots' is not a size"),
+        ("gateway: bad gateway\n", "gateway", "gateway contains ' '"),
+        // Issue 6's keys.
+        ("gateway: gw-1\nmqtt:\n  subscriptions:\n    - topic: a/{device}\n      ts_unit: ms2\n", "mqtt.subscriptions.0.ts_unit", "'ms2' is not one of s, ms, us, ns"),
+        ("gateway: gw-1\nmqtt:\n  subscriptions:\n    - topic: a/{device}\n      format: line\n      precision: sec\n", "mqtt.subscriptions.0.precision", "'sec' is not one of s, ms, us, ns"),
+        ("gateway: gw-1\nmax_clock_skew: a while\n", "max_clock_skew", "'a while' is not a duration"),
+        ("gateway: gw-1\non_bad_timestamp: replace\n", "on_bad_timestamp", "'replace' is not one of reject, receive-time"),
+        ("gateway: gw-1\nfilters:\n  - match: \"*/p\"\n    downsample:\n      bucket: 10s\n      aggregate: median\n", "filters.0.downsample.aggregate", "'median' is not one of mean, min, max, last"),
+        ("gateway: gw-1\nfilters:\n  - match: \"*/p\"\n    downsample:\n      aggregate: max\n", "filters.0.downsample.bucket", "is required with downsample.aggregate"),
+        ("gateway: gw-1\nfilters:\n  - match: \"*/p\"\n    downsample:\n      bucket: soon\n", "filters.0.downsample.bucket", "'soon' is not a duration"),
+        ("gateway: gw-1\nfilters:\n  - match: \"*/p\"\n    downsample:\n      bucket: 0ms\n", "filters.0", "downsample bucket must be between 1ms and 365d"),
+        ("gateway: gw-1\nfilters:\n  - match: \"*/p\"\n    deadband:\n      percent: lots\n", "filters.0.deadband.percent", "'lots' is not a number"),
+        ("gateway: gw-1\nfilters:\n  - match: \"*/p\"\n    deadband:\n      abs: 1\n      heartbeat: often\n", "filters.0.deadband.heartbeat", "'often' is not a duration"),
+        ("gateway: gw-1\nfilters:\n  - match: \"*/p\"\n    deadband:\n      abs: 1\n      percent: 5\n", "filters.0", "deadband takes abs or percent, not both"),
+        ("gateway: gw-1\nfilters:\n  - match: \"*/p\"\n    deadband:\n      heartbeat: 1m\n", "filters.0", "deadband needs abs or percent"),
+        ("gateway: gw-1\nfilters:\n  - match: \"*/p\"\n    rate_limit: fast\n", "filters.0.rate_limit", "'fast' is not a number"),
+        ("gateway: gw-1\nfilters:\n  - match: \"*/p\"\n    rate_limit: 0\n", "filters.0", "rate_limit must be a number of readings per second above 0"),
+        ("gateway: gw-1\ndead_letters:\n  max_rows: 0\n", "dead_letters.max_rows", "must be at least 1"),
+        ("gateway: gw-1\ndead_letters:\n  max_rows: many\n", "dead_letters.max_rows", "'many' is not a whole number"),
     ])
-    func badConfigNamesKey(yaml: String, key: String) async throws {
+    func badConfigNamesKey(yaml: String, key: String, problem: String) async throws {
         try await withTemporaryDirectory { dir in
             let file = try dir.write("bad.yaml", yaml)
             do {
@@ -112,7 +192,8 @@ struct EdgeConfigurationTests {
                 Issue.record("accepted a bad config: \(yaml)")
             } catch let error as WeirError {
                 #expect(error.code == .badConfig)
-                #expect(error.message.contains("'\(key)'"), "\(error.message)")
+                #expect(error.message.contains("config key '\(key)'"), "\(error.message)")
+                #expect(error.message.contains(problem), "\(error.message)")
                 #expect(!error.message.contains("weir-edge-\(getpid())"), "names the temporary file: \(error.message)")
             }
         }

@@ -214,6 +214,10 @@ extension EdgeConfiguration {
             rule.deadband = DeadbandSpec(abs: abs, percent: percent, heartbeatMs: heartbeat)
         }
         rule.rateLimitPerSecond = try double(source, "\(k).rate_limit")
+        if source.string("\(k).downsample.bucket") == nil, source.string("\(k).downsample.aggregate") != nil {
+            // Without a bucket the rule would silently not downsample at all.
+            throw source.problem("\(k).downsample.bucket", "is required with downsample.aggregate (e.g. bucket: 10s)")
+        }
         if source.string("\(k).downsample.bucket") != nil {
             let bucket = try source.duration("\(k).downsample.bucket", default: .zero).milliseconds
             let aggregate = try source.choice("\(k).downsample.aggregate", DownsampleSpec.Aggregate.allCases.map(\.rawValue), default: "mean")
