@@ -7,7 +7,7 @@ import WeirEdge
 struct DeadLettersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dead-letters",
-        abstract: "List the newest dead letters: time, topic, reason and the payload's start."
+        abstract: "List the newest dead letters (and clock notes): time, topic, reason and the payload's start."
     )
 
     @Option(name: .long, help: "The edge's YAML config file (to find buffer.path; default: WEIR_EDGE_BUFFER_PATH or ./weir-edge.db).")

@@ -30,7 +30,7 @@ extension EdgeConfiguration {
     /// | `uplink.format` | `binary` (or `json`) |
     /// | `max_clock_skew` / `on_bad_timestamp` | `5m` / `reject` (or `receive-time`) |
     /// | `filters[].match`, `.range.min/.max`, `.dedup`, `.deadband.abs/.percent/.heartbeat`, `.rate_limit`, `.downsample.bucket/.aggregate` | none |
-    /// | `dead_letters.max_rows` | `10000` |
+    /// | `dead_letters.max_rows` | `10000` (of each kind: dead letters, clock notes) |
     /// | `metrics.listen` | `127.0.0.1:9464` (`off` to disable) |
     public static let keys: [String] = [
         "gateway", "log_level",

@@ -110,7 +110,8 @@ public struct EdgeConfiguration: Sendable {
 
     /// The dead-letter table.
     public struct DeadLetters: Sendable {
-        /// Rows kept; older ones go (the counters stay).
+        /// Rows kept of each kind — dead letters and clock notes (`DeadLetter.Kind`) —
+        /// older ones go (the counters stay).
         public var maxRows = 10_000
         public init() {}
     }
