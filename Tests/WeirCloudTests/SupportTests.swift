@@ -68,6 +68,30 @@ import WeirSupport
         }
     }
 
+    /// Fields the batch reader skips (unknown ones, in the batch or in a reading) are still
+    /// checked: a bad escape is a body that is not JSON (400), naming its byte — not a
+    /// batch half taken.
+    @Test(arguments: [
+        (#"{"gateway":"g","batch":"b","readings":[{"device":"d","metric":"m","ts":1,"value":2,"unit":"\q"}]}"#,
+         #"body is not a JSON batch: byte 92: unknown escape '\q'"#),
+        (#"{"gateway":"g","batch":"b","x":"\u00zz","readings":[]}"#,
+         #"body is not a JSON batch: byte 36: bad hex digit in \u escape"#),
+        (#"{"gateway":"g","batch":"b","readings":[{"device":"d","metric":"m","ts":1,"value":2,"note":["\ud800"]}]}"#,
+         #"body is not a JSON batch: byte 98: lone surrogate in \u escape"#),
+    ])
+    func badEscapeInASkippedFieldRejectsTheBody(_ text: String, _ message: String) {
+        #expect {
+            _ = try Batch.decodeJSON(Array(text.utf8))
+        } throws: { error in
+            (error as? WeirError)?.code == .badInput && (error as? WeirError)?.message == message
+        }
+    }
+
+    @Test func validEscapesInSkippedFieldsKeepTheReadings() throws {
+        let valid = #"{"x":"\\\"\/\b\f\n\r\t\u00e9","gateway":"g","batch":"b","readings":[{"device":"d","metric":"m","ts":1,"value":2,"unit":"\u00b0C"}]}"#
+        #expect(try Batch.decodeJSON(Array(valid.utf8)).batch.readings == [Reading(device: "d", metric: "m", ts: 1, value: 2)])
+    }
+
     @Test func deepNestingIsAnErrorNotACrash() {
         let text = #"{"gateway":"g","batch":"b","readings":[],"x":"# + String(repeating: "[", count: 100_000)
         #expect(throws: WeirError.self) { try Batch.decodeJSON(Array(text.utf8)) }

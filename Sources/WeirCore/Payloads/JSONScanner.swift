@@ -108,20 +108,29 @@ struct JSONScanner: ~Copyable {
         return String(decoding: buffer, as: UTF8.self)
     }
 
+    /// Decodes one escape into `buffer` (the scanner is at its backslash).
     private mutating func appendEscape(to buffer: inout [UInt8]) throws(JSONSyntaxError) {
+        let scalar = try readEscape()
+        UTF8.encode(scalar) { buffer.append($0) }
+    }
+
+    /// Reads one escape (the scanner is at its backslash) and returns the scalar it stands
+    /// for. `appendString` and `skipString` both go through here, so a skipped string is
+    /// rejected for exactly what a read one is.
+    private mutating func readEscape() throws(JSONSyntaxError) -> Unicode.Scalar {
         pos += 1 // the backslash
         guard pos < bytes.count else { throw error("unterminated escape") }
         let e = bytes[pos]
         pos += 1
         switch e {
-        case UInt8(ascii: "\""): buffer.append(0x22)
-        case UInt8(ascii: "\\"): buffer.append(0x5C)
-        case UInt8(ascii: "/"): buffer.append(0x2F)
-        case UInt8(ascii: "b"): buffer.append(0x08)
-        case UInt8(ascii: "f"): buffer.append(0x0C)
-        case UInt8(ascii: "n"): buffer.append(0x0A)
-        case UInt8(ascii: "r"): buffer.append(0x0D)
-        case UInt8(ascii: "t"): buffer.append(0x09)
+        case UInt8(ascii: "\""): return "\""
+        case UInt8(ascii: "\\"): return "\\"
+        case UInt8(ascii: "/"): return "/"
+        case UInt8(ascii: "b"): return "\u{08}"
+        case UInt8(ascii: "f"): return "\u{0C}"
+        case UInt8(ascii: "n"): return "\n"
+        case UInt8(ascii: "r"): return "\r"
+        case UInt8(ascii: "t"): return "\t"
         case UInt8(ascii: "u"):
             var scalar = try readHex4()
             if scalar >= 0xD800 && scalar < 0xDC00 {
@@ -137,7 +146,7 @@ struct JSONScanner: ~Copyable {
                 throw error("lone surrogate in \\u escape")
             }
             guard let s = Unicode.Scalar(scalar) else { throw error("bad \\u escape") }
-            buffer.append(contentsOf: String(Character(s)).utf8)
+            return s
         default:
             pos -= 1
             throw error("unknown escape '\\\(e >= 0x20 && e < 0x7F ? String(Character(Unicode.Scalar(e))) : "?")'")
@@ -282,14 +291,16 @@ struct JSONScanner: ~Copyable {
         }
     }
 
-    /// Skips a string without decoding it (escapes are checked only for shape).
+    /// Skips a string without decoding it, rejecting what `appendString` rejects: unknown
+    /// escapes, `\u` without four hex digits, lone surrogates and raw control bytes.
+    /// Plain bytes cost one scan step; only an escape leaves the loop.
     mutating func skipString() throws(JSONSyntaxError) {
         guard peek() == UInt8(ascii: "\"") else { throw error("expected a string\(foundDescription())") }
         pos += 1
         while pos < bytes.count {
             let b = bytes[pos]
             if b == UInt8(ascii: "\"") { pos += 1; return }
-            if b == UInt8(ascii: "\\") { pos += 2; continue }
+            if b == UInt8(ascii: "\\") { _ = try readEscape(); continue }
             if b < 0x20 { throw error("control byte 0x\(String(b, radix: 16)) inside a string") }
             pos += 1
         }
