@@ -2,15 +2,27 @@
 /// this type is about how they do it fast.
 ///
 /// Each rule is compiled to a list of single-purpose operations (`Op`); a series gets one
-/// stage per operation of every rule that matches it. The state lives in flat buffers
-/// addressed by index — the device's index entry → its metrics (names compared by their
-/// stored bits, see `StringBits`) → the series' stages → each stage's state — so judging
-/// a reading touches no reference counts, makes no uniqueness or bounds checks (bounds
-/// are asserted in debug builds) and copies no strings. Per device, the state is packed
-/// into few cache lines: with thousands of devices, memory is most of the cost. Eviction
-/// rebuilds the buffers.
+/// stage per operation of every rule that matches it.
 ///
-/// A class, because the hot state lives in `FlatBuffer`s whose memory it owns (freed in
+/// **Layout.** With thousands of devices, the payloads being parsed push the filters'
+/// state out of the caches between two visits of a device, so what counts is how many
+/// cache lines a payload needs and how many of them must be loaded one after the other.
+/// Each device's state is therefore one block
+/// of bytes in `arena`: a header, the device's rate-limit buckets, then one record per
+/// series — the metric name's stored bits (see `StringBits`), then each stage with its
+/// state in line (a dedup window's header, a deadband's last value). A payload goes from
+/// the device index entry to the block, and from a dedup window to its times in
+/// `dedupPool`; everything else it needs is in the block, next to each other. Downsample
+/// buckets, which `flushDue` scans, stay in `buckets`.
+///
+/// A block that needs room for a new series grows in place when it is the arena's last,
+/// else moves to the end (twice as big); the space it leaves is reclaimed by a rebuild,
+/// as are forgotten devices (eviction).
+///
+/// Judging a reading touches no reference counts, makes no uniqueness or bounds checks
+/// (bounds are asserted in debug builds, where the tests run) and copies no strings.
+///
+/// A class, because the state lives in `FlatBuffer`s whose memory it owns (freed in
 /// `deinit`). `FilterChain` copies an engine that is shared before mutating it, so to its
 /// users it is still a value.
 final class FilterEngine: @unchecked Sendable {
@@ -27,38 +39,46 @@ final class FilterEngine: @unchecked Sendable {
     @exclusivity(unchecked) var maxDedupEntriesPerSeries = 4_096
 
     private let ops: [Op]
+    /// `ops.isEmpty`, without loading the array.
+    private let noOps: Bool
     /// `ops` as plain numbers, for the per-reading path.
     private let params: FlatBuffer<OpParams>
     private let opsOfRule: [Range<Int>]
     private let globs: [NameGlob?]
     private let rateRules: Int
-    /// Open-addressing index of `devices` by name (FNV-1a of the bytes, linear probing):
+    /// The burst of each rate-limit rule, by its `slot`.
+    private let rateBursts: [Double]
+    /// Where a block's first series record starts: after the header and the rate-limit
+    /// buckets.
+    private let seriesStart: Int
+    /// Open-addressing index of `devices` by name (a hash of the bytes, linear probing):
     /// cheaper than a Dictionary's SipHash on this path, which runs once per payload.
     @exclusivity(unchecked) private var deviceIndex = FlatBuffer(repeating: DeviceIndexEntry(), count: 64)
     @exclusivity(unchecked) private var devices: [DeviceState] = []
+    /// Every series' names and where its record is, for the paths that need names.
     @exclusivity(unchecked) private var series: [SeriesState] = []
-    /// Every device's metrics, each device's a linked list from its `firstMetric`.
-    @exclusivity(unchecked) private var metrics = FlatBuffer<MetricSlot>()
-    @exclusivity(unchecked) private var stages = FlatBuffer<StageState>()
-    @exclusivity(unchecked) private var dedups = FlatBuffer<DedupWindow>()
+    /// The devices' blocks (see the type's documentation), addressed by byte offset.
+    @exclusivity(unchecked) private var arena = FlatBuffer<UInt64>()
+    /// Bytes of `arena` that blocks left behind when they moved.
+    @exclusivity(unchecked) private var garbageBytes = 0
     /// The dedup windows' times: one ring segment per window in one pool, so recording
     /// a time touches no per-series allocation. A window that grows moves to a new
     /// segment and leaves the old one behind; a window's old segments add up to less
     /// than its current one, so the pool is at most twice what the windows use, and
-    /// rebuilds (evictions) drop the garbage. The pool itself grows four-fold when full
+    /// rebuilds drop the garbage. The pool itself grows four-fold when full
     /// (`growPool`): every growth copies it into fresh memory, and windows grow often.
     @exclusivity(unchecked) private var dedupPool = FlatBuffer<Int64>()
-    @exclusivity(unchecked) private var deadbands = FlatBuffer<DeadbandState>()
     @exclusivity(unchecked) private var buckets = FlatBuffer<BucketState>()
-    @exclusivity(unchecked) private var tokenBuckets = FlatBuffer<TokenBucket>()
     @exclusivity(unchecked) private var tick: UInt64 = 0
+    /// A copy of the last device's long name that readings carry (see
+    /// `deviceBlockSlowly`), which keeps `lastDeviceBits` valid when they are its bits.
     @exclusivity(unchecked) private var lastDevice = ""
-    /// `lastDevice`'s bits (which `lastDevice` keeps valid).
+    /// The bits of the last device's name: of its name in `devices`, or of `lastDevice`.
     @exclusivity(unchecked) private var lastDeviceBits = StringBits()
     @exclusivity(unchecked) private var lastSlot = -1
-    /// Where `lastSlot` is in `deviceIndex`, or -1 (after a rebuild moved it).
-    @exclusivity(unchecked) private var lastPosition = -1
-    /// Which of `lastSlot`'s metrics to compare first (see `stageRange`), or -1.
+    /// `lastSlot`'s block, or -1.
+    @exclusivity(unchecked) private var lastBlock = -1
+    /// The series record of `lastBlock` to compare first (see `seriesRecord`), or -1.
     @exclusivity(unchecked) private var nextGuess = -1
     /// The range operation behind the last `.deadLetter` outcome.
     @exclusivity(unchecked) private var deadLetterOp = 0
@@ -73,6 +93,13 @@ final class FilterEngine: @unchecked Sendable {
     @exclusivity(unchecked) private var nextBucketEnd = Int64.max
 
     init(rules: [FilterRule]) {
+        precondition(MemoryLayout<Reading>.offset(of: \Reading.device) == FilterEngine.deviceOffset
+                     && MemoryLayout<Reading>.offset(of: \Reading.metric) == FilterEngine.metricOffset,
+                     "Reading's layout changed: update FilterEngine's name offsets")
+        precondition(MemoryLayout<DedupWindow>.size <= StageLayout.stateBytes && MemoryLayout<DeadbandState>.size <= StageLayout.stateBytes
+                     && MemoryLayout<TokenBucket>.size <= BlockLayout.tokenBytes && MemoryLayout<StringBits>.size == 16
+                     && DedupWindow.layoutHolds,
+                     "filter state outgrew its room in a block")
         self.rules = rules
         self.globs = rules.map { try? NameGlob($0.match) }
         var ops: [Op] = []
@@ -100,11 +127,14 @@ final class FilterEngine: @unchecked Sendable {
             ranges.append(first..<ops.count)
         }
         self.ops = ops
+        noOps = ops.isEmpty
         var params = FlatBuffer<OpParams>(capacity: ops.count)
         for op in ops { params.append(OpParams(op)) }
         self.params = params
         self.opsOfRule = ranges
         self.rateRules = rateRules
+        rateBursts = ops.compactMap { if case .rate(_, let burst, _) = $0 { burst } else { nil } }
+        seriesStart = BlockLayout.headerBytes + rateRules * BlockLayout.tokenBytes
     }
 
     /// An independent engine in the same state as `other`.
@@ -114,25 +144,25 @@ final class FilterEngine: @unchecked Sendable {
         maxMetricsPerDevice = other.maxMetricsPerDevice
         maxDedupEntriesPerSeries = other.maxDedupEntriesPerSeries
         ops = other.ops
+        noOps = other.noOps
         params = other.params.copy()
         opsOfRule = other.opsOfRule
         globs = other.globs
         rateRules = other.rateRules
+        rateBursts = other.rateBursts
+        seriesStart = other.seriesStart
         deviceIndex = other.deviceIndex.copy()
         devices = other.devices
         series = other.series
-        metrics = other.metrics.copy()
-        stages = other.stages.copy()
-        dedups = other.dedups.copy()
+        arena = other.arena.copy()
+        garbageBytes = other.garbageBytes
         dedupPool = other.dedupPool.copy()
-        deadbands = other.deadbands.copy()
         buckets = other.buckets.copy()
-        tokenBuckets = other.tokenBuckets.copy()
         tick = other.tick
         lastDevice = other.lastDevice
         lastDeviceBits = other.lastDeviceBits
         lastSlot = other.lastSlot
-        lastPosition = other.lastPosition
+        lastBlock = other.lastBlock
         nextGuess = other.nextGuess
         deadLetterOp = other.deadLetterOp
         ready = other.ready
@@ -144,13 +174,9 @@ final class FilterEngine: @unchecked Sendable {
     deinit {
         params.deallocate()
         deviceIndex.deallocate()
-        metrics.deallocate()
-        stages.deallocate()
-        dedups.deallocate()
+        arena.deallocate()
         dedupPool.deallocate()
-        deadbands.deallocate()
         buckets.deallocate()
-        tokenBuckets.deallocate()
     }
 
     // MARK: - Judging readings
@@ -163,40 +189,59 @@ final class FilterEngine: @unchecked Sendable {
 
     /// `judge(_:)` for a reading in memory the caller keeps alive: reading its fields in
     /// place copies (and retains) none of its strings.
+    @inline(__always)
     func judge(at pointer: UnsafePointer<Reading>) -> FilterResults.Outcome {
-        if ops.isEmpty { return .pass }
-        tick &+= 1
+        if noOps { return .pass }
+        // The names' stored bits, read in place: the usual lookups compare only those,
+        // so no string is retained or released per reading.
+        let raw = UnsafeRawPointer(pointer)
+        deviceBlock(raw.loadUnaligned(fromByteOffset: FilterEngine.deviceOffset, as: StringBits.self), of: pointer)
+        let record = seriesRecord(raw.loadUnaligned(fromByteOffset: FilterEngine.metricOffset, as: StringBits.self), of: pointer)
+        let block = lastBlock // (where adding the series may have moved it)
         let ts = pointer.pointee.ts
         let value = pointer.pointee.value
-        let slot = deviceSlot(for: pointer.pointee.device)
-        let (first, end) = stageRange(slot, metric: pointer.pointee.metric)
-        var k = first
-        while k < end {
-            // Dispatch on the kind the stage carries; the operation's numbers load beside.
-            let stage = stages[k]
-            let p = params[stage.op]
-            switch stage.kind {
+        let memory = bytes
+        let stageCount = Int(memory.load(fromByteOffset: record &+ RecordLayout.stageCount, as: Int32.self))
+        // Offsets within the arena: wrapping arithmetic, as none can overflow.
+        var at = record &+ RecordLayout.headerBytes
+        for _ in 0..<stageCount {
+            // Each stage: its operation and kind packed (`op << 3 | kind`), the numbers of
+            // the operation from `params`, the state (if any) in line after it.
+            assert(at + StageLayout.headerBytes <= record + int32(record + RecordLayout.recordBytes), "stage past its record")
+            let packed = memory.load(fromByteOffset: at, as: UInt32.self)
+            let op = Int(packed >> 3)
+            let p = params[op]
+            switch StageLayout.kind(packed) {
             case .range:
                 if !(value >= p.x && value <= p.y) {
-                    deadLetterOp = stage.op
+                    deadLetterOp = op
                     return .deadLetter
                 }
+                at &+= StageLayout.headerBytes
             case .dedup:
-                if dedupSeen(Int(stage.state), ts: ts, window: p.n) {
+                if dedupSeen(at &+ StageLayout.headerBytes, ts: ts, window: p.n) {
                     return .dropped(.dedup)
                 }
+                at &+= StageLayout.headerBytes + StageLayout.stateBytes
             case .deadband:
-                if !deadbands[Int(stage.state)].admit(ts: ts, value: value, abs: p.x, fraction: p.y, heartbeatMs: p.n) {
+                let state = at &+ StageLayout.headerBytes
+                var deadband = memory.loadUnaligned(fromByteOffset: state, as: DeadbandState.self)
+                if !deadband.admit(ts: ts, value: value, abs: p.x, fraction: p.y, heartbeatMs: p.n) {
                     return .dropped(.deadband)
                 }
+                memory.storeBytes(of: deadband, toByteOffset: state, as: DeadbandState.self)
+                at &+= StageLayout.headerBytes + StageLayout.stateBytes
             case .rate:
-                if !takeToken(slot: slot, rateSlot: p.slot, ts: ts, perMs: p.x, capacity: p.y) {
-                    return .dropped(.rateLimit)
-                }
+                let state = block &+ BlockLayout.headerBytes &+ p.slot &* BlockLayout.tokenBytes
+                var bucket = memory.loadUnaligned(fromByteOffset: state, as: TokenBucket.self)
+                let taken = bucket.take(ts: ts, perMs: p.x, capacity: p.y)
+                memory.storeBytes(of: bucket, toByteOffset: state, as: TokenBucket.self)
+                if !taken { return .dropped(.rateLimit) }
+                at &+= StageLayout.headerBytes
             case .downsample:
-                return downsample(ts: ts, value: value, bucket: Int(stage.state), bucketMs: p.n)
+                let b = Int(memory.load(fromByteOffset: at &+ StageLayout.aux, as: Int32.self))
+                return downsample(ts: ts, value: value, bucket: b, bucketMs: p.n)
             }
-            k += 1
         }
         return .pass
     }
@@ -274,58 +319,156 @@ final class FilterEngine: @unchecked Sendable {
 
     // MARK: - Devices and series
 
-    /// The device's slot; consecutive readings of one device (a payload's) reuse it
-    /// without a lookup. The device's `lastTouched` moves when the device changes, which
-    /// is precise enough for choosing whom to evict.
-    @inline(__always)
-    private func deviceSlot(for device: String) -> Int {
-        // Same device as the last reading: compared by its stored bits (see
-        // `StringBits`); only a long name needs comparing by its characters.
-        if lastSlot >= 0 && (StringBits(device) == lastDeviceBits || (device.utf8.count > 15 && device == lastDevice)) {
-            return lastSlot
-        }
-        let hash = FilterEngine.hash(device)
-        var position = findDevice(device, hash: hash)
-        let slot: Int
-        if position >= 0 {
-            slot = Int(deviceIndex[position].slot)
-            // The index entry holds what a payload needs of its device (first metric,
-            // rate-limit buckets, last seen) so that the usual lookup goes from here
-            // straight to the metric, without the device's own record.
-            nextGuess = Int(deviceIndex[position].firstMetric)
-        } else {
-            if devices.count >= maxDevices { evictLeastRecentlySeen() }
-            slot = devices.count
-            devices.append(DeviceState(name: device))
-            insertDevice(slot, hash: hash)
-            position = findDevice(device, hash: hash)
-            nextGuess = -1
-        }
-        lastDevice = device
-        lastDeviceBits = StringBits(device)
-        lastSlot = slot
-        lastPosition = position
-        deviceIndex[position].lastTouched = tick
-        return slot
+    /// The arena's memory. Valid until the arena grows: on the per-reading path, only
+    /// adding a series does that, and `judge` takes it again afterwards.
+    private var bytes: UnsafeMutableRawPointer {
+        @inline(__always) get { UnsafeMutableRawPointer(arena.base) }
     }
 
-    static func hash(_ name: String) -> UInt64 {
-        func fnv(_ bytes: some Sequence<UInt8>) -> UInt64 {
-            var h: UInt64 = 0xcbf2_9ce4_8422_2325
-            for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
-            return h
+    @inline(__always)
+    private func load<T>(_ offset: Int, as type: T.Type) -> T {
+        assert(offset >= 0 && offset + MemoryLayout<T>.size <= arena.count * 8, "arena offset \(offset) out of bounds")
+        return bytes.loadUnaligned(fromByteOffset: offset, as: T.self)
+    }
+
+    @inline(__always)
+    private func store<T>(_ value: T, at offset: Int) {
+        assert(offset >= 0 && offset + MemoryLayout<T>.size <= arena.count * 8, "arena offset \(offset) out of bounds")
+        bytes.storeBytes(of: value, toByteOffset: offset, as: T.self)
+    }
+
+    private func int32(_ offset: Int) -> Int { Int(load(offset, as: Int32.self)) }
+    private func setInt32(_ value: Int, at offset: Int) { store(Int32(value), at: offset) }
+
+    /// Where a reading's names are in its memory, for reading their bits in place.
+    /// (Checked against the layout when an engine is made.)
+    private static var deviceOffset: Int { 0 }
+    private static var metricOffset: Int { 16 }
+
+    /// Makes `lastSlot` and `lastBlock` the reading's device; consecutive readings of one
+    /// device (a payload's) reuse them without a lookup. `tick` counts the changes of
+    /// device, and a device's last-seen tick moves with them: precise enough for choosing
+    /// whom to evict.
+    @inline(__always)
+    private func deviceBlock(_ bits: StringBits, of reading: UnsafePointer<Reading>) {
+        // Same device as the last reading: the same stored bits (see `StringBits`).
+        if lastBlock >= 0 && bits == lastDeviceBits { return }
+        deviceBlockSlowly(reading.pointee.device, bits: bits)
+    }
+
+    private func deviceBlockSlowly(_ device: String, bits: StringBits) {
+        // A long name may be another copy of the last device's: keep this copy, so the
+        // payload's next readings compare equal by their bits.
+        if lastBlock >= 0 && bits.b >> 61 & 1 == 0 && device == devices[lastSlot].name {
+            lastDevice = device
+            lastDeviceBits = bits
+            return
         }
-        return name.utf8.withContiguousStorageIfAvailable { fnv($0) } ?? fnv(name.utf8)
+        tick &+= 1
+        let hash = FilterEngine.hash(device)
+        var position = findDevice(device, hash: hash)
+        if position < 0 { position = addDevice(device, hash: hash) }
+        let entry = deviceIndex[position]
+        // The stored name's bits: `devices` keeps that string alive, so the name needs
+        // no retaining here (`lastDevice` is only for a long name's other copies).
+        lastDeviceBits = entry.bits
+        lastSlot = Int(entry.slot)
+        lastBlock = entry.block
+        store(tick, at: entry.block &+ BlockLayout.lastTouched)
+        // The payload's first metric is most likely the device's first.
+        nextGuess = int32(entry.block &+ BlockLayout.seriesCount) > 0 ? entry.block &+ seriesStart : -1
+    }
+
+    /// Adds the device `name` (evicting first if there are `maxDevices`); returns its
+    /// position in the index.
+    private func addDevice(_ name: String, hash: UInt64) -> Int {
+        if devices.count >= maxDevices { evictLeastRecentlySeen() }
+        let slot = devices.count
+        devices.append(DeviceState(name: name, block: newBlock(slot: slot)))
+        insertDevice(slot, hash: hash)
+        return findDevice(name, hash: hash)
+    }
+
+    /// A hash of the name's UTF-8 bytes, the same whichever way Swift stores the string.
+    /// A name of up to 15 bytes is two words, zero-padded (`hash(short:_:count:)`): for
+    /// a string stored in line those are its stored bits, so the usual name is hashed
+    /// without reading its bytes one by one. Longer names go eight bytes at a time.
+    @inline(__always)
+    static func hash(_ name: String) -> UInt64 {
+        if let h = hash(smallBits: StringBits(name)) { return h }
+        return name.utf8.withContiguousStorageIfAvailable { hash(bytes: UnsafeRawBufferPointer($0)) }
+            ?? Array(name.utf8).withUnsafeBytes { hash(bytes: $0) }
+    }
+
+    /// The hash of a string stored in line (a "small" string: its bytes in the two
+    /// words, the count in the top byte's low half, bit 61 set), or nil for another.
+    /// `FilterEngine.init` checks that this layout is the platform's.
+    @inline(__always)
+    private static func hash(smallBits bits: StringBits) -> UInt64? {
+        guard smallLayoutHolds, bits.b >> 61 & 1 == 1 else { return nil }
+        return hash(short: bits.a, bits.b & 0x00FF_FFFF_FFFF_FFFF, count: Int(bits.b >> 56 & 0xF))
+    }
+
+    /// Whether small strings are laid out as `hash(smallBits:)` reads them (64-bit little
+    /// endian, as on every platform Weir builds for). Computed, not stored: a global
+    /// would cost a lazy-initialisation check on every call.
+    @inline(__always)
+    private static var smallLayoutHolds: Bool {
+        #if _endian(little) && _pointerBitWidth(_64)
+        return true
+        #else
+        return false
+        #endif
+    }
+
+    @inline(__always)
+    private static func hash(short w0: UInt64, _ w1: UInt64, count: Int) -> UInt64 {
+        mix((w0 &* 0x9E37_79B9_7F4A_7C15) ^ ((w1 ^ UInt64(count)) &* 0xC2B2_AE3D_27D4_EB4F).rotateLeft(31))
+    }
+
+    static func hash(bytes: UnsafeRawBufferPointer) -> UInt64 {
+        let n = bytes.count
+        if n <= 15 {
+            var w0: UInt64 = 0, w1: UInt64 = 0
+            for (i, byte) in bytes.enumerated() {
+                if i < 8 { w0 |= UInt64(byte) << (8 * i) } else { w1 |= UInt64(byte) << (8 * (i - 8)) }
+            }
+            return hash(short: w0, w1, count: n)
+        }
+        let p = bytes.baseAddress! // n > 15
+        var h = 0x9E37_79B9_7F4A_7C15 &* UInt64(n)
+        var i = 0
+        while i + 8 <= n {
+            h = (h ^ p.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
+            h ^= h >> 29
+            i += 8
+        }
+        // The last (overlapping) word covers the tail.
+        if i < n { h = (h ^ p.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)) &* 0xC4CE_B9FE_1A85_EC53 }
+        return mix(h)
+    }
+
+    /// MurmurHash3's 64-bit finaliser.
+    @inline(__always)
+    private static func mix(_ x: UInt64) -> UInt64 {
+        var h = x
+        h ^= h >> 33
+        h &*= 0xFF51_AFD7_ED55_8CCD
+        h ^= h >> 33
+        h &*= 0xC4CE_B9FE_1A85_EC53
+        h ^= h >> 33
+        return h
     }
 
     /// The position in `deviceIndex` of the device `name`, or -1.
     private func findDevice(_ name: String, hash: UInt64) -> Int {
         let mask = deviceIndex.count - 1
+        let tag = UInt32(truncatingIfNeeded: hash >> 32)
         var i = Int(truncatingIfNeeded: hash) & mask
         while true {
             let entry = deviceIndex[i]
             if entry.slot < 0 { return -1 }
-            if entry.hash == hash && (entry.bits == StringBits(name) || devices[Int(entry.slot)].name == name) {
+            if entry.tag == tag && (entry.bits == StringBits(name) || devices[Int(entry.slot)].name == name) {
                 return i
             }
             i = (i + 1) & mask
@@ -335,7 +478,6 @@ final class FilterEngine: @unchecked Sendable {
     /// Adds `slot` to the index, growing it to stay at most half full.
     private func insertDevice(_ slot: Int, hash: UInt64) {
         if (devices.count + 1) * 2 > deviceIndex.count {
-            syncDevicesFromIndex()
             reindexDevices(capacity: deviceIndex.count * 2)
             return // reindexing covered `slot` (it is already in `devices`)
         }
@@ -343,29 +485,6 @@ final class FilterEngine: @unchecked Sendable {
         var i = Int(truncatingIfNeeded: hash) & mask
         while deviceIndex[i].slot >= 0 { i = (i + 1) & mask }
         deviceIndex[i] = DeviceIndexEntry(slot: slot, device: devices[slot], hash: hash)
-    }
-
-    /// Copies the fields the index entries keep current (`lastTouched`, `tokenBase`) back
-    /// into `devices`, before the index is rebuilt from them.
-    private func syncDevicesFromIndex() {
-        for i in deviceIndex.indices where deviceIndex[i].slot >= 0 {
-            let entry = deviceIndex[i]
-            devices[Int(entry.slot)].lastTouched = entry.lastTouched
-            devices[Int(entry.slot)].tokenBase = Int(entry.tokenBase)
-        }
-    }
-
-    /// Copies device `slot`'s first metric into its index entry.
-    private func indexFirstMetric(of slot: Int) {
-        let mask = deviceIndex.count - 1
-        var i = Int(truncatingIfNeeded: FilterEngine.hash(devices[slot].name)) & mask
-        while deviceIndex[i].slot >= 0 {
-            if deviceIndex[i].slot == Int32(slot) {
-                deviceIndex[i].firstMetric = devices[slot].firstMetric
-                return
-            }
-            i = (i + 1) & mask
-        }
     }
 
     private func reindexDevices(capacity: Int) {
@@ -382,127 +501,182 @@ final class FilterEngine: @unchecked Sendable {
         }
     }
 
-    /// The stages (`first ..< end` in `stages`) of the series `metric` of device `slot`,
-    /// created on first sight.
+    /// A new, empty block for device `slot`: its header and rate-limit buckets.
+    private func newBlock(slot: Int) -> Int {
+        let block = allocate(bytes: seriesStart)
+        setInt32(0, at: block + BlockLayout.seriesCount)
+        setInt32(seriesStart, at: block + BlockLayout.usedBytes)
+        setInt32(seriesStart, at: block + BlockLayout.capacityBytes)
+        setInt32(slot, at: block + BlockLayout.slot)
+        store(tick, at: block + BlockLayout.lastTouched)
+        for (r, burst) in rateBursts.enumerated() { store(TokenBucket(burst: burst), at: block + BlockLayout.headerBytes + r * BlockLayout.tokenBytes) }
+        return block
+    }
+
+    /// `n` (a multiple of 8) zeroed bytes at the arena's end; returns their offset.
+    private func allocate(bytes n: Int) -> Int {
+        let offset = arena.count * 8
+        arena.append(repeating: 0, count: n / 8)
+        return offset
+    }
+
+    /// The series record for the reading's metric in `lastBlock`, created on first sight.
     @inline(__always)
-    private func stageRange(_ slot: Int, metric: String) -> (Int, Int) {
-        // Payloads of a device tend to list their metrics in the same order: the one
+    private func seriesRecord(_ bits: StringBits, of reading: UnsafePointer<Reading>) -> Int {
+        // Payloads of a device tend to list their metrics in the same order: the record
         // after the last match (or the device's first) is the likely one, compared by
         // its stored bits first (see `StringBits`).
-        var m = nextGuess
-        if m < 0 || metrics[m].bits != StringBits(metric) {
-            if devices[slot].metricCount > 16 {
-                m = devices[slot].lookup?[metric].map(Int.init) ?? -1
-            } else {
-                m = findMetric(slot, metric)
-            }
-            if m < 0 { m = addSeries(slot, metric: metric) }
+        var record = nextGuess
+        if record < 0 || load(record, as: StringBits.self) != bits {
+            record = seriesRecordSlowly(reading.pointee.metric)
         }
-        let next = metrics[m].next
-        if next >= 0 {
-            nextGuess = Int(next)
+        nextGuess = lastBlock &+ Int(load(record &+ RecordLayout.next, as: Int32.self))
+        return record
+    }
+
+    /// The record of series `metric` of the last device, looked up by name or added.
+    private func seriesRecordSlowly(_ metric: String) -> Int {
+        let block = lastBlock
+        let count = int32(block + BlockLayout.seriesCount)
+        if count > 16 {
+            if let found = devices[lastSlot].lookup?[metric] { return block + Int(found) }
         } else {
-            // The next payload starts over, from the first metric: its copy in the index
-            // entry (in cache since `deviceSlot`), not the device's record.
-            nextGuess = lastPosition >= 0 ? Int(deviceIndex[lastPosition].firstMetric) : Int(devices[slot].firstMetric)
+            let bits = StringBits(metric)
+            var record = block + seriesStart
+            for _ in 0..<count {
+                if load(record + RecordLayout.bits, as: StringBits.self) == bits { return record }
+                record += int32(record + RecordLayout.recordBytes)
+            }
+            // By the characters: a long name, or a copy made apart.
+            record = block + seriesStart
+            for _ in 0..<count {
+                if series[int32(record + RecordLayout.series)].metric == metric { return record }
+                record += int32(record + RecordLayout.recordBytes)
+            }
         }
-        let first = Int(metrics[m].firstStage)
-        return (first, first + Int(metrics[m].stageCount))
+        return addSeries(metric: metric)
     }
 
-    /// The metric of device `slot` named `name`, or -1: by the stored bits of the names
-    /// first, then (a long name, or a copy made apart) by their characters.
-    private func findMetric(_ slot: Int, _ name: String) -> Int {
-        let bits = StringBits(name)
-        var m = Int(devices[slot].firstMetric)
-        while m >= 0 {
-            if metrics[m].bits == bits { return m }
-            m = Int(metrics[m].next)
-        }
-        m = Int(devices[slot].firstMetric)
-        while m >= 0 {
-            if series[Int(metrics[m].series)].metric == name { return m }
-            m = Int(metrics[m].next)
-        }
-        return -1
-    }
-
-    /// Appends `entry` to `device`'s list of metrics, in `metrics` (the engine's, or the
-    /// new ones a rebuild makes).
-    private static func link(_ entry: MetricSlot, to device: inout DeviceState, metrics: inout FlatBuffer<MetricSlot>) {
-        var entry = entry
-        entry.next = -1
-        let m = Int32(metrics.count)
-        metrics.append(entry)
-        if device.lastMetric >= 0 { metrics[Int(device.lastMetric)].next = m } else { device.firstMetric = m }
-        device.lastMetric = m
-        device.metricCount += 1
-    }
-
-    /// The metrics of device `slot`, in the order they were added.
-    private func metricsOf(_ slot: Int) -> [Int] {
+    /// The records of device `slot`'s series, in the order they were added.
+    private func records(of slot: Int) -> [Int] {
+        let block = devices[slot].block
         var out: [Int] = []
-        var m = Int(devices[slot].firstMetric)
-        while m >= 0 {
-            out.append(m)
-            m = Int(metrics[m].next)
+        var record = block + seriesStart
+        for _ in 0..<int32(block + BlockLayout.seriesCount) {
+            out.append(record)
+            record += int32(record + RecordLayout.recordBytes)
         }
         return out
     }
 
-    /// Creates the series `metric` of device `slot` and its stages; returns its metric.
-    private func addSeries(_ slot: Int, metric: String) -> Int {
-        if devices[slot].metricCount >= maxMetricsPerDevice {
+    /// Creates the series `metric` of the last device and its stages; returns its
+    /// record (moving the device's block if it has no room).
+    private func addSeries(metric: String) -> Int {
+        if int32(lastBlock + BlockLayout.seriesCount) >= maxMetricsPerDevice {
             // A device inventing metric names without end: forget its series (open
             // buckets are emitted first) and rebuild without them. Every device has been
-            // touched (`tick` starts at 1), so none goes and `slot` stays.
-            for m in metricsOf(slot) { closeAllBuckets(ofSeries: Int(metrics[m].series)) }
-            devices[slot].removeAllMetrics()
+            // touched (`tick` is at least 1 then), so none goes.
+            for record in records(of: lastSlot) { closeAllBuckets(ofSeries: int32(record + RecordLayout.series)) }
+            setInt32(0, at: lastBlock + BlockLayout.seriesCount)
+            setInt32(seriesStart, at: lastBlock + BlockLayout.usedBytes)
+            devices[lastSlot].lookup = nil
             rebuild(keepingTouchedAfter: 0)
+        } else if garbageBytes > 1 << 12 && garbageBytes * 2 > arena.count * 8 {
+            rebuild(keepingTouchedAfter: 0) // reclaim what moved blocks left behind
         }
-        let firstStage = stages.count
+        let slot = lastSlot
         let name = devices[slot].name
         let text = NameGlob.seriesText(device: name, metric: metric)
+        // The stages: (packed kind and operation, the bucket of a downsample stage).
+        var stages: [(packed: UInt32, bucket: Int)] = []
+        var recordBytes = RecordLayout.headerBytes
         rules: for rule in rules.indices where globs[rule]?.matches(series: text) == true {
             for op in opsOfRule[rule] {
-                var state = -1
-                switch ops[op] {
-                case .dedup:
-                    state = dedups.count
-                    dedups.append(DedupWindow(base: dedupPool.count, capacity: DedupWindow.initialCapacity))
-                    growPool(by: DedupWindow.initialCapacity)
-                case .deadband:
-                    state = deadbands.count
-                    deadbands.append(DeadbandState())
-                case .downsample:
-                    var bucket = BucketState(series: series.count, op: op)
+                let kind = params[op].kind
+                var bucket = -1
+                if case .downsample = ops[op] {
+                    var state = BucketState(series: series.count, op: op)
                     if !emittedBeforeEviction.isEmpty,
                        let through = emittedBeforeEviction.removeValue(forKey: SeriesKey(device: name, metric: metric)) {
-                        bucket.emittedAny = true
-                        bucket.emittedThrough = through
+                        state.emittedAny = true
+                        state.emittedThrough = through
                     }
-                    state = buckets.count
-                    buckets.append(bucket)
-                case .range, .rate:
-                    break
+                    bucket = buckets.count
+                    buckets.append(state)
                 }
-                stages.append(StageState(kind: params[op].kind, op: op, state: Int32(state)))
-                if case .downsample = ops[op] { break rules } // downsample ends the chain
+                stages.append((StageLayout.pack(kind: kind, op: op), bucket))
+                recordBytes += StageLayout.bytes(kind)
+                if kind == .downsample { break rules } // downsample ends the chain
             }
         }
-        let stageCount = stages.count - firstStage
-        series.append(SeriesState(device: slot, metric: metric, firstStage: firstStage, stageCount: stageCount))
-        let entry = MetricSlot(bits: StringBits(series[series.count - 1].metric), series: Int32(series.count - 1), firstStage: Int32(firstStage), stageCount: Int32(stageCount))
-        FilterEngine.link(entry, to: &devices[slot], metrics: &metrics)
-        let m = metrics.count - 1
-        if devices[slot].firstMetric == Int32(m) { indexFirstMetric(of: slot) }
-        if devices[slot].lookup != nil {
-            devices[slot].lookup?[metric] = Int32(m)
-        } else if devices[slot].metricCount > 16 { // (as `stageRange` expects)
-            // Past a few metrics a dictionary beats comparing names one by one.
-            devices[slot].lookup = Dictionary(uniqueKeysWithValues: metricsOf(slot).map { (series[Int(metrics[$0].series)].metric, Int32($0)) })
+        let block = makeRoom(bytes: recordBytes, inBlockOf: slot)
+        let record = block + int32(block + BlockLayout.usedBytes)
+        store(StringBits(metric), at: record + RecordLayout.bits)
+        setInt32(series.count, at: record + RecordLayout.series)
+        setInt32(recordBytes, at: record + RecordLayout.recordBytes)
+        setInt32(stages.count, at: record + RecordLayout.stageCount)
+        // Linked after the block's last record, before its first.
+        setInt32(seriesStart, at: record + RecordLayout.next)
+        if int32(block + BlockLayout.seriesCount) > 0 {
+            setInt32(record - block, at: block + int32(block + BlockLayout.lastRecord) + RecordLayout.next)
         }
-        return m
+        setInt32(record - block, at: block + BlockLayout.lastRecord)
+        var at = record + RecordLayout.headerBytes
+        for (packed, bucket) in stages {
+            let kind = StageLayout.kind(packed)
+            store(packed, at: at + StageLayout.packed)
+            setInt32(bucket, at: at + StageLayout.aux)
+            switch kind {
+            case .dedup:
+                store(DedupWindow(base: dedupPool.count, capacity: DedupWindow.initialCapacity), at: at + StageLayout.headerBytes)
+                growPool(by: DedupWindow.initialCapacity)
+            case .deadband:
+                store(DeadbandState(), at: at + StageLayout.headerBytes)
+            case .range, .rate, .downsample:
+                break
+            }
+            at += StageLayout.bytes(kind)
+        }
+        setInt32(int32(block + BlockLayout.usedBytes) + recordBytes, at: block + BlockLayout.usedBytes)
+        let count = int32(block + BlockLayout.seriesCount) + 1
+        setInt32(count, at: block + BlockLayout.seriesCount)
+        series.append(SeriesState(device: slot, metric: metric, record: record - block))
+        if devices[slot].lookup != nil {
+            devices[slot].lookup?[metric] = Int32(record - block)
+        } else if count > 16 { // (as `seriesRecordSlowly` expects)
+            // Past a few metrics a dictionary beats comparing names one by one.
+            devices[slot].lookup = Dictionary(uniqueKeysWithValues: records(of: slot).map {
+                (series[int32($0 + RecordLayout.series)].metric, Int32($0 - block))
+            })
+        }
+        return record
+    }
+
+    /// Device `slot`'s block, with room for `n` more bytes: grown in place when it is the
+    /// arena's last block, else moved to the arena's end with twice the room.
+    private func makeRoom(bytes n: Int, inBlockOf slot: Int) -> Int {
+        let block = devices[slot].block
+        let used = int32(block + BlockLayout.usedBytes)
+        let capacity = int32(block + BlockLayout.capacityBytes)
+        if used + n <= capacity { return block }
+        if block + capacity == arena.count * 8 {
+            _ = allocate(bytes: used + n - capacity)
+            setInt32(used + n, at: block + BlockLayout.capacityBytes)
+            return block
+        }
+        let newCapacity = Swift.max(capacity * 2, used + n)
+        let moved = allocate(bytes: newCapacity)
+        (bytes + moved).copyMemory(from: bytes + block, byteCount: used)
+        setInt32(newCapacity, at: moved + BlockLayout.capacityBytes)
+        garbageBytes += capacity
+        devices[slot].block = moved
+        let mask = deviceIndex.count - 1
+        var i = Int(truncatingIfNeeded: FilterEngine.hash(devices[slot].name)) & mask
+        while deviceIndex[i].slot != Int32(slot) { i = (i + 1) & mask }
+        deviceIndex[i].block = moved
+        if lastSlot == slot { lastBlock = moved }
+        nextGuess = -1
+        return moved
     }
 
     private func evictLeastRecentlySeen() {
@@ -510,137 +684,141 @@ final class FilterEngine: @unchecked Sendable {
     }
 
     /// Rebuilds the state with the devices touched after `keepAfter` — when evicting,
-    /// those seen in the last `maxDevices / 2` readings, so at least half go — and only
-    /// the series they still refer to. The open buckets of devices that go are emitted
-    /// first.
+    /// those seen in the last `maxDevices / 2` changes of device, so at least half go — laid out
+    /// afresh: blocks packed, dedup windows in a new pool, only the series and buckets
+    /// still referred to. The open buckets of devices that go are emitted first.
     private func rebuild(keepingTouchedAfter keepAfter: UInt64) {
-        syncDevicesFromIndex()
+        var newArena = FlatBuffer<UInt64>(capacity: Swift.max(1, arena.count - garbageBytes / 8))
         var newDevices: [DeviceState] = []
         var newSeries: [SeriesState] = []
-        var newMetrics = FlatBuffer<MetricSlot>(capacity: metrics.count)
-        var newStages = FlatBuffer<StageState>(capacity: stages.count)
-        var newDedups = FlatBuffer<DedupWindow>(capacity: dedups.count)
-        var newDeadbands = FlatBuffer<DeadbandState>(capacity: deadbands.count)
         var newBuckets = FlatBuffer<BucketState>(capacity: buckets.count)
-        var newTokens = FlatBuffer<TokenBucket>(capacity: tokenBuckets.count)
+        var newPool = FlatBuffer<Int64>(capacity: dedupPool.count)
+        var newLastSlot = -1
         for slot in devices.indices {
-            if devices[slot].lastTouched <= keepAfter {
-                for m in metricsOf(slot) {
-                    closeAllBuckets(ofSeries: Int(metrics[m].series))
-                    rememberEmitted(ofSeries: Int(metrics[m].series))
+            let block = devices[slot].block
+            if load(block + BlockLayout.lastTouched, as: UInt64.self) <= keepAfter {
+                for record in records(of: slot) {
+                    closeAllBuckets(ofSeries: int32(record + RecordLayout.series))
+                    rememberEmitted(ofSeries: int32(record + RecordLayout.series))
                 }
                 continue
             }
-            let oldMetrics = metricsOf(slot)
-            var device = devices[slot]
-            device.removeAllMetrics()
             let newSlot = newDevices.count
-            if device.tokenBase >= 0 {
-                let base = device.tokenBase
-                device.tokenBase = newTokens.count
-                newTokens.append(contentsOf: tokenBuckets, base..<(base + rateRules))
-            }
-            for m in oldMetrics {
-                var entry = series[Int(metrics[m].series)]
-                let oldFirst = entry.firstStage
-                entry.device = newSlot
-                entry.firstStage = newStages.count
-                for k in oldFirst..<(oldFirst + entry.stageCount) {
-                    var stage = stages[k]
-                    if stage.state >= 0 {
-                        let old = Int(stage.state)
-                        switch ops[stage.op] {
-                        case .dedup:
-                            stage.state = Int32(newDedups.count)
-                            newDedups.append(dedups[old])
-                        case .deadband:
-                            stage.state = Int32(newDeadbands.count)
-                            newDeadbands.append(deadbands[old])
-                        case .downsample:
-                            var bucket = buckets[old]
-                            bucket.series = newSeries.count
-                            stage.state = Int32(newBuckets.count)
-                            newBuckets.append(bucket)
-                        case .range, .rate:
-                            break
-                        }
+            if slot == lastSlot { newLastSlot = newSlot }
+            let used = int32(block + BlockLayout.usedBytes)
+            let moved = newArena.count * 8
+            newArena.append(repeating: 0, count: used / 8)
+            let to = UnsafeMutableRawPointer(newArena.base)
+            (to + moved).copyMemory(from: bytes + block, byteCount: used)
+            to.storeBytes(of: Int32(used), toByteOffset: moved + BlockLayout.capacityBytes, as: Int32.self)
+            to.storeBytes(of: Int32(newSlot), toByteOffset: moved + BlockLayout.slot, as: Int32.self)
+            var record = moved + seriesStart
+            for _ in 0..<Int(to.load(fromByteOffset: moved + BlockLayout.seriesCount, as: Int32.self)) {
+                let old = Int(to.load(fromByteOffset: record + RecordLayout.series, as: Int32.self))
+                to.storeBytes(of: Int32(newSeries.count), toByteOffset: record + RecordLayout.series, as: Int32.self)
+                newSeries.append(SeriesState(device: newSlot, metric: series[old].metric, record: record - moved))
+                var at = record + RecordLayout.headerBytes
+                for _ in 0..<Int(to.load(fromByteOffset: record + RecordLayout.stageCount, as: Int32.self)) {
+                    let kind = StageLayout.kind(to.load(fromByteOffset: at + StageLayout.packed, as: UInt32.self))
+                    switch kind {
+                    case .dedup:
+                        // The window's times, oldest first, into a segment of the new pool.
+                        var w = to.loadUnaligned(fromByteOffset: at + StageLayout.headerBytes, as: DedupWindow.self)
+                        let base = newPool.count
+                        newPool.append(repeating: 0, count: w.capacity)
+                        for j in 0..<w.count { newPool[base + j] = dedupPool[w.slot(j)] }
+                        w.base = base
+                        w.start = 0
+                        to.storeBytes(of: w, toByteOffset: at + StageLayout.headerBytes, as: DedupWindow.self)
+                    case .downsample:
+                        var bucket = buckets[Int(to.load(fromByteOffset: at + StageLayout.aux, as: Int32.self))]
+                        bucket.series = newSeries.count - 1
+                        to.storeBytes(of: Int32(newBuckets.count), toByteOffset: at + StageLayout.aux, as: Int32.self)
+                        newBuckets.append(bucket)
+                    case .range, .deadband, .rate:
+                        break
                     }
-                    newStages.append(stage)
+                    at += StageLayout.bytes(kind)
                 }
-                let moved = MetricSlot(bits: StringBits(entry.metric), series: Int32(newSeries.count), firstStage: Int32(entry.firstStage),
-                                       stageCount: Int32(entry.stageCount))
-                FilterEngine.link(moved, to: &device, metrics: &newMetrics)
-                newSeries.append(entry)
+                record += Int(to.load(fromByteOffset: record + RecordLayout.recordBytes, as: Int32.self))
             }
-            if oldMetrics.count > 16 {
-                device.lookup = Dictionary(uniqueKeysWithValues: (0..<oldMetrics.count).map {
-                    (newSeries[newSeries.count - oldMetrics.count + $0].metric, Int32(newMetrics.count - oldMetrics.count + $0))
-                })
-            }
-            newDevices.append(device)
+            var device = devices[slot]
+            device.block = moved
+            newDevices.append(device) // (`lookup` holds offsets within the block: unchanged)
         }
         devices = newDevices
         series = newSeries
-        metrics.deallocate()
-        metrics = newMetrics
-        stages.deallocate()
-        stages = newStages
-        deadbands.deallocate()
-        deadbands = newDeadbands
+        arena.deallocate()
+        arena = newArena
+        garbageBytes = 0
         buckets.deallocate()
         buckets = newBuckets
-        tokenBuckets.deallocate()
-        tokenBuckets = newTokens
-        compactDedupPool(newDedups) // frees the old windows
+        dedupPool.deallocate()
+        dedupPool = newPool
         reindexDevices(capacity: devices.count * 2 + 2)
-        lastSlot = -1
-        lastPosition = -1
+        lastSlot = newLastSlot
+        lastBlock = newLastSlot >= 0 ? devices[newLastSlot].block : -1
+        lastDeviceBits = lastBlock >= 0 ? StringBits(devices[newLastSlot].name) : StringBits()
+        nextGuess = -1
+    }
+
+    /// The stages of series `s`: (kind, where the stage is).
+    private func stagesOf(series s: Int) -> [(kind: OpParams.Kind, at: Int)] {
+        let record = devices[series[s].device].block + series[s].record
+        var out: [(kind: OpParams.Kind, at: Int)] = []
+        var at = record + RecordLayout.headerBytes
+        for _ in 0..<int32(record + RecordLayout.stageCount) {
+            let kind = StageLayout.kind(load(at + StageLayout.packed, as: UInt32.self))
+            out.append((kind, at))
+            at += StageLayout.bytes(kind)
+        }
+        return out
     }
 
     private func rememberEmitted(ofSeries s: Int) {
-        let first = series[s].firstStage
-        for k in first..<(first + series[s].stageCount) {
-            guard case .downsample = ops[stages[k].op], buckets[Int(stages[k].state)].emittedAny else { continue }
+        for (kind, at) in stagesOf(series: s) where kind == .downsample {
+            let b = int32(at + StageLayout.aux)
+            guard buckets[b].emittedAny else { continue }
             if emittedBeforeEviction.count >= maxDevices * 4 { emittedBeforeEviction.removeAll() }
-            emittedBeforeEviction[SeriesKey(device: devices[series[s].device].name, metric: series[s].metric)] = buckets[Int(stages[k].state)].emittedThrough
+            emittedBeforeEviction[SeriesKey(device: devices[series[s].device].name, metric: series[s].metric)] = buckets[b].emittedThrough
         }
     }
 
     private func closeAllBuckets(ofSeries s: Int) {
-        let first = series[s].firstStage
-        for k in first..<(first + series[s].stageCount) {
-            if case .downsample = ops[stages[k].op] { closeBucket(Int(stages[k].state)) }
+        for (kind, at) in stagesOf(series: s) where kind == .downsample {
+            closeBucket(int32(at + StageLayout.aux))
         }
     }
 
     // MARK: - Stages
 
-    /// Whether `ts` was seen by dedup window `d` within `window` of its newest time;
-    /// records it when not. The common case — a new latest time — writes one slot and
-    /// reads none. Times that fell out of the window go only when the window is full
-    /// (`makeRoom`), so stale ones linger until then; they are older than the window, so
-    /// no time that is judged can match them.
+    /// Whether `ts` was seen by the dedup window at byte `w` of the arena within
+    /// `window` of its newest time; records it when not. The common case — a new latest
+    /// time — writes one slot and reads none. Times that fell out of the window go only
+    /// when the window is full (`makeRoom`), so stale ones linger until then; they are
+    /// older than the window, so no time that is judged can match them.
     @inline(__always)
-    private func dedupSeen(_ d: Int, ts: Int64, window: Int64) -> Bool {
+    private func dedupSeen(_ at: Int, ts: Int64, window: Int64) -> Bool {
         // The common case inline: a new latest time with room for it.
-        let w = dedups[d]
+        let w = load(at, as: DedupWindow.self)
         if ts > w.newest && w.count < w.capacity {
             dedupPool[w.slot(w.count)] = ts
-            dedups[d].newest = ts
-            dedups[d].count = w.count + 1
+            // Only the count and the newest time change.
+            store(UInt32(truncatingIfNeeded: w.count &+ 1), at: at &+ DedupWindow.countOffset)
+            store(ts, at: at &+ DedupWindow.newestOffset)
             return false
         }
-        return dedupSeenSlowly(d, ts: ts, window: window)
+        return dedupSeenSlowly(at, ts: ts, window: window)
     }
 
-    private func dedupSeenSlowly(_ d: Int, ts: Int64, window: Int64) -> Bool {
-        var w = dedups[d]
+    private func dedupSeenSlowly(_ at: Int, ts: Int64, window: Int64) -> Bool {
+        var w = load(at, as: DedupWindow.self)
         if ts > w.newest {
             w.newest = ts
             if w.count == w.capacity {
-                dedups[d] = w
-                makeRoom(d, window: window)
-                w = dedups[d]
+                store(w, at: at)
+                makeRoom(dedup: at, window: window)
+                w = load(at, as: DedupWindow.self)
             }
             dedupPool[w.slot(w.count)] = ts
             w.count += 1
@@ -654,9 +832,9 @@ final class FilterEngine: @unchecked Sendable {
             }
             if lo < w.count && dedupPool[w.slot(lo)] == ts { return true }
             if w.count == w.capacity {
-                lo -= makeRoom(d, window: window)
+                lo -= makeRoom(dedup: at, window: window)
                 if lo < 0 { return false } // older than everything kept at the cap
-                w = dedups[d]
+                w = load(at, as: DedupWindow.self)
             }
             var j = w.count
             while j > lo {
@@ -666,29 +844,32 @@ final class FilterEngine: @unchecked Sendable {
             dedupPool[w.slot(lo)] = ts
             w.count += 1
         }
-        dedups[d] = w
+        store(w, at: at)
         return false
     }
 
-    /// Frees at least one slot in full window `d`: drops the times older than the
-    /// window; when that leaves it more than 3/4 full, grows it (to a new segment at the
-    /// pool's end) up to `maxDedupEntriesPerSeries`, and past that forgets the oldest time
-    /// if it is still full. Returns how many times it dropped from the front.
+    /// Frees at least one slot in the full window at `at`: drops the times older than
+    /// the window; when that leaves it more than 3/4 full, grows it (to a new segment at
+    /// the pool's end) up to `maxDedupEntriesPerSeries`, and past that forgets the oldest
+    /// time if it is still full. Returns how many times it dropped from the front.
     ///
     /// Dropping stale times only here, in one sweep, rather than every few records keeps
     /// the cold front of the ring out of the per-reading path.
     @discardableResult
-    private func makeRoom(_ d: Int, window: Int64) -> Int {
-        var w = dedups[d]
+    private func makeRoom(dedup at: Int, window: Int64) -> Int {
+        var w = load(at, as: DedupWindow.self)
         let cutoff = w.newest &- window
-        var dropped = 0
-        while w.count > 0 && dedupPool[w.slot(0)] < cutoff {
-            w.start = (w.start + 1) & (w.capacity - 1)
-            w.count -= 1
-            dropped += 1
+        // The times are sorted: the stale ones are a prefix, found by bisection.
+        var lo = 0, hi = w.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if dedupPool[w.slot(mid)] < cutoff { lo = mid + 1 } else { hi = mid }
         }
+        var dropped = lo
+        w.start = (w.start + lo) & (w.capacity - 1)
+        w.count -= lo
         if w.count * 4 <= w.capacity * 3 {
-            dedups[d] = w
+            store(w, at: at)
             return dropped
         }
         if w.capacity >= maxDedupEntriesPerSeries {
@@ -697,7 +878,7 @@ final class FilterEngine: @unchecked Sendable {
                 w.count -= 1
                 dropped += 1
             }
-            dedups[d] = w
+            store(w, at: at)
             return dropped
         }
         let newCapacity = w.capacity * 2
@@ -707,7 +888,7 @@ final class FilterEngine: @unchecked Sendable {
         w.base = newBase
         w.capacity = newCapacity
         w.start = 0
-        dedups[d] = w
+        store(w, at: at)
         return dropped
     }
 
@@ -720,37 +901,6 @@ final class FilterEngine: @unchecked Sendable {
         dedupPool.append(repeating: 0, count: n)
     }
 
-    /// Makes `windows` the dedup windows, laid out afresh in a new pool (dropping the
-    /// garbage); frees the old windows and pool.
-    private func compactDedupPool(_ windows: FlatBuffer<DedupWindow>) {
-        var pool = FlatBuffer<Int64>(capacity: dedupPool.count)
-        for d in windows.indices {
-            var w = windows[d]
-            let base = pool.count
-            pool.append(repeating: 0, count: w.capacity)
-            for j in 0..<w.count { pool[base + j] = dedupPool[w.slot(j)] }
-            w.base = base
-            w.start = 0
-            windows[d] = w
-        }
-        dedups.deallocate()
-        dedups = windows
-        dedupPool.deallocate()
-        dedupPool = pool
-    }
-
-    @inline(__always)
-    private func takeToken(slot: Int, rateSlot: Int, ts: Int64, perMs: Double, capacity: Double) -> Bool {
-        if lastPosition < 0 { lastPosition = findDevice(devices[slot].name, hash: FilterEngine.hash(devices[slot].name)) }
-        var base = Int(deviceIndex[lastPosition].tokenBase)
-        if base < 0 {
-            base = tokenBuckets.count
-            tokenBuckets.append(repeating: TokenBucket(), count: rateRules)
-            deviceIndex[lastPosition].tokenBase = Int32(base)
-        }
-        return tokenBuckets[base + rateSlot].take(ts: ts, perMs: perMs, capacity: capacity)
-    }
-
     private func bucketSpec(_ b: Int) -> (bucketMs: Int64, aggregate: DownsampleSpec.Aggregate) {
         if case .downsample(let bucketMs, let aggregate) = ops[buckets[b].op] { return (bucketMs, aggregate) }
         return (1, .mean) // not reached: buckets belong to downsample stages only
@@ -761,13 +911,11 @@ final class FilterEngine: @unchecked Sendable {
         return overflow ? .max : end
     }
 
+    @inline(__always)
     private func downsample(ts: Int64, value: Double, bucket b: Int, bucketMs: Int64) -> FilterResults.Outcome {
-        // A time so close to the start of Int64 that its bucket start does not exist (only
-        // a broken clock writes it; the clock policy normally rejects it first).
-        guard ts >= Int64.min + bucketMs else { return .dropped(.downsample) }
         // The usual case without a division: a time inside the open bucket (which starts
-        // after anything emitted, so the checks below would let it in). Updated in place:
-        // a bucket is two cache lines, and copying it out and back costs.
+        // after anything emitted, so the checks of `downsampleSlowly` would let it in).
+        // Updated in place: a bucket is two cache lines, and copying it out and back costs.
         let open = buckets.base + b
         let (offset, overflow) = ts.subtractingReportingOverflow(open.pointee.start)
         if open.pointee.open && !overflow && offset >= 0 && offset < bucketMs {
@@ -775,6 +923,13 @@ final class FilterEngine: @unchecked Sendable {
             open.pointee.scaledSum += value * 0x1p-64
             return .held
         }
+        return downsampleSlowly(ts: ts, value: value, bucket: b, bucketMs: bucketMs)
+    }
+
+    private func downsampleSlowly(ts: Int64, value: Double, bucket b: Int, bucketMs: Int64) -> FilterResults.Outcome {
+        // A time so close to the start of Int64 that its bucket start does not exist (only
+        // a broken clock writes it; the clock policy normally rejects it first).
+        guard ts >= Int64.min + bucketMs else { return .dropped(.downsample) }
         var bucket = buckets[b]
         let start = WindowMath.start(of: ts, size: bucketMs)
         if bucket.emittedAny && start <= bucket.emittedThrough { return .dropped(.downsample) }
@@ -838,67 +993,80 @@ private enum Op: Sendable {
 
 private struct DeviceState: Sendable {
     var name: String
-    /// The tick of the device's last payload. Current in the device's index entry (as is
-    /// `tokenBase`); `syncDevicesFromIndex` copies both here before a rebuild.
-    var lastTouched: UInt64 = 0
-    /// The device's metrics: a list through `FilterEngine.metrics`, in the order added.
-    var firstMetric: Int32 = -1
-    var lastMetric: Int32 = -1
-    var metricCount = 0
-    /// Built once a device has many metrics (name → its index in `FilterEngine.metrics`);
+    /// Where the device's block is in `FilterEngine.arena` (kept current in its index
+    /// entry too).
+    var block: Int
+    /// Built once a device has many series (name → its record's offset in the block);
     /// comparing names one by one is faster below that.
     var lookup: [String: Int32]? = nil
-    /// Where this device's rate-limit buckets (one per rule) start, or -1.
-    var tokenBase = -1
 
-    init(name: String) { self.name = name }
-
-    mutating func removeAllMetrics() {
-        firstMetric = -1
-        lastMetric = -1
-        metricCount = 0
-        lookup = nil
+    init(name: String, block: Int) {
+        self.name = name
+        self.block = block
     }
 }
 
-/// One metric of a device: its name's bits (the name itself is its series'), its series
-/// and where the series' stages are, and the device's next metric (or -1). 32 bytes.
-private struct MetricSlot: Sendable {
-    /// The name as stored (`FilterEngine.series` keeps it alive); see `StringBits`.
-    var bits: StringBits
-    var series: Int32
-    var firstStage: Int32
-    var stageCount: Int32
-    var next: Int32 = -1
-
-    init(bits: StringBits, series: Int32, firstStage: Int32, stageCount: Int32) {
-        self.bits = bits
-        self.series = series
-        self.firstStage = firstStage
-        self.stageCount = stageCount
-    }
-}
-
+/// 32 bytes, so an entry never straddles two cache lines.
 private struct DeviceIndexEntry: Sendable {
-    var hash: UInt64 = 0
-    var slot: Int32 = -1
-    /// `devices[slot].firstMetric`, kept here too (see `deviceSlot`).
-    var firstMetric: Int32 = -1
-    /// The device's `lastTouched` and `tokenBase`, current here (see `DeviceState`).
-    var lastTouched: UInt64 = 0
-    var tokenBase: Int32 = -1
     /// The device's name as stored (`devices[slot].name` keeps it alive).
     var bits = StringBits()
+    /// `devices[slot].block`.
+    var block = -1
+    var slot: Int32 = -1
+    /// The high half of the name's hash: most entries that are not the name fail on it.
+    var tag: UInt32 = 0
 
     init() {}
 
     init(slot: Int, device: DeviceState, hash: UInt64) {
-        self.hash = hash
-        self.slot = Int32(slot)
-        firstMetric = device.firstMetric
-        lastTouched = device.lastTouched
-        tokenBase = Int32(device.tokenBase)
         bits = StringBits(device.name)
+        block = device.block
+        self.slot = Int32(slot)
+        tag = UInt32(truncatingIfNeeded: hash >> 32)
+    }
+}
+
+/// A device's block: this header (32 bytes), one `TokenBucket` per rate-limit rule (16
+/// bytes each), then its series records. Offsets in bytes.
+private enum BlockLayout {
+    static let seriesCount = 0 // Int32
+    static let usedBytes = 4 // Int32: header, buckets and records
+    static let capacityBytes = 8 // Int32: what the block may fill before it must move
+    static let slot = 12 // Int32: the device's index in `devices`
+    static let lastTouched = 16 // UInt64: the tick when the readings last came to this device
+    static let lastRecord = 24 // Int32: where the last series record is (from the block's start)
+    static let headerBytes = 32
+    static let tokenBytes = 16
+}
+
+/// A series record: this header (32 bytes), then its stages.
+private enum RecordLayout {
+    static let bits = 0 // StringBits of the metric name (its series keeps it alive)
+    static let series = 16 // Int32: the series' index in `series`
+    static let recordBytes = 20 // Int32: header and stages
+    static let stageCount = 24 // Int32
+    static let next = 28 // Int32: the next record in the block (after the last, the first)
+    static let headerBytes = 32
+}
+
+/// A stage: `op << 3 | kind` and a number (the bucket of a downsample stage, else -1),
+/// then the state of a dedup (`DedupWindow`) or deadband (`DeadbandState`) stage.
+private enum StageLayout {
+    static let packed = 0 // UInt32
+    static let aux = 4 // Int32
+    static let headerBytes = 8
+    static let stateBytes = 24
+
+    static func pack(kind: OpParams.Kind, op: Int) -> UInt32 { UInt32(op) << 3 | UInt32(kind.rawValue) }
+
+    @inline(__always)
+    static func kind(_ packed: UInt32) -> OpParams.Kind {
+        OpParams.Kind(rawValue: UInt8(truncatingIfNeeded: packed & 7)) ?? .range
+    }
+
+    @inline(__always)
+    static func bytes(_ kind: OpParams.Kind) -> Int {
+        kind == .dedup || kind == .deadband ? headerBytes + stateBytes : headerBytes
     }
 }
 
@@ -910,6 +1078,10 @@ private struct DeviceIndexEntry: Sendable {
 /// (two copies of a long name), so a full comparison follows. Comparing two words is
 /// what makes the usual lookup cheap: `String ==` calls into the runtime whenever the
 /// strings differ.
+private extension UInt64 {
+    @inline(__always) func rotateLeft(_ k: UInt64) -> UInt64 { self << k | self >> (64 - k) }
+}
+
 private struct StringBits: Sendable, Equatable {
     var a: UInt64 = 0
     var b: UInt64 = 0
@@ -924,8 +1096,8 @@ private struct StringBits: Sendable, Equatable {
 private struct SeriesState: Sendable {
     var device: Int
     var metric: String
-    var firstStage: Int
-    var stageCount: Int
+    /// Where the series' record is in its device's block (bytes from the block's start).
+    var record: Int
 }
 
 /// An operation's kind and numbers, without an enum's payload to unpack.
@@ -952,28 +1124,17 @@ private struct OpParams: Sendable {
     }
 }
 
-/// One operation of one series: which operation (and its kind, for dispatch without
-/// loading the operation first), and where its state is (an index into `dedups`,
-/// `deadbands` or `buckets` by the kind; -1 for stateless ones). Eight bytes, so a
-/// series' stages share a cache line.
-private struct StageState: Sendable {
-    /// `op << 3 | kind`.
-    private var packed: UInt32
-    var state: Int32
-
-    init(kind: OpParams.Kind, op: Int, state: Int32) {
-        packed = UInt32(op) << 3 | UInt32(kind.rawValue)
-        self.state = state
-    }
-
-    var op: Int { Int(packed >> 3) }
-    var kind: OpParams.Kind { OpParams.Kind(rawValue: UInt8(packed & 7)) ?? .range }
-}
-
 /// One series' dedup window: a sorted ring of times in `FilterEngine.dedupPool`, oldest
 /// at `start`, `capacity` a power of two.
 private struct DedupWindow: Sendable {
     static let initialCapacity = 8
+    /// Where `count` and `newest` are in the struct (checked when an engine is made).
+    static var countOffset: Int { 12 }
+    static var newestOffset: Int { 16 }
+    static var layoutHolds: Bool {
+        MemoryLayout<DedupWindow>.offset(of: \DedupWindow.count32) == countOffset
+            && MemoryLayout<DedupWindow>.offset(of: \DedupWindow.newest) == newestOffset
+    }
     // 24 bytes, so a device's windows take few cache lines; a pool past 2^32 times
     // (32 GiB) is beyond any memory this runs in.
     private var base32: UInt32
@@ -1034,18 +1195,19 @@ private struct DeadbandState: Sendable {
     }
 }
 
+/// A device's rate-limit bucket for one rule: full (`burst` tokens) until its first
+/// reading, refilled by event time.
 private struct TokenBucket: Sendable {
-    var started = false
-    var tokens = 0.0
-    var lastTs: Int64 = 0
+    var tokens: Double
+    /// The newest time seen; `Int64.min` before the first reading.
+    var lastTs = Int64.min
 
+    init(burst: Double) { tokens = burst }
+
+    @inline(__always)
     mutating func take(ts: Int64, perMs: Double, capacity: Double) -> Bool {
-        if !started {
-            started = true
-            tokens = capacity
-            lastTs = ts
-        } else if ts > lastTs {
-            tokens = Swift.min(capacity, tokens + Double(ts &- lastTs) * perMs)
+        if ts > lastTs {
+            if lastTs != .min { tokens = Swift.min(capacity, tokens + Double(ts &- lastTs) * perMs) }
             lastTs = ts
         }
         if tokens >= 1 {

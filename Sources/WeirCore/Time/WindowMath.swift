@@ -52,6 +52,7 @@ public struct WindowAggregate: Hashable, Sendable, Codable {
 
     /// Folds one more reading in.
     @inlinable
+    @inline(__always)
     public mutating func add(ts: Int64, value: Double) {
         count += 1
         sum += value
