@@ -211,19 +211,20 @@ final class FilterEngine: @unchecked Sendable {
             let packed = memory.load(fromByteOffset: at, as: UInt32.self)
             let op = Int(packed >> 3)
             let p = params[op]
-            switch StageLayout.kind(packed) {
-            case .range:
+            // On the kind's raw value: `Kind(rawValue:)` would add a check that cannot fail.
+            switch packed & 7 {
+            case StageLayout.range:
                 if !(value >= p.x && value <= p.y) {
                     deadLetterOp = op
                     return .deadLetter
                 }
                 at &+= StageLayout.headerBytes
-            case .dedup:
+            case StageLayout.dedup:
                 if dedupSeen(at &+ StageLayout.headerBytes, ts: ts, window: p.n) {
                     return .dropped(.dedup)
                 }
                 at &+= StageLayout.headerBytes + StageLayout.stateBytes
-            case .deadband:
+            case StageLayout.deadband:
                 let state = at &+ StageLayout.headerBytes
                 var deadband = memory.loadUnaligned(fromByteOffset: state, as: DeadbandState.self)
                 if !deadband.admit(ts: ts, value: value, abs: p.x, fraction: p.y, heartbeatMs: p.n) {
@@ -231,14 +232,14 @@ final class FilterEngine: @unchecked Sendable {
                 }
                 memory.storeBytes(of: deadband, toByteOffset: state, as: DeadbandState.self)
                 at &+= StageLayout.headerBytes + StageLayout.stateBytes
-            case .rate:
+            case StageLayout.rate:
                 let state = block &+ BlockLayout.headerBytes &+ p.slot &* BlockLayout.tokenBytes
                 var bucket = memory.loadUnaligned(fromByteOffset: state, as: TokenBucket.self)
                 let taken = bucket.take(ts: ts, perMs: p.x, capacity: p.y)
                 memory.storeBytes(of: bucket, toByteOffset: state, as: TokenBucket.self)
                 if !taken { return .dropped(.rateLimit) }
                 at &+= StageLayout.headerBytes
-            case .downsample:
+            default: // downsample, the only other kind
                 let b = Int(memory.load(fromByteOffset: at &+ StageLayout.aux, as: Int32.self))
                 return downsample(ts: ts, value: value, bucket: b, bucketMs: p.n)
             }
@@ -353,21 +354,24 @@ final class FilterEngine: @unchecked Sendable {
     private func deviceBlock(_ bits: StringBits, of reading: UnsafePointer<Reading>) {
         // Same device as the last reading: the same stored bits (see `StringBits`).
         if lastBlock >= 0 && bits == lastDeviceBits { return }
-        deviceBlockSlowly(reading.pointee.device, bits: bits)
+        deviceBlockSlowly(bits, of: reading)
     }
 
-    private func deviceBlockSlowly(_ device: String, bits: StringBits) {
+    /// (The name is read through `reading` only when its bits are not enough: a short
+    /// name needs no string at all, so none is retained.)
+    private func deviceBlockSlowly(_ bits: StringBits, of reading: UnsafePointer<Reading>) {
+        let small = FilterEngine.hash(smallBits: bits)
         // A long name may be another copy of the last device's: keep this copy, so the
         // payload's next readings compare equal by their bits.
-        if lastBlock >= 0 && bits.b >> 61 & 1 == 0 && device == devices[lastSlot].name {
-            lastDevice = device
+        if small == nil && lastBlock >= 0 && reading.pointee.device == devices[lastSlot].name {
+            lastDevice = reading.pointee.device
             lastDeviceBits = bits
             return
         }
         tick &+= 1
-        let hash = FilterEngine.hash(device)
-        var position = findDevice(device, hash: hash)
-        if position < 0 { position = addDevice(device, hash: hash) }
+        let hash = small ?? FilterEngine.hash(reading.pointee.device)
+        var position = findDevice(bits, hash: hash, of: reading)
+        if position < 0 { position = addDevice(reading.pointee.device, hash: hash) }
         let entry = deviceIndex[position]
         // The stored name's bits: `devices` keeps that string alive, so the name needs
         // no retaining here (`lastDevice` is only for a long name's other copies).
@@ -386,7 +390,7 @@ final class FilterEngine: @unchecked Sendable {
         let slot = devices.count
         devices.append(DeviceState(name: name, block: newBlock(slot: slot)))
         insertDevice(slot, hash: hash)
-        return findDevice(name, hash: hash)
+        return indexPosition(of: slot, hash: hash)
     }
 
     /// A hash of the name's UTF-8 bytes, the same whichever way Swift stores the string.
@@ -460,18 +464,28 @@ final class FilterEngine: @unchecked Sendable {
         return h
     }
 
-    /// The position in `deviceIndex` of the device `name`, or -1.
-    private func findDevice(_ name: String, hash: UInt64) -> Int {
+    /// The position in `deviceIndex` of device `slot`, whose name hashes to `hash`.
+    private func indexPosition(of slot: Int, hash: UInt64) -> Int {
         let mask = deviceIndex.count - 1
+        var i = Int(truncatingIfNeeded: hash) & mask
+        while deviceIndex[i].slot != Int32(slot) { i = (i + 1) & mask }
+        return i
+    }
+
+    /// The position in `deviceIndex` of the device of `reading` (whose name's bits are
+    /// `bits`), or -1.
+    @inline(__always)
+    private func findDevice(_ bits: StringBits, hash: UInt64, of reading: UnsafePointer<Reading>) -> Int {
+        let mask = deviceIndex.count &- 1
         let tag = UInt32(truncatingIfNeeded: hash >> 32)
         var i = Int(truncatingIfNeeded: hash) & mask
         while true {
             let entry = deviceIndex[i]
             if entry.slot < 0 { return -1 }
-            if entry.tag == tag && (entry.bits == StringBits(name) || devices[Int(entry.slot)].name == name) {
+            if entry.tag == tag && (entry.bits == bits || devices[Int(entry.slot)].name == reading.pointee.device) {
                 return i
             }
-            i = (i + 1) & mask
+            i = (i &+ 1) & mask
         }
     }
 
@@ -670,10 +684,7 @@ final class FilterEngine: @unchecked Sendable {
         setInt32(newCapacity, at: moved + BlockLayout.capacityBytes)
         garbageBytes += capacity
         devices[slot].block = moved
-        let mask = deviceIndex.count - 1
-        var i = Int(truncatingIfNeeded: FilterEngine.hash(devices[slot].name)) & mask
-        while deviceIndex[i].slot != Int32(slot) { i = (i + 1) & mask }
-        deviceIndex[i].block = moved
+        deviceIndex[indexPosition(of: slot, hash: FilterEngine.hash(devices[slot].name))].block = moved
         if lastSlot == slot { lastBlock = moved }
         nextGuess = -1
         return moved
@@ -1058,6 +1069,12 @@ private enum StageLayout {
     static let stateBytes = 24
 
     static func pack(kind: OpParams.Kind, op: Int) -> UInt32 { UInt32(op) << 3 | UInt32(kind.rawValue) }
+
+    /// The kinds' raw values, for switching on a packed stage.
+    static let range = UInt32(OpParams.Kind.range.rawValue)
+    static let dedup = UInt32(OpParams.Kind.dedup.rawValue)
+    static let deadband = UInt32(OpParams.Kind.deadband.rawValue)
+    static let rate = UInt32(OpParams.Kind.rate.rawValue)
 
     @inline(__always)
     static func kind(_ packed: UInt32) -> OpParams.Kind {
