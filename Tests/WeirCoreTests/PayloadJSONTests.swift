@@ -21,6 +21,24 @@ struct PayloadJSONTests {
         #expect(out.stampedWithReceiveTime == 0)
     }
 
+    /// On a topic without a device level each object names its device; the decoder says
+    /// which readings it stamped, so the edge credits each to its own device — also when
+    /// another device's own time happens to be the receive millisecond.
+    @Test func stampedReadingsAreListedByPosition() {
+        let now = context.receivedAt
+        let out = decode(#"""
+        [{"device": "a", "temp": 1, "hum": 2},
+         {"device": "b", "ts": \#(now), "temp": 3},
+         {"device": "c", "temp": 4},
+         {"device": "d", "ts": 1732540000000, "temp": "bad", "hum": 5}]
+        """#, device: nil)
+        #expect(out.readings.map(\.device) == ["a", "a", "b", "c", "d"])
+        #expect(out.readings.map(\.ts) == [now, now, now, now, 1_732_540_000_000])
+        #expect(out.stamped == [0, 1, 3])
+        #expect(out.stamped.map { out.readings[$0].device } == ["a", "a", "c"])
+        #expect(out.stampedWithReceiveTime == 3)
+    }
+
     @Test func arrayBooleansNestingAndIgnoredFields() {
         let out = decode(#"""
         [{"ts": 1000000000000, "on": true, "off": false, "unit": "C", "x": null, "list": [1, 2],

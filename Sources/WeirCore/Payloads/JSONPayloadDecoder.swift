@@ -6,7 +6,7 @@
 /// gives `temp = 21.5`, `hum = 40` and `door.open = 1` at `ts`:
 /// - `ts` is an epoch number in `tsUnit` (config `ts_unit`, default ms; a fraction is
 ///   rounded to the nearest millisecond) or an RFC 3339 string with any offset. An object
-///   without `ts` gets the receive time (counted in `stampedWithReceiveTime`); a `ts` that
+///   without `ts` gets the receive time (listed in `stamped`); a `ts` that
 ///   is neither is a problem for that object.
 /// - Every other number is a metric named by its key; `true`/`false` are 1/0; nested
 ///   objects are flattened with dots (`a.b`). Strings, `null` and arrays are ignored.
@@ -185,7 +185,7 @@ public struct JSONPayloadDecoder: PayloadDecoder {
                     out.problems.append(PayloadProblem(at + "field '\(names[i].prefix(64))': \(problem)"))
                 } else {
                     out.readings.append(Reading(device: device, metric: names[i], ts: time, value: values[i]))
-                    if ts == nil { out.stampedWithReceiveTime += 1 }
+                    if ts == nil { out.stamped.append(out.readings.count - 1) }
                 }
             }
         }

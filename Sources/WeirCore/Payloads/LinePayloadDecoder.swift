@@ -202,7 +202,7 @@ public struct LinePayloadDecoder: PayloadDecoder {
                     out.problems.append(PayloadProblem("\(at): field '\(fieldNames[k].prefix(64))': \(problem)"))
                 } else {
                     out.readings.append(Reading(device: device, metric: fieldNames[k], ts: ts ?? context.receivedAt, value: fieldValues[k]))
-                    if ts == nil { out.stampedWithReceiveTime += 1 }
+                    if ts == nil { out.stamped.append(out.readings.count - 1) }
                 }
             }
         }

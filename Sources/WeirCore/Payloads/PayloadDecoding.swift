@@ -34,13 +34,17 @@ public struct PayloadProblem: Error, Sendable, Hashable, CustomStringConvertible
 public struct DecodedPayload: Sendable, Hashable {
     public var readings: [Reading]
     public var problems: [PayloadProblem]
-    /// How many readings got the receive time because they carried no time of their own.
-    public var stampedWithReceiveTime: Int
+    /// Where in `readings` the readings are that got the receive time because they
+    /// carried no time of their own (in ascending order).
+    public var stamped: [Int]
 
-    public init(readings: [Reading] = [], problems: [PayloadProblem] = [], stampedWithReceiveTime: Int = 0) {
+    /// How many readings got the receive time.
+    public var stampedWithReceiveTime: Int { stamped.count }
+
+    public init(readings: [Reading] = [], problems: [PayloadProblem] = [], stamped: [Int] = []) {
         self.readings = readings
         self.problems = problems
-        self.stampedWithReceiveTime = stampedWithReceiveTime
+        self.stamped = stamped
     }
 }
 

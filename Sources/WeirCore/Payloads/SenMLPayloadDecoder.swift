@@ -7,8 +7,8 @@
 /// Records are resolved as the RFC says (§4.6): base fields (`bn`, `bt`, `bu`, `bv`, `bs`,
 /// `bver`) apply to their record and every later one until changed; the time is `bt + t`
 /// in seconds, and a resolved time below 2^28 is relative to "now" — the edge's receive
-/// time — so a record without any time gets the receive time (those are counted in
-/// `stampedWithReceiveTime`). Times are rounded to the nearest millisecond. The value is
+/// time — so a record without any time gets the receive time (those are listed in
+/// `stamped`). Times are rounded to the nearest millisecond. The value is
 /// `bv + v`; `vb` gives 1/0.
 ///
 /// Mapping to readings:
@@ -268,7 +268,7 @@ public struct SenMLPayloadDecoder: PayloadDecoder {
                 out.problems.append(PayloadProblem("\(label): \(problem)"))
             } else {
                 out.readings.append(reading)
-                if stamped { out.stampedWithReceiveTime += 1 }
+                if stamped { out.stamped.append(out.readings.count - 1) }
             }
         }
     }

@@ -39,9 +39,7 @@ struct IngestPipeline: Sendable {
         for problem in decoded.problems {
             deadLetter(message, problem.reason, at: receivedAt, into: &out)
         }
-        if decoded.stampedWithReceiveTime > 0 {
-            countStamped(decoded, topicDevice: context.device, receivedAt: receivedAt, into: &out)
-        }
+        if !decoded.stamped.isEmpty { countStamped(decoded, into: &out) }
         // The common payload — every reading valid, every timestamp plausible — goes
         // through the filters as one batch; any other takes them one at a time, which
         // keeps its dead letters (bad data, bad clocks, out of range) in payload order.
@@ -76,22 +74,11 @@ struct IngestPipeline: Sendable {
     }
 
     /// Counts the readings the decoder gave the receive time (they carried no time), in
-    /// total and per device. The decoder says only how many: on a topic with a `{device}`
-    /// level every reading is that device's; otherwise they are the readings stamped
-    /// exactly at `receivedAt`, taken in payload order. (A reading whose own time is that
-    /// very millisecond looks the same; in a payload mixing devices that could credit the
-    /// wrong one — the total is exact either way.)
-    private func countStamped(_ decoded: DecodedPayload, topicDevice: String?, receivedAt: Int64, into out: inout SealInput) {
-        let stamped = decoded.stampedWithReceiveTime
-        out.counters["stamped_receive_time", default: 0] += Int64(stamped)
-        if let topicDevice {
-            out.count(Self.stampedCounter, device: topicDevice, by: Int64(stamped))
-            return
-        }
-        var left = stamped
-        for reading in decoded.readings where left > 0 && reading.ts == receivedAt {
-            out.count(Self.stampedCounter, device: reading.device)
-            left -= 1
+    /// total and per device (the decoder says which they are).
+    private func countStamped(_ decoded: DecodedPayload, into out: inout SealInput) {
+        out.counters["stamped_receive_time", default: 0] += Int64(decoded.stamped.count)
+        for i in decoded.stamped {
+            out.count(Self.stampedCounter, device: decoded.readings[i].device)
         }
     }
 
