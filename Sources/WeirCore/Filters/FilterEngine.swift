@@ -45,8 +45,7 @@ final class FilterEngine: @unchecked Sendable {
     private let params: FlatBuffer<OpParams>
     private let opsOfRule: [Range<Int>]
     private let globs: [NameGlob?]
-    private let rateRules: Int
-    /// The burst of each rate-limit rule, by its `slot`.
+    /// The burst of each rate-limit rule, by its `slot` (one bucket per rule in a block).
     private let rateBursts: [Double]
     /// Where a block's first series record starts: after the header and the rate-limit
     /// buckets.
@@ -104,7 +103,7 @@ final class FilterEngine: @unchecked Sendable {
         self.globs = rules.map { try? NameGlob($0.match) }
         var ops: [Op] = []
         var ranges: [Range<Int>] = []
-        var rateRules = 0
+        var rateBursts: [Double] = []
         for (index, rule) in rules.enumerated() {
             let first = ops.count
             if let range = rule.range {
@@ -118,8 +117,8 @@ final class FilterEngine: @unchecked Sendable {
                                      heartbeatMs: max(0, deadband.heartbeatMs ?? 0)))
             }
             if let rate = rule.rateLimitPerSecond, rate > 0, rate.isFinite {
-                ops.append(.rate(perMs: rate / 1000, burst: max(1, rate), slot: rateRules))
-                rateRules += 1
+                ops.append(.rate(perMs: rate / 1000, burst: max(1, rate), slot: rateBursts.count))
+                rateBursts.append(max(1, rate))
             }
             if let downsample = rule.downsample, downsample.bucketMs > 0 {
                 ops.append(.downsample(bucketMs: downsample.bucketMs, aggregate: downsample.aggregate))
@@ -132,9 +131,8 @@ final class FilterEngine: @unchecked Sendable {
         for op in ops { params.append(OpParams(op)) }
         self.params = params
         self.opsOfRule = ranges
-        self.rateRules = rateRules
-        rateBursts = ops.compactMap { if case .rate(_, let burst, _) = $0 { burst } else { nil } }
-        seriesStart = BlockLayout.headerBytes + rateRules * BlockLayout.tokenBytes
+        self.rateBursts = rateBursts
+        seriesStart = BlockLayout.headerBytes + rateBursts.count * BlockLayout.tokenBytes
     }
 
     /// An independent engine in the same state as `other`.
@@ -148,7 +146,6 @@ final class FilterEngine: @unchecked Sendable {
         params = other.params.copy()
         opsOfRule = other.opsOfRule
         globs = other.globs
-        rateRules = other.rateRules
         rateBursts = other.rateBursts
         seriesStart = other.seriesStart
         deviceIndex = other.deviceIndex.copy()
@@ -388,7 +385,7 @@ final class FilterEngine: @unchecked Sendable {
     private func addDevice(_ name: String, hash: UInt64) -> Int {
         if devices.count >= maxDevices { evictLeastRecentlySeen() }
         let slot = devices.count
-        devices.append(DeviceState(name: name, block: newBlock(slot: slot)))
+        devices.append(DeviceState(name: name, block: newBlock()))
         insertDevice(slot, hash: hash)
         return indexPosition(of: slot, hash: hash)
     }
@@ -515,13 +512,12 @@ final class FilterEngine: @unchecked Sendable {
         }
     }
 
-    /// A new, empty block for device `slot`: its header and rate-limit buckets.
-    private func newBlock(slot: Int) -> Int {
+    /// A new, empty block: its header and rate-limit buckets.
+    private func newBlock() -> Int {
         let block = allocate(bytes: seriesStart)
         setInt32(0, at: block + BlockLayout.seriesCount)
         setInt32(seriesStart, at: block + BlockLayout.usedBytes)
         setInt32(seriesStart, at: block + BlockLayout.capacityBytes)
-        setInt32(slot, at: block + BlockLayout.slot)
         store(tick, at: block + BlockLayout.lastTouched)
         for (r, burst) in rateBursts.enumerated() { store(TokenBucket(burst: burst), at: block + BlockLayout.headerBytes + r * BlockLayout.tokenBytes) }
         return block
@@ -722,7 +718,6 @@ final class FilterEngine: @unchecked Sendable {
             let to = UnsafeMutableRawPointer(newArena.base)
             (to + moved).copyMemory(from: bytes + block, byteCount: used)
             to.storeBytes(of: Int32(used), toByteOffset: moved + BlockLayout.capacityBytes, as: Int32.self)
-            to.storeBytes(of: Int32(newSlot), toByteOffset: moved + BlockLayout.slot, as: Int32.self)
             var record = moved + seriesStart
             for _ in 0..<Int(to.load(fromByteOffset: moved + BlockLayout.seriesCount, as: Int32.self)) {
                 let old = Int(to.load(fromByteOffset: record + RecordLayout.series, as: Int32.self))
@@ -1043,7 +1038,7 @@ private enum BlockLayout {
     static let seriesCount = 0 // Int32
     static let usedBytes = 4 // Int32: header, buckets and records
     static let capacityBytes = 8 // Int32: what the block may fill before it must move
-    static let slot = 12 // Int32: the device's index in `devices`
+    // 12..<16: unused
     static let lastTouched = 16 // UInt64: the tick when the readings last came to this device
     static let lastRecord = 24 // Int32: where the last series record is (from the block's start)
     static let headerBytes = 32

@@ -53,7 +53,6 @@ struct FlatBuffer<Element> {
     }
 
     var indices: Range<Int> { 0..<count }
-    var isEmpty: Bool { count == 0 }
 
     mutating func append(_ value: Element) {
         if count == capacity { grow(to: count + 1) }
@@ -68,28 +67,10 @@ struct FlatBuffer<Element> {
         count += n
     }
 
-    /// Appends the elements `range` of `other` (which may be this buffer).
-    mutating func append(contentsOf other: FlatBuffer<Element>, _ range: Range<Int>) {
-        assert(range.lowerBound >= 0 && range.upperBound <= other.count)
-        let n = range.count
-        if count + n > capacity {
-            // `other` may be `self`, whose memory `grow` frees: copy the slice out first.
-            let slice = Array(UnsafeBufferPointer(start: other.base + range.lowerBound, count: n))
-            grow(to: count + n)
-            slice.withUnsafeBufferPointer { (base + count).initialize(from: $0.baseAddress!, count: n) }
-        } else {
-            (base + count).initialize(from: other.base + range.lowerBound, count: n)
-        }
-        count += n
-    }
-
     /// Makes room for at least `minimum` elements in all.
     mutating func reserveCapacity(_ minimum: Int) {
         if minimum > capacity { grow(to: minimum) }
     }
-
-    /// Forgets every element, keeping the memory.
-    mutating func removeAll() { count = 0 }
 
     /// An independent buffer with the same elements.
     func copy() -> FlatBuffer<Element> {
