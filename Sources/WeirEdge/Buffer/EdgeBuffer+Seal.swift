@@ -22,9 +22,9 @@ public struct SealInput: Sendable {
     }
     public var isEmpty: Bool { readings.isEmpty && deadLetters.isEmpty && counters.isEmpty && deviceCounters.isEmpty }
 
-    /// Adds `amount` (one by default) to `device`'s counter `name`.
-    mutating func count(_ name: String, device: String, by amount: Int64 = 1) {
-        deviceCounters[device, default: [:]][name, default: 0] += amount
+    /// Adds one to `device`'s counter `name`.
+    mutating func count(_ name: String, device: String) {
+        deviceCounters[device, default: [:]][name, default: 0] += 1
     }
 
     /// Adds `other`'s counters to these.

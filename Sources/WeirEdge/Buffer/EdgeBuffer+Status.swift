@@ -22,7 +22,7 @@ extension EdgeBuffer {
             }
             // A file no edge of this version has written to has no `kind` column yet: its
             // notes are the rows whose reason starts "replaced: " (see addDeadLetterKind).
-            let isNote = try Self.hasDeadLetterKind(db) ? "kind = 'clock_note'" : "substr(reason, 1, 10) = 'replaced: '"
+            let isNote = try Self.hasDeadLetterKind(db) ? "kind = 'clock_note'" : Self.legacyClockNote
             let letterRows = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(\(isNote)), 0) AS notes FROM dead_letters")
             let rows: Int = letterRows?["n"] ?? 0
             let noteRows: Int = letterRows?["notes"] ?? 0
@@ -62,7 +62,7 @@ extension EdgeBuffer {
     public func deadLetters(limit: Int) throws -> [DeadLetter] {
         try pool.read { db in
             let kind = try Self.hasDeadLetterKind(db)
-                ? "kind" : "CASE WHEN substr(reason, 1, 10) = 'replaced: ' THEN 'clock_note' ELSE 'dead_letter' END"
+                ? "kind" : "CASE WHEN \(Self.legacyClockNote) THEN 'clock_note' ELSE 'dead_letter' END"
             return try Row.fetchAll(db, sql: "SELECT at, topic, payload, reason, \(kind) AS kind FROM dead_letters ORDER BY id DESC LIMIT ?",
                                     arguments: [limit])
                 .map { row in

@@ -182,10 +182,14 @@ public final class EdgeBuffer: Sendable {
     private static func addDeadLetterKind(_ db: Database) throws {
         if try !hasDeadLetterKind(db) {
             try db.execute(sql: "ALTER TABLE dead_letters ADD COLUMN kind TEXT NOT NULL DEFAULT 'dead_letter'")
-            try db.execute(sql: "UPDATE dead_letters SET kind = 'clock_note' WHERE substr(reason, 1, 10) = 'replaced: '")
+            try db.execute(sql: "UPDATE dead_letters SET kind = 'clock_note' WHERE \(legacyClockNote)")
         }
         try db.execute(sql: "CREATE INDEX IF NOT EXISTS dead_letters_by_kind ON dead_letters (kind, id)")
     }
+
+    /// The SQL condition that picks a row of a file without the `kind` column that is a
+    /// clock note: the ingest pipeline writes their reasons as "replaced: ...".
+    static let legacyClockNote = "substr(reason, 1, 10) = 'replaced: '"
 
     /// Whether the dead-letter table has its `kind` column (a file no edge of this version
     /// has opened for writing yet has not).

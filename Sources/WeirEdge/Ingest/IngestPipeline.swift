@@ -78,12 +78,9 @@ struct IngestPipeline: Sendable {
     private func countStamped(_ decoded: DecodedPayload, into out: inout SealInput) {
         out.counters["stamped_receive_time", default: 0] += Int64(decoded.stamped.count)
         for i in decoded.stamped {
-            out.count(Self.stampedCounter, device: decoded.readings[i].device)
+            out.count("stamped_receive_time", device: decoded.readings[i].device)
         }
     }
-
-    /// The per-device counter of readings given the receive time.
-    static let stampedCounter = "stamped_receive_time"
 
     /// Runs `readings` (valid, with plausible timestamps) through the filters and sorts
     /// them: kept, held in a bucket, dropped (counted per reason and device), or out of
