@@ -88,13 +88,17 @@ struct IngestPipeline: Sendable {
     private mutating func filter(_ readings: [Reading], of message: MQTTMessage, at receivedAt: Int64, into out: inout SealInput) {
         filters.apply(readings, into: &filterResults)
         var reasons = filterResults.deadLetterReasons.makeIterator()
+        // The usual outcomes are tallied here and added to the counters once, not looked up
+        // in the dictionary for every reading.
+        var accepted: Int64 = 0
+        var held: Int64 = 0
         for (reading, outcome) in zip(readings, filterResults.outcomes) {
             switch outcome {
             case .pass:
                 out.readings.append(reading)
-                out.counters["accepted_readings", default: 0] += 1
+                accepted += 1
             case .held:
-                out.counters["held_readings", default: 0] += 1
+                held += 1
             case .dropped(let reason):
                 out.counters[Self.counterName[reason] ?? "filtered_\(reason.rawValue)", default: 0] += 1
                 out.count(reason.rawValue, device: reading.device)
@@ -104,6 +108,8 @@ struct IngestPipeline: Sendable {
                 deadLetter(message, reasons.next() ?? "out of range", at: receivedAt, into: &out)
             }
         }
+        if accepted > 0 { out.counters["accepted_readings", default: 0] += accepted }
+        if held > 0 { out.counters["held_readings", default: 0] += held }
     }
 
     /// The totals' names, built once (not per dropped reading).
