@@ -65,7 +65,15 @@ struct PayloadFuzzTests {
     ]
 
     func check(_ decoder: any PayloadDecoder, _ payload: [UInt8], device: String?) -> Int {
-        let out = decoder.decode(payload, context: PayloadContext(topic: "t", device: device, receivedAt: 1_732_540_999_000))
+        let context = PayloadContext(topic: "t", device: device, receivedAt: 1_732_540_999_000)
+        let out = decoder.decode(payload, context: context)
+        // Into a buffer that holds another payload's readings (as the edge decodes a
+        // hand-over): the same readings after those, nothing when the payload fails whole.
+        let earlier = [Reading(device: "x", metric: "y", ts: 1_000_000_000_000, value: 1)]
+        var buffer = earlier
+        let report = decoder.decode(payload, context: context, appendingTo: &buffer)
+        #expect(buffer == earlier + out.readings)
+        #expect(report.problems == out.problems && report.stamped == out.stamped.map { $0 + 1 })
         for reading in out.readings {
             #expect(reading.problem == nil, "invalid reading \(reading) from \(String(decoding: payload, as: UTF8.self).debugDescription)")
         }

@@ -26,11 +26,15 @@ public struct JSONPayloadDecoder: PayloadDecoder {
         self.tsUnit = tsUnit
     }
 
-    /// Decodes one payload; never traps, whatever the bytes.
-    public func decode(_ payload: [UInt8], context: PayloadContext) -> DecodedPayload {
-        payload.withUnsafeBufferPointer { buffer in
+    /// Decodes one payload, appending its readings to `readings`; never traps, whatever
+    /// the bytes.
+    public func decode(_ payload: [UInt8], context: PayloadContext, appendingTo readings: inout [Reading]) -> PayloadReport {
+        let start = readings.count
+        var state = State(context: context, tsUnit: tsUnit)
+        // The state appends to the caller's buffer (moved in and back, not copied).
+        swap(&state.out.readings, &readings)
+        let failure: PayloadProblem? = payload.withUnsafeBufferPointer { buffer in
             var scanner = JSONScanner(buffer)
-            var state = State(context: context, tsUnit: tsUnit)
             do {
                 switch scanner.peek() {
                 case UInt8(ascii: "{"):
@@ -47,16 +51,23 @@ public struct JSONPayloadDecoder: PayloadDecoder {
                         index += 1
                     }
                 case nil:
-                    return DecodedPayload(problems: [PayloadProblem("empty payload (a JSON object or array expected)")])
+                    return PayloadProblem("empty payload (a JSON object or array expected)")
                 default:
                     throw scanner.error("expected a JSON object or array\(scanner.foundDescription())")
                 }
                 try scanner.expectEnd()
             } catch {
-                return DecodedPayload(problems: [PayloadProblem("not valid JSON: \(error)")])
+                return PayloadProblem("not valid JSON: \(error)")
             }
-            return state.out
+            return nil
         }
+        swap(&state.out.readings, &readings)
+        if let failure {
+            // Not valid JSON: none of it is taken.
+            readings.removeSubrange(start...)
+            return PayloadReport(problems: [failure])
+        }
+        return PayloadReport(problems: state.out.problems, stamped: state.out.stamped)
     }
 
     /// What one decode call carries between objects; buffers are reused across elements.

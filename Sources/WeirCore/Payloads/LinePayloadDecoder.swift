@@ -27,10 +27,13 @@ public struct LinePayloadDecoder: PayloadDecoder {
         self.precision = precision
     }
 
-    /// Decodes every line of one payload; never traps, whatever the bytes.
-    public func decode(_ payload: [UInt8], context: PayloadContext) -> DecodedPayload {
+    /// Decodes every line of one payload, appending the readings to `readings`; never
+    /// traps, whatever the bytes.
+    public func decode(_ payload: [UInt8], context: PayloadContext, appendingTo readings: inout [Reading]) -> PayloadReport {
         payload.withUnsafeBufferPointer { buffer in
             var state = State(bytes: buffer, context: context, precision: precision)
+            // The state appends to the caller's buffer (moved in and back, not copied).
+            swap(&state.out.readings, &readings)
             var lineStart = 0
             var lineNumber = 1
             while lineStart <= buffer.count {
@@ -45,7 +48,8 @@ public struct LinePayloadDecoder: PayloadDecoder {
             if !state.sawLine {
                 state.out.problems.append(PayloadProblem("empty payload (no line-protocol lines)"))
             }
-            return state.out
+            swap(&state.out.readings, &readings)
+            return PayloadReport(problems: state.out.problems, stamped: state.out.stamped)
         }
     }
 

@@ -48,8 +48,47 @@ public struct DecodedPayload: Sendable, Hashable {
     }
 }
 
+/// What decoding a payload into a caller's buffer found besides the readings it appended
+/// (`PayloadDecoder.decode(_:context:appendingTo:)`).
+public struct PayloadReport: Sendable, Hashable {
+    public var problems: [PayloadProblem]
+    /// Where in the buffer the appended readings are that got the receive time because
+    /// they carried no time of their own (in ascending order).
+    public var stamped: [Int]
+
+    public init(problems: [PayloadProblem] = [], stamped: [Int] = []) {
+        self.problems = problems
+        self.stamped = stamped
+    }
+}
+
 /// Turns one message payload into readings. Total: any bytes give readings, problems or
 /// both — never a crash. Implementations are value types, safe to share across tasks.
+///
+/// The requirement appends to a buffer the caller keeps, so a caller decoding many
+/// payloads (the edge: a hand-over of messages, filtered in one call) allocates no array
+/// per payload and copies no reading:
+///
+/// ```swift
+/// var readings: [Reading] = []
+/// for message in messages {
+///     let report = decoder.decode(message.payload, context: context(message), appendingTo: &readings)
+///     deadLetter(report.problems)
+/// }
+/// chain.apply(readings, into: &results)
+/// ```
 public protocol PayloadDecoder: Sendable {
-    func decode(_ payload: [UInt8], context: PayloadContext) -> DecodedPayload
+    /// Decodes `payload`, appending its readings to `readings` and leaving the readings
+    /// already there as they are. A payload that fails as a whole (not valid JSON, say)
+    /// appends nothing.
+    func decode(_ payload: [UInt8], context: PayloadContext, appendingTo readings: inout [Reading]) -> PayloadReport
+}
+
+extension PayloadDecoder {
+    /// Decodes `payload` on its own.
+    public func decode(_ payload: [UInt8], context: PayloadContext) -> DecodedPayload {
+        var readings: [Reading] = []
+        let report = decode(payload, context: context, appendingTo: &readings)
+        return DecodedPayload(readings: readings, problems: report.problems, stamped: report.stamped)
+    }
 }

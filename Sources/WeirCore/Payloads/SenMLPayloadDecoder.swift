@@ -30,11 +30,15 @@ public struct SenMLPayloadDecoder: PayloadDecoder {
     /// A SenML JSON decoder (it has no settings: times are always seconds).
     public init() {}
 
-    /// Decodes one pack; never traps, whatever the bytes.
-    public func decode(_ payload: [UInt8], context: PayloadContext) -> DecodedPayload {
-        payload.withUnsafeBufferPointer { buffer in
+    /// Decodes one pack, appending its readings to `readings`; never traps, whatever the
+    /// bytes.
+    public func decode(_ payload: [UInt8], context: PayloadContext, appendingTo readings: inout [Reading]) -> PayloadReport {
+        let start = readings.count
+        var state = State(context: context)
+        // The state appends to the caller's buffer (moved in and back, not copied).
+        swap(&state.out.readings, &readings)
+        let failure: PayloadProblem? = payload.withUnsafeBufferPointer { buffer in
             var scanner = JSONScanner(buffer)
-            var state = State(context: context)
             do {
                 switch scanner.peek() {
                 case UInt8(ascii: "["):
@@ -52,20 +56,27 @@ public struct SenMLPayloadDecoder: PayloadDecoder {
                     // Not a pack, but unambiguous: a pack of one record.
                     try state.decodeRecord(&scanner, index: 0)
                 case nil:
-                    return DecodedPayload(problems: [PayloadProblem("empty payload (a SenML pack, a JSON array, expected)")])
+                    return PayloadProblem("empty payload (a SenML pack, a JSON array, expected)")
                 default:
                     throw scanner.error("expected a SenML pack (a JSON array)\(scanner.foundDescription())")
                 }
                 try scanner.expectEnd()
             } catch let error as JSONSyntaxError {
-                return DecodedPayload(problems: [PayloadProblem("not valid JSON: \(error)")])
+                return PayloadProblem("not valid JSON: \(error)")
             } catch let error as PackProblem {
-                return DecodedPayload(problems: [PayloadProblem(error.reason)])
+                return PayloadProblem(error.reason)
             } catch {
-                return DecodedPayload(problems: [PayloadProblem("\(error)")])
+                return PayloadProblem("\(error)")
             }
-            return state.out
+            return nil
         }
+        swap(&state.out.readings, &readings)
+        if let failure {
+            // A pack that fails as a whole: none of it is taken.
+            readings.removeSubrange(start...)
+            return PayloadReport(problems: [failure])
+        }
+        return PayloadReport(problems: state.out.problems, stamped: state.out.stamped)
     }
 
     /// A problem that sinks the whole pack.
