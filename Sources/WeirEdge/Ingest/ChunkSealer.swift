@@ -5,7 +5,8 @@ import WeirMQTT
 
 /// Collects what the ingest pipeline accepts and seals it into the buffer: every
 /// `flush_interval` (the `SealerService` ticks), when `chunk_max_readings` is reached (the
-/// ingest loop calls `sealNow`), and once more at shutdown.
+/// ingest loop calls `sealNow` after the hand-over that reached it), and once more at
+/// shutdown.
 ///
 /// Two locks: `state` (pipeline and pending input) is held only briefly, so ingest keeps
 /// going while a chunk is encoded and written; `sealing` serialises seals, so chunks are
@@ -37,10 +38,11 @@ final class ChunkSealer: Sendable {
         self.state = Mutex(State(pipeline: IngestPipeline(configuration: configuration)))
     }
 
-    /// Runs one message through the pipeline; returns how many readings now wait to be sealed.
-    func ingest(_ message: MQTTMessage, receivedAt: Int64 = EdgeClock.nowMs()) -> Int {
+    /// Runs the messages of one hand-over through the pipeline; returns how many readings
+    /// now wait to be sealed.
+    func ingest(_ messages: [MQTTMessage], receivedAt: Int64 = EdgeClock.nowMs()) -> Int {
         state.withLock { s in
-            s.pipeline.process(message, receivedAt: receivedAt, into: &s.pending)
+            s.pipeline.process(messages, receivedAt: receivedAt, into: &s.pending)
             return s.pending.readings.count
         }
     }

@@ -58,10 +58,10 @@ struct IngestService: Service {
             batch.reserveCapacity(batchLimit)
             while await client.receive(into: &batch, max: batchLimit) {
                 let backlog = batch.count == batchLimit
-                for message in batch {
-                    if sealer.ingest(message) >= chunkMax {
-                        await sealRetrying(final: false)
-                    }
+                // The hand-over goes through the pipeline at once (decoded into one buffer,
+                // filtered in one call); a chunk that reached its size is sealed after it.
+                if sealer.ingest(batch) >= chunkMax {
+                    await sealRetrying(final: false)
                 }
                 // Messages are flowing but we are ahead of them: let the next batch gather
                 // for a moment, so a wake-up carries dozens of messages, not one. (While
