@@ -4,6 +4,12 @@
 //
 //     swift build -c release --product weir-bench-formats && .build/release/weir-bench-formats
 //
+// Both measured paths have the edge's shape (`IngestPipeline`): a hand-over of 64
+// messages is decoded into one buffer, which then goes through the filters in one call.
+// The filters start each round warmed by 64 earlier messages per device (untimed), as a
+// running gateway's are: every series known, every dedup window at its size.
+// `WEIR_BENCH_HANDOVER=1` times one message at a time, `WEIR_BENCH_WARMUP=0` a cold chain.
+//
 // Each figure is the best of several rounds, parse-only and parse+filters interleaved, so
 // the ratio compares runs made under the same machine load.
 import WeirCore
@@ -22,7 +28,11 @@ func getenvString(_ name: String) -> String? {
 /// the total number of messages stays the same.
 let devices = max(1, Int(getenvString("WEIR_BENCH_DEVICES") ?? "") ?? 1_000)
 let messagesPerDevice = 300_000 / devices
-let rounds = 7
+/// Messages per device that go through the filters untimed before the timed ones (with
+/// earlier times), so the chain is in the steady state of a running gateway: every series
+/// known, every dedup window at its full size. `WEIR_BENCH_WARMUP=0` times a cold chain.
+let warmupPerDevice = max(0, Int(getenvString("WEIR_BENCH_WARMUP") ?? "") ?? 64)
+let rounds = max(1, Int(getenvString("WEIR_BENCH_ROUNDS") ?? "") ?? 7)
 let startTs: Int64 = 1_732_540_000_123
 
 /// Deterministic noise for the values.
@@ -57,11 +67,11 @@ func fixed(_ v: Double, _ places: Int) -> String {
 func makeMessages(_ format: PayloadFormat) -> [Message] {
     var walk = Walk()
     var out: [Message] = []
-    out.reserveCapacity(devices * messagesPerDevice)
+    out.reserveCapacity(devices * (warmupPerDevice + messagesPerDevice))
     var temps = [Double](repeating: 21, count: devices)
     var hums = [Double](repeating: 45, count: devices)
     var pressures = [Double](repeating: 1013, count: devices)
-    for m in 0..<messagesPerDevice {
+    for m in -warmupPerDevice..<messagesPerDevice {
         for d in 0..<devices {
             // Mean-reverting walks: values wander but stay plausible (in range).
             temps[d] += walk.next() * 0.1 - (temps[d] - 21) * 0.01
@@ -129,55 +139,102 @@ struct Counts {
     }
 }
 
-func parseOnly(_ decoder: any PayloadDecoder, _ messages: [Message]) -> Counts {
+/// Messages handed over at once, as the edge's reader takes them from the broker's queue
+/// (`IngestService.batchSize`): their payloads are decoded into one buffer, which then goes
+/// through the filters in one call.
+let handOver = max(1, Int(getenvString("WEIR_BENCH_HANDOVER") ?? "") ?? 64)
+
+/// Parsing alone, in the edge's shape: a hand-over's payloads decoded into one reused buffer.
+func parseOnly(_ decoder: any PayloadDecoder, _ messages: ArraySlice<Message>) -> Counts {
     var c = Counts()
-    for m in messages {
-        let out = decoder.decode(m.payload, context: m.context)
-        c.readings += out.readings.count
-        for r in out.readings { c.checksum += r.value }
+    var buffer: [Reading] = []
+    var start = messages.startIndex
+    while start < messages.endIndex {
+        let end = min(start + handOver, messages.endIndex)
+        buffer.removeAll(keepingCapacity: true)
+        for m in messages[start..<end] {
+            _ = decoder.decode(m.payload, context: m.context, appendingTo: &buffer)
+        }
+        c.readings += buffer.count
+        for r in buffer { c.checksum += r.value }
+        start = end
     }
     return c
 }
 
-func parseAndFilter(_ decoder: any PayloadDecoder, _ messages: [Message]) -> Counts {
-    var c = Counts()
+/// Parsing and filtering as the edge does it: a hand-over's payloads decoded into one
+/// buffer, which goes through the filters in one call.
+struct ParseAndFilter {
+    let decoder: any PayloadDecoder
     var chain = FilterChain(rules: rules)
     var results = FilterResults()
+    var buffer: [Reading] = []
     var lastFlush: Int64 = 0
-    for m in messages {
-        let out = decoder.decode(m.payload, context: m.context)
-        c.readings += out.readings.count
-        // A payload's readings go through the filters as one batch, as the edge does.
-        chain.apply(out.readings, into: &results)
-        c.count(results, of: out.readings)
-        // The edge flushes on its flush interval (100 ms), not per message.
-        if m.context.receivedAt - lastFlush >= 100 {
-            lastFlush = m.context.receivedAt
-            for r in chain.flushDue(now: m.context.receivedAt) { c.emitted += 1; c.checksum += r.value }
+    var c = Counts()
+
+    init(decoder: any PayloadDecoder) {
+        self.decoder = decoder
+    }
+
+    mutating func feed(_ messages: ArraySlice<Message>) {
+        var start = messages.startIndex
+        while start < messages.endIndex {
+            let end = min(start + handOver, messages.endIndex)
+            buffer.removeAll(keepingCapacity: true)
+            for m in messages[start..<end] {
+                _ = decoder.decode(m.payload, context: m.context, appendingTo: &buffer)
+            }
+            c.readings += buffer.count
+            chain.apply(buffer, into: &results)
+            c.count(results, of: buffer)
+            // The edge flushes on its flush interval (100 ms), not per hand-over.
+            let now = messages[end - 1].context.receivedAt
+            if now - lastFlush >= 100 {
+                lastFlush = now
+                for r in chain.flushDue(now: now) { c.emitted += 1; c.checksum += r.value }
+            }
+            start = end
         }
     }
-    for r in chain.flushAll() { c.emitted += 1; c.checksum += r.value }
-    return c
 }
 
-/// The filters alone, over readings decoded beforehand (one array per message).
-func filterOnly(_ decoded: [[Reading]], _ messages: [Message]) -> Counts {
-    var c = Counts()
+/// The filters alone, over the same hand-overs decoded beforehand.
+struct FilterOnly {
     var chain = FilterChain(rules: rules)
     var results = FilterResults()
     var lastFlush: Int64 = 0
-    for (i, readings) in decoded.enumerated() {
-        c.readings += readings.count
-        chain.apply(readings, into: &results)
-        c.count(results, of: readings)
-        let now = messages[i].context.receivedAt
-        if now - lastFlush >= 100 {
-            lastFlush = now
-            for r in chain.flushDue(now: now) { c.emitted += 1; c.checksum += r.value }
+    var c = Counts()
+
+    /// `decoded[i]`: the readings of a hand-over whose last message is `lastMessages[i]`.
+    mutating func feed(_ decoded: ArraySlice<[Reading]>, lastMessages: ArraySlice<Message>) {
+        for i in decoded.indices {
+            let readings = decoded[i]
+            c.readings += readings.count
+            chain.apply(readings, into: &results)
+            c.count(results, of: readings)
+            let now = lastMessages[i].context.receivedAt
+            if now - lastFlush >= 100 {
+                lastFlush = now
+                for r in chain.flushDue(now: now) { c.emitted += 1; c.checksum += r.value }
+            }
         }
     }
-    for r in chain.flushAll() { c.emitted += 1; c.checksum += r.value }
-    return c
+}
+
+/// The readings of each hand-over of `messages`, and the last message of each.
+func handOvers(_ decoder: any PayloadDecoder, _ messages: ArraySlice<Message>) -> (readings: [[Reading]], last: [Message]) {
+    var readings: [[Reading]] = []
+    var last: [Message] = []
+    var start = messages.startIndex
+    while start < messages.endIndex {
+        let end = min(start + handOver, messages.endIndex)
+        var buffer: [Reading] = []
+        for m in messages[start..<end] { _ = decoder.decode(m.payload, context: m.context, appendingTo: &buffer) }
+        readings.append(buffer)
+        last.append(messages[end - 1])
+        start = end
+    }
+    return (readings, last)
 }
 
 func seconds(_ d: Duration) -> Double {
@@ -186,7 +243,7 @@ func seconds(_ d: Duration) -> Double {
 }
 
 let clock = ContinuousClock()
-print("weir-bench-formats: \(devices) devices x \(messagesPerDevice) messages x 3 metrics per format, \(rules.count) filter rules, best of \(rounds)")
+print("weir-bench-formats: \(devices) devices x \(messagesPerDevice) messages x 3 metrics per format, \(rules.count) filter rules, hand-overs of \(handOver) messages, warmed by \(warmupPerDevice) messages per device, best of \(rounds)")
 print("'filters/parse' = filters alone (on readings decoded beforehand) / parsing alone;")
 print("'in-line' = parse+filters / parse-only - 1, the target's measure (<= 20%), which also pays for the two sharing caches")
 print("format  parse-only r/s  parse+filters r/s  filters-only r/s  filters/parse  in-line  passed  held  dropped  emitted")
@@ -196,8 +253,11 @@ var allOK = true
 for (format, decoder) in [(PayloadFormat.json, JSONPayloadDecoder() as any PayloadDecoder),
                           (.senml, SenMLPayloadDecoder()), (.line, LinePayloadDecoder())]
     where only.isEmpty || only.contains(format) {
-    let messages = makeMessages(format)
-    let decoded = messages.map { decoder.decode($0.payload, context: $0.context).readings }
+    let all = makeMessages(format)
+    let warm = all[..<(devices * warmupPerDevice)]
+    let messages = all[(devices * warmupPerDevice)...]
+    let warmDecoded = handOvers(decoder, warm)
+    let decoded = handOvers(decoder, messages)
     var bestParse = Double.infinity
     var bestBoth = Double.infinity
     var bestFilter = Double.infinity
@@ -205,13 +265,24 @@ for (format, decoder) in [(PayloadFormat.json, JSONPayloadDecoder() as any Paylo
     var bothCounts = Counts()
     var filterCounts = Counts()
     for _ in 0..<rounds {
+        // Both chains first see the warm-up messages, untimed.
+        var both = ParseAndFilter(decoder: decoder)
+        both.feed(warm)
+        both.c = Counts()
+        var filters = FilterOnly()
+        filters.feed(warmDecoded.readings[...], lastMessages: warmDecoded.last[...])
+        filters.c = Counts()
         let t1 = clock.now
         parseCounts = parseOnly(decoder, messages)
         let t2 = clock.now
-        bothCounts = parseAndFilter(decoder, messages)
+        both.feed(messages)
         let t3 = clock.now
-        filterCounts = filterOnly(decoded, messages)
+        filters.feed(decoded.readings[...], lastMessages: decoded.last[...])
         let t4 = clock.now
+        for r in both.chain.flushAll() { both.c.emitted += 1; both.c.checksum += r.value }
+        for r in filters.chain.flushAll() { filters.c.emitted += 1; filters.c.checksum += r.value }
+        bothCounts = both.c
+        filterCounts = filters.c
         bestParse = min(bestParse, seconds(t2 - t1))
         bestBoth = min(bestBoth, seconds(t3 - t2))
         bestFilter = min(bestFilter, seconds(t4 - t3))
@@ -225,8 +296,12 @@ for (format, decoder) in [(PayloadFormat.json, JSONPayloadDecoder() as any Paylo
     func k(_ rate: Double) -> String { "\(Int(rate / 1000))k" }
     func pct(_ x: Double) -> String { fixed(x * 100, 1) + "%" }
     print("\(format.rawValue.padding(8))\(k(n / bestParse).padding(16))\(k(bothRate).padding(19))\(k(n / bestFilter).padding(18))\(pct(overhead).padding(15))\(pct(inline).padding(9))\(String(bothCounts.passed).padding(8))\(String(bothCounts.held).padding(6))\(String(bothCounts.dropped).padding(9))\(bothCounts.emitted)\(ok ? "" : bothRate < 500_000 ? "   <-- below 500k/s" : "   <-- filters over 20%")")
-    if parseCounts.readings != devices * messagesPerDevice * 3 || bothCounts.checksum != filterCounts.checksum {
-        print("  !! \(format.rawValue): decoded \(parseCounts.readings) readings (expected \(devices * messagesPerDevice * 3)); checksums \(bothCounts.checksum) vs \(filterCounts.checksum)")
+    // Both filtered paths must have judged every reading alike.
+    let sameOutcomes = (bothCounts.passed, bothCounts.held, bothCounts.dropped, bothCounts.deadLetters, bothCounts.emitted)
+        == (filterCounts.passed, filterCounts.held, filterCounts.dropped, filterCounts.deadLetters, filterCounts.emitted)
+    if parseCounts.readings != devices * messagesPerDevice * 3 || bothCounts.readings != parseCounts.readings
+        || bothCounts.checksum != filterCounts.checksum || !sameOutcomes {
+        print("  !! \(format.rawValue): decoded \(parseCounts.readings) readings (expected \(devices * messagesPerDevice * 3)); checksums \(bothCounts.checksum) vs \(filterCounts.checksum); outcomes alike: \(sameOutcomes)")
         allOK = false
     }
 }
