@@ -74,6 +74,43 @@ struct FilterBatchTests {
         #expect(flushed > 100)
     }
 
+    /// The edge filters a hand-over (dozens of payloads, many devices) in one call: the
+    /// chain looks up the next device while it judges the current one's readings, and
+    /// devices are evicted and blocks moved in the middle of a batch.
+    @Test func handOversOfManyPayloadsGiveTheSameVerdictsAsOneAtATime() {
+        var random = Random(state: 77)
+        var single = FilterChain(rules: FilterBatchTests.rules)
+        var batched = FilterChain(rules: FilterBatchTests.rules)
+        single.maxDevices = 8
+        batched.maxDevices = 8
+        single.maxMetricsPerDevice = 5
+        batched.maxMetricsPerDevice = 5
+        var results = FilterResults()
+        var clock: Int64 = 5_000_000
+        var deviceChanges = 0
+        var seen: [FilterVerdict: Int] = [:]
+        for step in 0..<1_500 {
+            var readings: [Reading] = []
+            for _ in 0..<random.below(40) {
+                clock += Int64(random.below(40))
+                readings += FilterBatchTests.payload(&random, clock: clock)
+            }
+            deviceChanges += zip(readings, readings.dropFirst()).filter { $0.device != $1.device }.count
+            let expected = readings.map { single.apply($0) }
+            batched.apply(readings, into: &results)
+            #expect(results.verdicts(for: readings) == expected, "step \(step)")
+            for verdict in expected { seen[FilterBatchTests.kind(verdict), default: 0] += 1 }
+            if step % 7 == 0 { #expect(single.flushDue(now: clock - 1_000) == batched.flushDue(now: clock - 1_000)) }
+        }
+        #expect(single.flushAll() == batched.flushAll())
+        #expect(deviceChanges > 20_000)
+        for kind in [FilterVerdict.pass(Reading(device: "", metric: "", ts: 0, value: 0)), .held,
+                     .dropped(reason: .dedup), .dropped(reason: .deadband), .dropped(reason: .rateLimit),
+                     .deadLetter(reason: "")] {
+            #expect(seen[kind, default: 0] > 100, "\(kind)")
+        }
+    }
+
     /// Verdicts with their payloads blanked, to count by kind.
     static func kind(_ verdict: FilterVerdict) -> FilterVerdict {
         switch verdict {

@@ -20,8 +20,9 @@ public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePoi
 /// reading: device (of up to 40, with small state caps so eviction and rebuilds happen
 /// often), metric (of up to 24, past the per-device linear-scan limit), a signed time
 /// step (back and forth, repeats) and a value (including out-of-range ones). Readings
-/// go one at a time and in payload-sized batches on two chains that must agree, with
-/// flushes in between; every emitted aggregate must lie within the values seen.
+/// go one at a time and in batches mixing devices (as the edge's hand-overs do) on two
+/// chains that must agree, with flushes in between; every emitted aggregate must lie
+/// within the values seen.
 public func fuzzFilterChain(_ input: UnsafeBufferPointer<UInt8>) -> CInt {
     let all: [FilterRule] = [
         FilterRule(match: "*/t*", range: RangeSpec(min: -50, max: 150)),
@@ -68,7 +69,8 @@ public func fuzzFilterChain(_ input: UnsafeBufferPointer<UInt8>) -> CInt {
         let (a, b, c, d) = (input[i], input[i + 1], input[i + 2], input[i + 3])
         i += 4
         let device = devices[Int(a) % devices.count]
-        if let last = payload.last, last.device != device || a & 0x80 != 0 { flushPayload() }
+        // Batches of any length and any mix of devices, as the edge's hand-overs are.
+        if a & 0x80 != 0 { flushPayload() }
         ts &+= Int64(Int8(bitPattern: c)) * 250
         let value = b & 0x80 != 0 ? Double(Int8(bitPattern: d)) * 3 : Double(Int8(bitPattern: d)) / 8
         lowest = min(lowest, value)
