@@ -13,9 +13,7 @@
 /// state in line (a dedup window's header, a deadband's last value). A payload goes from
 /// the device index entry to the block, and from a dedup window to its times in
 /// `dedupPool`; everything else it needs is in the block, next to each other. Downsample
-/// buckets, which `flushDue` scans, stay in `buckets`. In a batch of many devices (the
-/// edge's hand-overs), the next device's index entry and block are read while the
-/// current device's readings are judged, so their cache misses overlap that work.
+/// buckets, which `flushDue` scans, stay in `buckets`.
 ///
 /// A block that needs room for a new series grows in place when it is the arena's last,
 /// else moves to the end (twice as big); the space it leaves is reclaimed by a rebuild,
@@ -81,20 +79,6 @@ final class FilterEngine: @unchecked Sendable {
     @exclusivity(unchecked) private var lastBlock = -1
     /// The series record of `lastBlock` to compare first (see `seriesRecord`), or -1.
     @exclusivity(unchecked) private var nextGuess = -1
-    /// Where the batch being judged (`apply`) ends, for looking ahead; nil otherwise.
-    @exclusivity(unchecked) private var batchEnd: UnsafePointer<Reading>? = nil
-    /// The next device of the batch, looked up while the last one's readings are judged
-    /// (see `lookAhead`): its name's bits and its position in `deviceIndex`; -1 for none.
-    /// It is taken at the very next change of device. A rebuild in between (a series added
-    /// past a cap) keeps every device where it was; the generation still guards the
-    /// position against any rebuild of the index.
-    @exclusivity(unchecked) private var aheadBits = StringBits()
-    @exclusivity(unchecked) private var aheadPosition = -1
-    @exclusivity(unchecked) private var aheadGeneration: UInt64 = 0
-    /// Counts rebuilds of `deviceIndex` (positions change only then).
-    @exclusivity(unchecked) private var indexGeneration: UInt64 = 0
-    /// Where `lookAhead` puts what it reads of a block, so the read is not optimised away.
-    @exclusivity(unchecked) private var aheadTouch: Int32 = 0
     /// The range operation behind the last `.deadLetter` outcome.
     @exclusivity(unchecked) private var deadLetterOp = 0
     /// Completed buckets not yet handed out.
@@ -273,8 +257,6 @@ final class FilterEngine: @unchecked Sendable {
         var deadLetters: [(index: Int, op: Int)] = []
         readings.withUnsafeBufferPointer { batch in
             guard let first = batch.baseAddress else { return } // an empty batch
-            batchEnd = first + n
-            defer { batchEnd = nil }
             results.outcomes.withUnsafeMutableBufferPointer { outcomes in
                 for i in 0..<n {
                     let outcome = judge(at: first + i)
@@ -384,15 +366,9 @@ final class FilterEngine: @unchecked Sendable {
             return
         }
         tick &+= 1
-        var position: Int
-        if aheadPosition >= 0 && bits == aheadBits && aheadGeneration == indexGeneration {
-            position = aheadPosition // looked up ahead (`lookAhead`)
-        } else {
-            let hash = small ?? FilterEngine.hash(reading.pointee.device)
-            position = findDevice(bits, hash: hash, of: reading)
-            if position < 0 { position = addDevice(reading.pointee.device, hash: hash) }
-        }
-        aheadPosition = -1
+        let hash = small ?? FilterEngine.hash(reading.pointee.device)
+        var position = findDevice(bits, hash: hash, of: reading)
+        if position < 0 { position = addDevice(reading.pointee.device, hash: hash) }
         let entry = deviceIndex[position]
         // The stored name's bits: `devices` keeps that string alive, so the name needs
         // no retaining here (`lastDevice` is only for a long name's other copies).
@@ -402,30 +378,6 @@ final class FilterEngine: @unchecked Sendable {
         store(tick, at: entry.block &+ BlockLayout.lastTouched)
         // The payload's first metric is most likely the device's first.
         nextGuess = int32(entry.block &+ BlockLayout.seriesCount) > 0 ? entry.block &+ seriesStart : -1
-        if let end = batchEnd { lookAhead(after: reading, end: end) }
-    }
-
-    /// Finds the next device of the batch (a name stored in line, already known) and
-    /// reads its index entry and the start of its block now, so those cache lines arrive
-    /// while this device's readings are judged instead of when that device's turn comes.
-    /// Looks at most 16 readings ahead.
-    private func lookAhead(after reading: UnsafePointer<Reading>, end: UnsafePointer<Reading>) {
-        var next = reading + 1
-        let limit = Swift.min(end, reading + 17)
-        while next < limit {
-            let bits = UnsafeRawPointer(next).loadUnaligned(fromByteOffset: FilterEngine.deviceOffset, as: StringBits.self)
-            if bits != lastDeviceBits {
-                guard let hash = FilterEngine.hash(smallBits: bits) else { return }
-                let position = findDevice(bits, hash: hash, of: next)
-                if position < 0 { return }
-                aheadBits = bits
-                aheadPosition = position
-                aheadGeneration = indexGeneration
-                aheadTouch = load(deviceIndex[position].block &+ BlockLayout.seriesCount, as: Int32.self)
-                return
-            }
-            next += 1
-        }
     }
 
     /// Adds the device `name` (evicting first if there are `maxDevices`); returns its
@@ -547,7 +499,6 @@ final class FilterEngine: @unchecked Sendable {
     }
 
     private func reindexDevices(capacity: Int) {
-        indexGeneration &+= 1
         var size = 64
         while size < capacity { size *= 2 }
         deviceIndex.deallocate()
