@@ -120,4 +120,48 @@ struct EdgeRejectedEndToEndTests {
             }
         }
     }
+    @Test("a 413 split: the pieces the cloud commits are forwarded even when a later piece cannot be sent, and only that piece is rejected")
+    func splitPiecesCommittedBeforeARefusalAreForwarded() async throws {
+        try await withEdgeHarness { h in
+            // JSON bodies (not compressed) and chunks of one reading each: the backlog is one
+            // batch of 13 chunks, which a 220-byte cap splits down to single chunks. The 7th
+            // reading has 128-byte device and metric names: its body alone is over the cap.
+            try await h.startEdge(environment: ["WEIR_EDGE_UPLINK_FORMAT": "json", "WEIR_EDGE_BUFFER_CHUNK_MAX_READINGS": "1"])
+            let pub = try await h.publisher()
+            let long = "L" + String(repeating: "x", count: 127)
+            let metric = String(repeating: "m", count: 128)
+            for i in 0..<13 {
+                if i == 6 {
+                    try await pub.publish(topic: "devices/\(long)/telemetry", payload: Array("{\"ts\": \(h.baseTs + 6), \"\(metric)\": 999}".utf8), qos: 1)
+                } else {
+                    let m = h.reading(i, devices: 4)
+                    try await pub.publish(topic: m.topic, payload: m.payload, qos: 1)
+                }
+                // Sealed on its own before the next one comes.
+                _ = try await h.waitForStatus { $0.chunks >= i + 1 }
+            }
+            let backlog = try h.status()
+            #expect(backlog.chunks == 13 && backlog.readings == 13, "\(backlog.text)")
+
+            try await h.startCloud(extraConfig: "max_body: 220\n")
+            let done = try await h.waitForStatus { $0.chunks == 0 }
+            await pub.disconnect()
+            #expect(h.edge?.process.standardError.contains("cloud said 413") == true, "the cap was never hit")
+
+            // Only the long reading's chunk is rejected; the 12 others reach the cloud, each
+            // once, and count as forwarded: accepted = forwarded + rejected.
+            let rejected = try rejectedRows(h.bufferPath)
+            #expect(rejected.indices == [999], "rejected: \(rejected.indices.sorted())")
+            #expect(rejected.rows.map(\.status) == [413])
+            #expect(done.rejectedChunks == 1)
+            #expect(done.rejectedReadings == 1)
+            #expect(done.counters["forwarded_readings"] == 12, "\(done.text)")
+            #expect(done.counters["accepted_readings"] == 13)
+            #expect(try await h.waitForCloudCount(12, devices: 4) == 12)
+            let expected = h.expectedWindows((0..<13).filter { $0 != 6 }, devices: 4)
+            for (device, rows) in try await h.windows(devices: 4, size: "1s") {
+                #expect(rows.reduce(0) { $0 + $1.count } == expected[device]?.values.reduce(0) { $0 + $1.count } ?? 0, "\(device)")
+            }
+        }
+    }
 }

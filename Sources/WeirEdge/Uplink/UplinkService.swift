@@ -16,7 +16,8 @@ import WeirCore
 /// - 401/403: keep everything, back off, report "uplink unauthorized";
 /// - 404/405: keep everything, back off, report "uplink endpoint not found" — the URL is
 ///   wrong (weir-cloud always has `POST /v1/batches`), which says nothing about the batch;
-/// - 413: split the batch and send the halves;
+/// - 413: split the batch and send the halves; pieces the cloud commits are forwarded
+///   even when a later piece fails, and only the piece that failed is rejected;
 /// - other 4xx: move the chunks to the `rejected` table with the response;
 /// - a chunk that does not decode is quarantined, the rest goes on.
 struct UplinkService: Service {
@@ -35,6 +36,15 @@ struct UplinkService: Service {
         case endpointNotFound(status: Int, body: String)
         case tooLarge
         case rejected(status: Int, body: String)
+    }
+
+    /// What sending a batch came to: the cloud's answer, the piece it is about (the batch
+    /// itself unless a 413 split it) and the pieces of the split the cloud committed
+    /// before that answer.
+    struct Delivery {
+        var response: Response
+        var piece: UplinkBatch
+        var committed: [UplinkBatch] = []
     }
 
     func run() async throws {
@@ -87,8 +97,15 @@ struct UplinkService: Service {
         guard let batch = current else { return }
         inFlight.set(batch.seqs)
 
-        let outcome = await deliver(batch, client: client, nextSendAt: &nextSendAt)
-        switch outcome {
+        let delivery = await deliver(batch, client: client, nextSendAt: &nextSendAt)
+        if !delivery.committed.isEmpty {
+            // A 413 split the batch and the cloud committed some pieces before it answered
+            // otherwise for another: those are forwarded, whatever becomes of the rest,
+            // which is read afresh for the next batch.
+            try forwardCommitted(delivery.committed, of: batch)
+            current = nil
+        }
+        switch delivery.response {
         case .committed:
             try buffer.markForwarded(seqs: batch.seqs, dropIDs: batch.drops.map(\.id), readings: batch.readingCount)
             metrics.forwardedReadings.increment(by: Int64(batch.readingCount))
@@ -105,11 +122,12 @@ struct UplinkService: Service {
             current = nil
             inFlight.clear()
         case .rejected(let status, let body):
+            let piece = delivery.piece
             logger.error("cloud rejected a batch for good; its chunks moved to the rejected table",
-                         metadata: ["weir.batch": "\(batch.id)", "weir.status": "\(status)", "weir.response": "\(body.prefix(300))"])
-            try buffer.reject(seqs: batch.seqs, dropIDs: batch.drops.map(\.id), batch: batch.id, status: status, response: body)
-            metrics.rejected.increment(by: Int64(batch.seqs.count))
-            try? buffer.setUplinkState("ok", error: "batch \(batch.id) rejected with \(status): \(body.prefix(300))")
+                         metadata: ["weir.batch": "\(piece.id)", "weir.status": "\(status)", "weir.response": "\(body.prefix(300))"])
+            try buffer.reject(seqs: piece.seqs, dropIDs: piece.drops.map(\.id), batch: piece.id, status: status, response: body)
+            metrics.rejected.increment(by: Int64(piece.seqs.count))
+            try? buffer.setUplinkState("ok", error: "batch \(piece.id) rejected with \(status): \(body.prefix(300))")
             current = nil
             inFlight.clear()
         case .unauthorized(let status, let body):
@@ -145,10 +163,32 @@ struct UplinkService: Service {
             try await Task.sleep(for: after ?? backoff.next())
         case .tooLarge:
             // A single reading over the cloud's cap cannot be sent at all.
-            try buffer.reject(seqs: batch.seqs, dropIDs: batch.drops.map(\.id), batch: batch.id, status: 413,
+            let piece = delivery.piece
+            logger.error("a single reading is over the cloud's body cap; its chunk moved to the rejected table",
+                         metadata: ["weir.batch": "\(piece.id)"])
+            try buffer.reject(seqs: piece.seqs, dropIDs: piece.drops.map(\.id), batch: piece.id, status: 413,
                               response: "too large even as a single reading")
+            metrics.rejected.increment(by: Int64(piece.seqs.count))
             current = nil
             inFlight.clear()
+        }
+    }
+
+    /// Marks the pieces of `batch` the cloud committed as forwarded. The chunk of a piece
+    /// that is half of one chunk cannot be: it is sent again with its other half (the
+    /// cloud counts the repeats as duplicates), or rejected with it; the drop rows that
+    /// rode with that half are forwarded.
+    private func forwardCommitted(_ pieces: [UplinkBatch], of batch: UplinkBatch) throws {
+        for piece in pieces {
+            if piece.readings != nil {
+                if !piece.drops.isEmpty { try buffer.markForwarded(seqs: [], dropIDs: piece.drops.map(\.id), readings: 0) }
+                continue
+            }
+            try buffer.markForwarded(seqs: piece.seqs, dropIDs: piece.drops.map(\.id), readings: piece.readingCount)
+            metrics.forwardedReadings.increment(by: Int64(piece.readingCount))
+            metrics.forwardedBatches.increment()
+            logger.info("part of a split batch committed; forwarded", metadata: ["weir.batch": "\(piece.id)", "weir.of": "\(batch.id)",
+                                                                               "weir.readings": "\(piece.readingCount)"])
         }
     }
 
@@ -193,24 +233,29 @@ struct UplinkService: Service {
         return batch
     }
 
-    /// Sends `batch`, splitting it on 413 until the pieces fit.
-    private func deliver(_ batch: UplinkBatch, client: HTTPClient, nextSendAt: inout ContinuousClock.Instant) async -> Response {
+    /// Sends `batch`, splitting it on 413 until the pieces fit. Stops at the first piece
+    /// the cloud does not commit, and says which pieces it did commit before.
+    private func deliver(_ batch: UplinkBatch, client: HTTPClient, nextSendAt: inout ContinuousClock.Instant) async -> Delivery {
         let response = await post(batch, client: client, nextSendAt: &nextSendAt)
-        guard case .tooLarge = response else { return response }
+        guard case .tooLarge = response else { return Delivery(response: response, piece: batch) }
         let halves: [UplinkBatch]
         do {
-            guard let split = try batch.split(gateway: configuration.gateway) else { return .tooLarge }
+            guard let split = try batch.split(gateway: configuration.gateway) else { return Delivery(response: .tooLarge, piece: batch) }
             halves = split
         } catch {
-            return .retry(after: nil, reason: "splitting batch \(batch.id) failed: \(error)")
+            return Delivery(response: .retry(after: nil, reason: "splitting batch \(batch.id) failed: \(error)"), piece: batch)
         }
         logger.info("cloud said 413: splitting the batch", metadata: ["weir.batch": "\(batch.id)", "weir.readings": "\(batch.readingCount)"])
+        var committed: [UplinkBatch] = []
         for half in halves {
-            let r = await deliver(half, client: client, nextSendAt: &nextSendAt)
-            if case .committed = r { continue }
-            return r
+            let delivery = await deliver(half, client: client, nextSendAt: &nextSendAt)
+            if case .committed = delivery.response {
+                committed.append(half)
+                continue
+            }
+            return Delivery(response: delivery.response, piece: delivery.piece, committed: committed + delivery.committed)
         }
-        return .committed
+        return Delivery(response: .committed, piece: batch)
     }
 
     private func post(_ batch: UplinkBatch, client: HTTPClient, nextSendAt: inout ContinuousClock.Instant) async -> Response {
