@@ -11,7 +11,10 @@
 // `WEIR_BENCH_HANDOVER=1` times one message at a time, `WEIR_BENCH_WARMUP=0` a cold chain.
 //
 // Each figure is the best of several rounds, parse-only and parse+filters interleaved, so
-// the ratio compares runs made under the same machine load.
+// the ratio compares runs made under the same machine load. Where a process's code, stack
+// and heap land (ASLR, the path it runs from) moves the in-line figure by a few points on
+// its own, so the benchmark runs in 5 processes (`WEIR_BENCH_PROCESSES`), one after
+// another, prints each one's figures and judges the targets on the median process.
 import WeirCore
 #if canImport(Glibc)
 import Glibc
@@ -243,69 +246,185 @@ func seconds(_ d: Duration) -> Double {
 }
 
 let clock = ContinuousClock()
-print("weir-bench-formats: \(devices) devices x \(messagesPerDevice) messages x 3 metrics per format, \(rules.count) filter rules, hand-overs of \(handOver) messages, warmed by \(warmupPerDevice) messages per device, best of \(rounds)")
-print("'filters/parse' = filters alone (on readings decoded beforehand) / parsing alone;")
-print("'in-line' = parse+filters / parse-only - 1, the target's measure (<= 20%), which also pays for the two sharing caches")
-print("format  parse-only r/s  parse+filters r/s  filters-only r/s  filters/parse  in-line  passed  held  dropped  emitted")
-// `weir-bench-formats json line` runs only the formats named.
-let only = Set(CommandLine.arguments.dropFirst().compactMap(PayloadFormat.init(rawValue:)))
-var allOK = true
-for (format, decoder) in [(PayloadFormat.json, JSONPayloadDecoder() as any PayloadDecoder),
-                          (.senml, SenMLPayloadDecoder()), (.line, LinePayloadDecoder())]
-    where only.isEmpty || only.contains(format) {
-    let all = makeMessages(format)
-    let warm = all[..<(devices * warmupPerDevice)]
-    let messages = all[(devices * warmupPerDevice)...]
-    let warmDecoded = handOvers(decoder, warm)
-    let decoded = handOvers(decoder, messages)
-    var bestParse = Double.infinity
-    var bestBoth = Double.infinity
-    var bestFilter = Double.infinity
-    var parseCounts = Counts()
-    var bothCounts = Counts()
-    var filterCounts = Counts()
-    for _ in 0..<rounds {
-        // Both chains first see the warm-up messages, untimed.
-        var both = ParseAndFilter(decoder: decoder)
-        both.feed(warm)
-        both.c = Counts()
-        var filters = FilterOnly()
-        filters.feed(warmDecoded.readings[...], lastMessages: warmDecoded.last[...])
-        filters.c = Counts()
-        let t1 = clock.now
-        parseCounts = parseOnly(decoder, messages)
-        let t2 = clock.now
-        both.feed(messages)
-        let t3 = clock.now
-        filters.feed(decoded.readings[...], lastMessages: decoded.last[...])
-        let t4 = clock.now
-        for r in both.chain.flushAll() { both.c.emitted += 1; both.c.checksum += r.value }
-        for r in filters.chain.flushAll() { filters.c.emitted += 1; filters.c.checksum += r.value }
-        bothCounts = both.c
-        filterCounts = filters.c
-        bestParse = min(bestParse, seconds(t2 - t1))
-        bestBoth = min(bestBoth, seconds(t3 - t2))
-        bestFilter = min(bestFilter, seconds(t4 - t3))
-    }
-    let n = Double(parseCounts.readings)
-    let bothRate = n / bestBoth
-    let overhead = bestFilter / bestParse
-    let inline = bestBoth / bestParse - 1
-    let ok = bothRate >= 500_000 && inline <= 0.20
-    allOK = allOK && ok
-    func k(_ rate: Double) -> String { "\(Int(rate / 1000))k" }
-    func pct(_ x: Double) -> String { fixed(x * 100, 1) + "%" }
-    print("\(format.rawValue.padding(8))\(k(n / bestParse).padding(16))\(k(bothRate).padding(19))\(k(n / bestFilter).padding(18))\(pct(overhead).padding(15))\(pct(inline).padding(9))\(String(bothCounts.passed).padding(8))\(String(bothCounts.held).padding(6))\(String(bothCounts.dropped).padding(9))\(bothCounts.emitted)\(ok ? "" : bothRate < 500_000 ? "   <-- below 500k/s" : "   <-- filters over 20%")")
-    // Both filtered paths must have judged every reading alike.
-    let sameOutcomes = (bothCounts.passed, bothCounts.held, bothCounts.dropped, bothCounts.deadLetters, bothCounts.emitted)
-        == (filterCounts.passed, filterCounts.held, filterCounts.dropped, filterCounts.deadLetters, filterCounts.emitted)
-    if parseCounts.readings != devices * messagesPerDevice * 3 || bothCounts.readings != parseCounts.readings
-        || bothCounts.checksum != filterCounts.checksum || !sameOutcomes {
-        print("  !! \(format.rawValue): decoded \(parseCounts.readings) readings (expected \(devices * messagesPerDevice * 3)); checksums \(bothCounts.checksum) vs \(filterCounts.checksum); outcomes alike: \(sameOutcomes)")
-        allOK = false
+
+/// One process's figures for one format (readings per second).
+struct Figures {
+    var format: String
+    var parse: Double
+    var both: Double
+    var filters: Double
+    /// The counts and checksums of the three paths agreed.
+    var consistent: Bool
+
+    var inline: Double { parse / both - 1 }
+    var ok: Bool { both >= 500_000 && inline <= 0.20 && consistent }
+
+    func row(_ label: String) -> String {
+        func k(_ rate: Double) -> String { "\(Int(rate / 1000))k" }
+        func pct(_ x: Double) -> String { fixed(x * 100, 1) + "%" }
+        return "\(label.padding(8))\(k(parse).padding(16))\(k(both).padding(19))\(k(filters).padding(18))\(pct(parse / filters).padding(15))\(pct(inline).padding(9))"
+            + (ok ? "" : !consistent ? "   <-- paths disagree" : both < 500_000 ? "   <-- below 500k/s" : "   <-- filters over 20%")
     }
 }
-print(allOK ? "targets met: >= 500k readings/s with filters, filters <= 20% over parsing" : "TARGETS NOT MET (see the marked rows)")
+
+/// Measures every format named (all by default) in this process; prints a row each.
+func measureHere() -> [Figures] {
+    // `weir-bench-formats json line` runs only the formats named.
+    let only = Set(CommandLine.arguments.dropFirst().compactMap(PayloadFormat.init(rawValue:)))
+    var out: [Figures] = []
+    for (format, decoder) in [(PayloadFormat.json, JSONPayloadDecoder() as any PayloadDecoder),
+                              (.senml, SenMLPayloadDecoder()), (.line, LinePayloadDecoder())]
+        where only.isEmpty || only.contains(format) {
+        let all = makeMessages(format)
+        let warm = all[..<(devices * warmupPerDevice)]
+        let messages = all[(devices * warmupPerDevice)...]
+        let warmDecoded = handOvers(decoder, warm)
+        let decoded = handOvers(decoder, messages)
+        var bestParse = Double.infinity
+        var bestBoth = Double.infinity
+        var bestFilter = Double.infinity
+        var parseCounts = Counts()
+        var bothCounts = Counts()
+        var filterCounts = Counts()
+        for _ in 0..<rounds {
+            // Both chains first see the warm-up messages, untimed.
+            var both = ParseAndFilter(decoder: decoder)
+            both.feed(warm)
+            both.c = Counts()
+            var filters = FilterOnly()
+            filters.feed(warmDecoded.readings[...], lastMessages: warmDecoded.last[...])
+            filters.c = Counts()
+            let t1 = clock.now
+            parseCounts = parseOnly(decoder, messages)
+            let t2 = clock.now
+            both.feed(messages)
+            let t3 = clock.now
+            filters.feed(decoded.readings[...], lastMessages: decoded.last[...])
+            let t4 = clock.now
+            for r in both.chain.flushAll() { both.c.emitted += 1; both.c.checksum += r.value }
+            for r in filters.chain.flushAll() { filters.c.emitted += 1; filters.c.checksum += r.value }
+            bothCounts = both.c
+            filterCounts = filters.c
+            bestParse = min(bestParse, seconds(t2 - t1))
+            bestBoth = min(bestBoth, seconds(t3 - t2))
+            bestFilter = min(bestFilter, seconds(t4 - t3))
+        }
+        let n = Double(parseCounts.readings)
+        // Both filtered paths must have judged every reading alike.
+        let sameOutcomes = (bothCounts.passed, bothCounts.held, bothCounts.dropped, bothCounts.deadLetters, bothCounts.emitted)
+            == (filterCounts.passed, filterCounts.held, filterCounts.dropped, filterCounts.deadLetters, filterCounts.emitted)
+        let consistent = parseCounts.readings == devices * messagesPerDevice * 3 && bothCounts.readings == parseCounts.readings
+            && bothCounts.checksum == filterCounts.checksum && sameOutcomes
+        let figures = Figures(format: format.rawValue, parse: n / bestParse, both: n / bestBoth, filters: n / bestFilter, consistent: consistent)
+        print(figures.row(format.rawValue) + "\(String(bothCounts.passed).padding(8))\(String(bothCounts.held).padding(6))\(String(bothCounts.dropped).padding(9))\(bothCounts.emitted)")
+        if !consistent {
+            print("  !! \(format.rawValue): decoded \(parseCounts.readings) readings (expected \(devices * messagesPerDevice * 3)); checksums \(bothCounts.checksum) vs \(filterCounts.checksum); outcomes alike: \(sameOutcomes)")
+        }
+        out.append(figures)
+    }
+    return out
+}
+
+/// Runs this benchmark in `count` fresh processes, one after another, and returns each
+/// one's output. Each process lands its stack, heap and code at other addresses (ASLR),
+/// which alone moves the in-line figure by a few points: one process is one sample.
+func runProcesses(_ count: Int) -> [(output: String, failed: Bool)] {
+    #if os(Linux)
+    let executable = "/proc/self/exe"
+    #else
+    let executable = CommandLine.arguments[0]
+    #endif
+    var outputs: [(output: String, failed: Bool)] = []
+    for _ in 0..<count {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { fatalError("pipe failed") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        let argv: [UnsafeMutablePointer<CChar>?] = CommandLine.arguments.map { strdup($0) } + [nil]
+        var environment: [UnsafeMutablePointer<CChar>?] = [strdup("WEIR_BENCH_PROCESSES=1")]
+        var e = environ
+        while let entry = e.pointee {
+            if !String(cString: entry).hasPrefix("WEIR_BENCH_PROCESSES=") { environment.append(strdup(entry)) }
+            e += 1
+        }
+        environment.append(nil)
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environment)
+        posix_spawn_file_actions_destroy(&actions)
+        close(fds[1])
+        argv.forEach { free($0) }
+        environment.forEach { free($0) }
+        guard spawned == 0 else { fatalError("cannot run \(executable): error \(spawned)") }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fds[0], &chunk, chunk.count)
+            if n <= 0 { break }
+            bytes += chunk[..<n]
+        }
+        close(fds[0])
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        // Exited normally with status 0 (the wait status is 0 exactly then).
+        outputs.append((String(decoding: bytes, as: UTF8.self), status != 0))
+    }
+    return outputs
+}
+
+/// `WEIR_BENCH_PROCESSES` (default 5): how many processes measure; the verdict is on each
+/// figure's median across them, and every process's rows are printed.
+let processes = max(1, Int(getenvString("WEIR_BENCH_PROCESSES") ?? "") ?? 5)
+let header = "format  parse-only r/s  parse+filters r/s  filters-only r/s  filters/parse  in-line"
+if processes == 1 {
+    print("weir-bench-formats: \(devices) devices x \(messagesPerDevice) messages x 3 metrics per format, \(rules.count) filter rules, hand-overs of \(handOver) messages, warmed by \(warmupPerDevice) messages per device, best of \(rounds)")
+    print(header + "  passed  held  dropped  emitted")
+    let figures = measureHere()
+    // For a parent process: one line per format, in full precision.
+    for f in figures { print("figures \(f.format) \(f.parse) \(f.both) \(f.filters) \(f.consistent ? 1 : 0)") }
+    print(figures.allSatisfy(\.ok) ? "targets met: >= 500k readings/s with filters, filters <= 20% over parsing" : "TARGETS NOT MET (see the marked rows)")
+} else {
+    print("weir-bench-formats: \(devices) devices x \(messagesPerDevice) messages x 3 metrics per format, \(rules.count) filter rules, hand-overs of \(handOver) messages, warmed by \(warmupPerDevice) messages per device, best of \(rounds) rounds in each of \(processes) processes")
+    print("'filters/parse' = filters alone (on readings decoded beforehand) / parsing alone;")
+    print("'in-line' = parse+filters / parse-only - 1, the target's measure (<= 20%), which also pays for the two sharing caches")
+    print("each process lands its code, stack and heap at other addresses, which alone moves the in-line figure by a few points:")
+    print("the verdict is on the median process of each format; every process's figures are shown")
+    print("        " + header)
+    var byFormat: [String: [Figures]] = [:]
+    var order: [String] = []
+    var allOK = true
+    for (i, (output, failed)) in runProcesses(processes).enumerated() {
+        if failed {
+            print("#\(i + 1): the process failed; its output:\n\(output)")
+            allOK = false
+        }
+        for line in output.split(separator: "\n") where line.hasPrefix("figures ") {
+            let fields = line.split(separator: " ")
+            guard fields.count == 6, let parse = Double(fields[2]), let both = Double(fields[3]), let filters = Double(fields[4]) else {
+                fatalError("process \(i + 1) printed an unreadable line: \(line)")
+            }
+            let f = Figures(format: String(fields[1]), parse: parse, both: both, filters: filters, consistent: fields[5] == "1")
+            if byFormat[f.format] == nil { order.append(f.format) }
+            byFormat[f.format, default: []].append(f)
+            print("#\(i + 1)".padding(8) + f.row(f.format))
+        }
+        for line in output.split(separator: "\n") where line.hasPrefix("  !! ") { print(line) }
+    }
+    if order.isEmpty { fatalError("no process printed figures") }
+    print("median  " + header)
+    for format in order {
+        let all = byFormat[format] ?? []
+        // The median process by in-line cost; its rates are shown with it.
+        let median = all.sorted { $0.inline < $1.inline }[all.count / 2]
+        var shown = median
+        shown.consistent = all.allSatisfy(\.consistent)
+        let spread = all.map(\.inline)
+        print("        " + shown.row(format) + "   (in-line \(fixed(spread.min()! * 100, 1))-\(fixed(spread.max()! * 100, 1))% over \(all.count) processes)")
+        allOK = allOK && shown.ok
+    }
+    print(allOK ? "targets met (median process): >= 500k readings/s with filters, filters <= 20% over parsing" : "TARGETS NOT MET (see the marked rows)")
+}
 
 extension String {
     func padding(_ width: Int) -> String {
