@@ -29,49 +29,42 @@ public struct JSONPayloadDecoder: PayloadDecoder {
     /// Decodes one payload, appending its readings to `readings`; never traps, whatever
     /// the bytes.
     public func decode(_ payload: [UInt8], context: PayloadContext, appendingTo readings: inout [Reading]) -> PayloadReport {
-        let start = readings.count
         var state = State(context: context, tsUnit: tsUnit)
-        // The state appends to the caller's buffer (moved in and back, not copied).
-        swap(&state.out.readings, &readings)
-        let failure: PayloadProblem? = payload.withUnsafeBufferPointer { buffer in
-            var scanner = JSONScanner(buffer)
-            do {
-                switch scanner.peek() {
-                case UInt8(ascii: "{"):
-                    try state.decodeObject(&scanner, element: nil)
-                case UInt8(ascii: "["):
-                    var index = 0
-                    while try scanner.nextElement(index, in: "the array") {
-                        if scanner.peek() == UInt8(ascii: "{") {
-                            try state.decodeObject(&scanner, element: index)
-                        } else {
-                            try scanner.skipValue(depth: 1)
-                            state.out.problems.append(PayloadProblem("element \(index): not an object"))
+        // Not valid JSON: none of it is taken.
+        return state.decode(appendingTo: &readings) { state in
+            payload.withUnsafeBufferPointer { buffer in
+                var scanner = JSONScanner(buffer)
+                do {
+                    switch scanner.peek() {
+                    case UInt8(ascii: "{"):
+                        try state.decodeObject(&scanner, element: nil)
+                    case UInt8(ascii: "["):
+                        var index = 0
+                        while try scanner.nextElement(index, in: "the array") {
+                            if scanner.peek() == UInt8(ascii: "{") {
+                                try state.decodeObject(&scanner, element: index)
+                            } else {
+                                try scanner.skipValue(depth: 1)
+                                state.out.problems.append(PayloadProblem("element \(index): not an object"))
+                            }
+                            index += 1
                         }
-                        index += 1
+                    case nil:
+                        return PayloadProblem("empty payload (a JSON object or array expected)")
+                    default:
+                        throw scanner.error("expected a JSON object or array\(scanner.foundDescription())")
                     }
-                case nil:
-                    return PayloadProblem("empty payload (a JSON object or array expected)")
-                default:
-                    throw scanner.error("expected a JSON object or array\(scanner.foundDescription())")
+                    try scanner.expectEnd()
+                } catch {
+                    return PayloadProblem("not valid JSON: \(error)")
                 }
-                try scanner.expectEnd()
-            } catch {
-                return PayloadProblem("not valid JSON: \(error)")
+                return nil
             }
-            return nil
         }
-        swap(&state.out.readings, &readings)
-        if let failure {
-            // Not valid JSON: none of it is taken.
-            readings.removeSubrange(start...)
-            return PayloadReport(problems: [failure])
-        }
-        return PayloadReport(problems: state.out.problems, stamped: state.out.stamped)
     }
 
     /// What one decode call carries between objects; buffers are reused across elements.
-    private struct State {
+    private struct State: PayloadDecodingState {
         let context: PayloadContext
         let tsUnit: TimestampUnit
         var out = DecodedPayload()

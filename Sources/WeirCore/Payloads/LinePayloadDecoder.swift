@@ -32,24 +32,24 @@ public struct LinePayloadDecoder: PayloadDecoder {
     public func decode(_ payload: [UInt8], context: PayloadContext, appendingTo readings: inout [Reading]) -> PayloadReport {
         payload.withUnsafeBufferPointer { buffer in
             var state = State(bytes: buffer, context: context, precision: precision)
-            // The state appends to the caller's buffer (moved in and back, not copied).
-            swap(&state.out.readings, &readings)
-            var lineStart = 0
-            var lineNumber = 1
-            while lineStart <= buffer.count {
-                var lineEnd = lineStart
-                while lineEnd < buffer.count && buffer[lineEnd] != 0x0A { lineEnd += 1 }
-                var end = lineEnd
-                if end > lineStart && buffer[end - 1] == 0x0D { end -= 1 }
-                state.decodeLine(start: lineStart, end: end, number: lineNumber)
-                lineStart = lineEnd + 1
-                lineNumber += 1
+            // Every problem is a line's: the payload never fails as a whole.
+            return state.decode(appendingTo: &readings) { state in
+                var lineStart = 0
+                var lineNumber = 1
+                while lineStart <= buffer.count {
+                    var lineEnd = lineStart
+                    while lineEnd < buffer.count && buffer[lineEnd] != 0x0A { lineEnd += 1 }
+                    var end = lineEnd
+                    if end > lineStart && buffer[end - 1] == 0x0D { end -= 1 }
+                    state.decodeLine(start: lineStart, end: end, number: lineNumber)
+                    lineStart = lineEnd + 1
+                    lineNumber += 1
+                }
+                if !state.sawLine {
+                    state.out.problems.append(PayloadProblem("empty payload (no line-protocol lines)"))
+                }
+                return nil
             }
-            if !state.sawLine {
-                state.out.problems.append(PayloadProblem("empty payload (no line-protocol lines)"))
-            }
-            swap(&state.out.readings, &readings)
-            return PayloadReport(problems: state.out.problems, stamped: state.out.stamped)
         }
     }
 
@@ -57,7 +57,7 @@ public struct LinePayloadDecoder: PayloadDecoder {
         var message: String
     }
 
-    private struct State {
+    private struct State: PayloadDecodingState {
         let bytes: UnsafeBufferPointer<UInt8>
         let context: PayloadContext
         let precision: TimestampUnit

@@ -84,6 +84,28 @@ public protocol PayloadDecoder: Sendable {
     func decode(_ payload: [UInt8], context: PayloadContext, appendingTo readings: inout [Reading]) -> PayloadReport
 }
 
+/// A decoder's working state for one payload: what it has decoded so far.
+protocol PayloadDecodingState {
+    var out: DecodedPayload { get set }
+}
+
+extension PayloadDecodingState {
+    /// Runs `body`, which decodes into `out`, with the caller's `readings` as
+    /// `out.readings` (moved in and back, not copied), so `body` appends to them. A problem
+    /// `body` returns sinks the whole payload: the readings it appended are taken out again.
+    mutating func decode(appendingTo readings: inout [Reading], _ body: (inout Self) -> PayloadProblem?) -> PayloadReport {
+        let start = readings.count
+        swap(&out.readings, &readings)
+        let failure = body(&self)
+        swap(&out.readings, &readings)
+        if let failure {
+            readings.removeSubrange(start...)
+            return PayloadReport(problems: [failure])
+        }
+        return PayloadReport(problems: out.problems, stamped: out.stamped)
+    }
+}
+
 extension PayloadDecoder {
     /// Decodes `payload` on its own.
     public func decode(_ payload: [UInt8], context: PayloadContext) -> DecodedPayload {

@@ -33,50 +33,43 @@ public struct SenMLPayloadDecoder: PayloadDecoder {
     /// Decodes one pack, appending its readings to `readings`; never traps, whatever the
     /// bytes.
     public func decode(_ payload: [UInt8], context: PayloadContext, appendingTo readings: inout [Reading]) -> PayloadReport {
-        let start = readings.count
         var state = State(context: context)
-        // The state appends to the caller's buffer (moved in and back, not copied).
-        swap(&state.out.readings, &readings)
-        let failure: PayloadProblem? = payload.withUnsafeBufferPointer { buffer in
-            var scanner = JSONScanner(buffer)
-            do {
-                switch scanner.peek() {
-                case UInt8(ascii: "["):
-                    var index = 0
-                    while try scanner.nextElement(index, in: "the pack") {
-                        if scanner.peek() == UInt8(ascii: "{") {
-                            try state.decodeRecord(&scanner, index: index)
-                        } else {
-                            try scanner.skipValue(depth: 1)
-                            state.out.problems.append(PayloadProblem("record \(index): not an object"))
+        // A pack that fails as a whole: none of it is taken.
+        return state.decode(appendingTo: &readings) { state in
+            payload.withUnsafeBufferPointer { buffer in
+                var scanner = JSONScanner(buffer)
+                do {
+                    switch scanner.peek() {
+                    case UInt8(ascii: "["):
+                        var index = 0
+                        while try scanner.nextElement(index, in: "the pack") {
+                            if scanner.peek() == UInt8(ascii: "{") {
+                                try state.decodeRecord(&scanner, index: index)
+                            } else {
+                                try scanner.skipValue(depth: 1)
+                                state.out.problems.append(PayloadProblem("record \(index): not an object"))
+                            }
+                            index += 1
                         }
-                        index += 1
+                    case UInt8(ascii: "{"):
+                        // Not a pack, but unambiguous: a pack of one record.
+                        try state.decodeRecord(&scanner, index: 0)
+                    case nil:
+                        return PayloadProblem("empty payload (a SenML pack, a JSON array, expected)")
+                    default:
+                        throw scanner.error("expected a SenML pack (a JSON array)\(scanner.foundDescription())")
                     }
-                case UInt8(ascii: "{"):
-                    // Not a pack, but unambiguous: a pack of one record.
-                    try state.decodeRecord(&scanner, index: 0)
-                case nil:
-                    return PayloadProblem("empty payload (a SenML pack, a JSON array, expected)")
-                default:
-                    throw scanner.error("expected a SenML pack (a JSON array)\(scanner.foundDescription())")
+                    try scanner.expectEnd()
+                } catch let error as JSONSyntaxError {
+                    return PayloadProblem("not valid JSON: \(error)")
+                } catch let error as PackProblem {
+                    return PayloadProblem(error.reason)
+                } catch {
+                    return PayloadProblem("\(error)")
                 }
-                try scanner.expectEnd()
-            } catch let error as JSONSyntaxError {
-                return PayloadProblem("not valid JSON: \(error)")
-            } catch let error as PackProblem {
-                return PayloadProblem(error.reason)
-            } catch {
-                return PayloadProblem("\(error)")
+                return nil
             }
-            return nil
         }
-        swap(&state.out.readings, &readings)
-        if let failure {
-            // A pack that fails as a whole: none of it is taken.
-            readings.removeSubrange(start...)
-            return PayloadReport(problems: [failure])
-        }
-        return PayloadReport(problems: state.out.problems, stamped: state.out.stamped)
     }
 
     /// A problem that sinks the whole pack.
@@ -118,7 +111,7 @@ public struct SenMLPayloadDecoder: PayloadDecoder {
         }
     }
 
-    private struct State {
+    private struct State: PayloadDecodingState {
         let context: PayloadContext
         var out = DecodedPayload()
         var key: [UInt8] = []
