@@ -64,11 +64,6 @@ struct IngestPipeline: Sendable {
         filters = FilterChain(rules: configuration.filters)
     }
 
-    /// Processes one message into `out`.
-    mutating func process(_ message: MQTTMessage, receivedAt: Int64, into out: inout SealInput) {
-        process(CollectionOfOne(message), receivedAt: receivedAt, into: &out)
-    }
-
     /// Processes the messages of one hand-over, in order, into `out`.
     mutating func process(_ messages: some Collection<MQTTMessage>, receivedAt: Int64, into out: inout SealInput) {
         if messages.isEmpty { return }
@@ -102,11 +97,7 @@ struct IngestPipeline: Sendable {
         // The common payload — every reading valid, every timestamp plausible — goes
         // through the filters as it is; any other is checked one reading at a time,
         // keeping its dead letters (bad data, bad clocks) in payload order.
-        var clean = true
-        for i in start..<end where batch[i].problem != nil || clock.problem(ts: batch[i].ts, receivedAt: receivedAt) != nil {
-            clean = false
-            break
-        }
+        let clean = !batch[start..<end].contains { $0.problem != nil || clock.problem(ts: $0.ts, receivedAt: receivedAt) != nil }
         if clean {
             plans.append(Plan(message: message, problems: problems, readings: start..<end, steps: steps.count..<steps.count))
             return
