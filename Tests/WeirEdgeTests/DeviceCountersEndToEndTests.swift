@@ -14,43 +14,27 @@ struct DeviceCountersEndToEndTests {
     func perDeviceCounters() async throws {
         try await withEdgeHarness { h in
             let metricsPort = try FreePort.allocate()
-            try """
-            gateway: gw-1
-            mqtt:
-              url: \(h.broker.url)
-              client_id: edge-counters-\(h.broker.port)
-              subscriptions:
-                - topic: devices/{device}/telemetry
-                  format: json
-            buffer:
-              path: \(h.bufferPath)
-              flush_interval: 100ms
-            uplink:
-              url: http://127.0.0.1:\(h.cloudPort)
-              backoff_base: 50ms
-              backoff_cap: 500ms
-            metrics:
-              listen: 127.0.0.1:\(metricsPort)
-            max_clock_skew: 5m
-            on_bad_timestamp: reject
-            filters:
-              - match: "*/temp"
-                range:
-                  min: -50
-                  max: 150
-              - match: "*/*"
-                dedup: 60s
-              - match: "*/level"
-                deadband:
-                  abs: 1
-                  heartbeat: 1h
-              - match: "*/rpm"
-                rate_limit: 2
-              - match: "*/power"
-                downsample:
-                  bucket: 10s
-                  aggregate: max
-            """.write(toFile: h.configPath, atomically: true, encoding: .utf8)
+            try h.writeConfig(metricsListen: "127.0.0.1:\(metricsPort)", extra: """
+                max_clock_skew: 5m
+                on_bad_timestamp: reject
+                filters:
+                  - match: "*/temp"
+                    range:
+                      min: -50
+                      max: 150
+                  - match: "*/*"
+                    dedup: 60s
+                  - match: "*/level"
+                    deadband:
+                      abs: 1
+                      heartbeat: 1h
+                  - match: "*/rpm"
+                    rate_limit: 2
+                  - match: "*/power"
+                    downsample:
+                      bucket: 10s
+                      aggregate: max
+                """)
             try await h.startEdge() // the cloud stays down: everything stays in the buffer
 
             let t = h.baseTs

@@ -26,14 +26,23 @@ final class EdgeHarness: @unchecked Sendable {
         self.cloudPort = cloudPort
         bufferPath = dir.file("edge.db")
         baseTs = (Int64(Date().timeIntervalSince1970 * 1000) / 60_000 - 10) * 60_000
-        configPath = try dir.write("weir-edge.yaml", """
+        configPath = dir.file("weir-edge.yaml")
+        try writeConfig(extra: edgeConfig)
+    }
+
+    /// Writes the edge's config: the broker, buffer and cloud of this harness, the
+    /// `subscriptions` (a YAML list, written from column 0), the metrics listen address,
+    /// and `extra` top-level keys (filters, clock policy...).
+    func writeConfig(subscriptions: String = "- topic: devices/{device}/telemetry\n  format: json",
+                     metricsListen: String = "off", extra: String = "") throws {
+        let indented = subscriptions.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
+        try """
             gateway: gw-1
             mqtt:
               url: \(broker.url)
               client_id: edge-test-\(broker.port)
               subscriptions:
-                - topic: devices/{device}/telemetry
-                  format: json
+            \(indented)
             buffer:
               path: \(bufferPath)
               flush_interval: 100ms
@@ -43,9 +52,9 @@ final class EdgeHarness: @unchecked Sendable {
               backoff_cap: 500ms
               timeout: 5s
             metrics:
-              listen: off
-            \(edgeConfig)
-            """)
+              listen: \(metricsListen)
+            \(extra)
+            """.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
     static func make(edgeConfig: String = "") async throws -> EdgeHarness {

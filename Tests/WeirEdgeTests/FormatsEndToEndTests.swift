@@ -16,13 +16,8 @@ struct FormatsEndToEndTests {
 
     /// The edge config: one subscription per format, with and without a `{device}` level,
     /// and a range filter whose outliers must become dead letters.
-    func config(_ h: EdgeHarness) -> String {
-        """
-        gateway: gw-1
-        mqtt:
-          url: \(h.broker.url)
-          client_id: edge-formats-\(h.broker.port)
-          subscriptions:
+    func writeConfig(_ h: EdgeHarness) throws {
+        try h.writeConfig(subscriptions: """
             - topic: senml/{device}
               format: senml
             - topic: senml-packs
@@ -33,22 +28,13 @@ struct FormatsEndToEndTests {
             - topic: line-tagged
               format: line
               precision: ns
-        buffer:
-          path: \(h.bufferPath)
-          flush_interval: 100ms
-        uplink:
-          url: http://127.0.0.1:\(h.cloudPort)
-          backoff_base: 50ms
-          backoff_cap: 500ms
-          timeout: 5s
-        metrics:
-          listen: off
-        filters:
-          - match: "*/*temp"
-            range:
-              min: -50
-              max: 150
-        """
+            """, extra: """
+            filters:
+              - match: "*/*temp"
+                range:
+                  min: -50
+                  max: 150
+            """)
     }
 
     /// `ts` (epoch ms) as SenML seconds with three decimals.
@@ -60,7 +46,7 @@ struct FormatsEndToEndTests {
     @Test("SenML and line-protocol publishers reach the cloud's windows; bad records and outliers become dead letters")
     func senmlAndLineReachTheCloud() async throws {
         try await withEdgeHarness { h in
-            try config(h).write(toFile: h.configPath, atomically: true, encoding: .utf8)
+            try writeConfig(h)
             try await h.startCloud()
             try await h.startEdge()
 

@@ -15,28 +15,15 @@ struct ReceiveTimeEndToEndTests {
     func receiveTime() async throws {
         try await withEdgeHarness { h in
             let metricsPort = try FreePort.allocate()
-            try """
-            gateway: gw-1
-            mqtt:
-              url: \(h.broker.url)
-              client_id: edge-receive-time-\(h.broker.port)
-              subscriptions:
+            try h.writeConfig(subscriptions: """
                 - topic: devices/{device}/telemetry
                   format: json
                 - topic: shared
                   format: json
-            buffer:
-              path: \(h.bufferPath)
-              flush_interval: 100ms
-            uplink:
-              url: http://127.0.0.1:\(h.cloudPort)
-              backoff_base: 50ms
-              backoff_cap: 500ms
-            metrics:
-              listen: 127.0.0.1:\(metricsPort)
-            max_clock_skew: 1m
-            on_bad_timestamp: receive-time
-            """.write(toFile: h.configPath, atomically: true, encoding: .utf8)
+                """, metricsListen: "127.0.0.1:\(metricsPort)", extra: """
+                max_clock_skew: 1m
+                on_bad_timestamp: receive-time
+                """)
             try await h.startEdge() // the cloud stays down: the readings stay in the buffer
 
             let t = h.baseTs
