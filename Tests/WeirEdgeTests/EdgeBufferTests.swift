@@ -14,6 +14,31 @@ struct EdgeBufferTests {
         range.map { Reading(device: device, metric: "temp", ts: 1_732_540_000_000 + Int64($0) * 1000, value: Double($0) / 10) }
     }
 
+    @Test("a seal of more than chunk_max_readings writes chunks of at most that many, in order, with the counters and dead letters once")
+    func sealCutsChunksAtTheirMaximum() async throws {
+        try await withTemporaryDirectory { dir in
+            let buffer = try EdgeBuffer.open(path: dir.file("b.db"), gateway: "gw-1")
+            var caps = Self.caps
+            caps.maxChunkReadings = 10
+            let dead = DeadLetter(at: 1, topic: "t", payload: Array("x".utf8), reason: "bad")
+            let outcome = try buffer.seal(SealInput(readings: Self.readings(0..<25), deadLetters: [dead], counters: ["accepted_readings": 25]),
+                                          caps: caps)
+            #expect(outcome.chunks == 3)
+            let chunks = try buffer.nextChunks(replay: .oldestFirst, maxBytes: 1 << 20, maxReadings: 1000)
+            #expect(chunks.map(\.readings) == [10, 10, 5])
+            #expect(outcome.seq == chunks.last?.seq)
+            #expect(outcome.bytes == chunks.reduce(0) { $0 + $1.body.count })
+            let decoded = try chunks.flatMap { try WireBatch.decode($0.body, maxSize: 1 << 20).readings }
+            #expect(decoded == Self.readings(0..<25))
+            let status = try buffer.status()
+            #expect(status.readings == 25)
+            #expect(status.counters["accepted_readings"] == 25)
+            #expect(status.deadLetterRows == 1)
+            // Exactly at the maximum: one chunk.
+            #expect(try buffer.seal(SealInput(readings: Self.readings(25..<35)), caps: caps).chunks == 1)
+        }
+    }
+
     @Test("sealed chunks come back in sequence order, survive reopening, and go only when forwarded")
     func sealForwardReopen() async throws {
         try await withTemporaryDirectory { dir in

@@ -37,22 +37,27 @@ public struct SealInput: Sendable {
 }
 
 /// The buffer's limits (`buffer.max_bytes`, `buffer.max_age`, `dead_letters.max_rows`:
-/// rows kept of each kind, dead letters and clock notes).
+/// rows kept of each kind, dead letters and clock notes; `buffer.chunk_max_readings`).
 public struct BufferCaps: Sendable {
     public var maxBytes: Int64
     public var maxAgeMs: Int64
     public var maxDeadLetters: Int
-    public init(maxBytes: Int64, maxAgeMs: Int64, maxDeadLetters: Int) {
+    /// Most readings a sealed chunk holds: a seal of more writes several chunks.
+    public var maxChunkReadings: Int
+    public init(maxBytes: Int64, maxAgeMs: Int64, maxDeadLetters: Int, maxChunkReadings: Int = .max) {
         self.maxBytes = maxBytes
         self.maxAgeMs = maxAgeMs
         self.maxDeadLetters = maxDeadLetters
+        self.maxChunkReadings = max(1, maxChunkReadings)
     }
 }
 
 /// What a seal did.
 public struct SealOutcome: Sendable {
-    /// The new chunk's sequence number (`nil` when there were no readings).
+    /// The last new chunk's sequence number (`nil` when there were no readings).
     public var seq: Int64?
+    /// How many chunks it wrote.
+    public var chunks: Int
     public var bytes: Int
     /// Readings the caps evicted (recorded in the drop ledger).
     public var evictedReadings: Int64
@@ -60,27 +65,34 @@ public struct SealOutcome: Sendable {
 }
 
 extension EdgeBuffer {
-    /// Encodes `input.readings` as one chunk (the wire codec) and commits it with the dead
-    /// letters and counters in one transaction; then enforces the caps, evicting the
-    /// oldest chunks (not those in `inFlight`) into the drop ledger.
+    /// Encodes `input.readings` as chunks (the wire codec) of at most
+    /// `caps.maxChunkReadings` readings, in order, and commits them with the dead letters
+    /// and counters in one transaction; then enforces the caps, evicting the oldest chunks
+    /// (not those in `inFlight`) into the drop ledger.
     @discardableResult
     public func seal(_ input: SealInput, caps: BufferCaps, inFlight: Set<Int64> = [], now: Int64 = EdgeClock.nowMs()) throws -> SealOutcome {
-        var body: [UInt8]?
-        var minTs = Int64.max
-        var maxTs = Int64.min
-        if !input.readings.isEmpty {
-            body = try WireBatch.encode(Batch(gateway: gateway, id: "chunk", readings: input.readings))
-            for r in input.readings {
+        var chunks: [(body: [UInt8], readings: Int, minTs: Int64, maxTs: Int64)] = []
+        var start = 0
+        while start < input.readings.count {
+            let end = input.readings.count - start > caps.maxChunkReadings ? start + caps.maxChunkReadings : input.readings.count
+            let readings = start == 0 && end == input.readings.count ? input.readings : Array(input.readings[start..<end])
+            var minTs = Int64.max
+            var maxTs = Int64.min
+            for r in readings {
                 if r.ts < minTs { minTs = r.ts }
                 if r.ts > maxTs { maxTs = r.ts }
             }
+            chunks.append((try WireBatch.encode(Batch(gateway: gateway, id: "chunk", readings: readings)), readings.count, minTs, maxTs))
+            start = end
         }
         let outcome: SealOutcome = try pool.write { db in
             var seq: Int64?
-            if let body {
+            var bytes = 0
+            for chunk in chunks {
                 try db.execute(sql: "INSERT INTO chunks (sealed_at, readings, bytes, min_ts, max_ts, body) VALUES (?, ?, ?, ?, ?, ?)",
-                               arguments: [now, input.readings.count, body.count, minTs, maxTs, Data(body)])
+                               arguments: [now, chunk.readings, chunk.body.count, chunk.minTs, chunk.maxTs, Data(chunk.body)])
                 seq = db.lastInsertedRowID
+                bytes += chunk.body.count
             }
             if !input.deadLetters.isEmpty {
                 let statement = try db.cachedStatement(sql: "INSERT INTO dead_letters (at, topic, payload, reason, kind) VALUES (?, ?, ?, ?, ?)")
@@ -104,8 +116,8 @@ extension EdgeBuffer {
             }
             try Self.addCounters(db, input.counters)
             try Self.addDeviceCounters(db, input.deviceCounters)
-            var outcome = SealOutcome(seq: seq, bytes: body?.count ?? 0, evictedReadings: 0, evictedChunks: 0)
-            if let body { adjustBytes(Int64(body.count)) }
+            var outcome = SealOutcome(seq: seq, chunks: chunks.count, bytes: bytes, evictedReadings: 0, evictedChunks: 0)
+            if bytes > 0 { adjustBytes(Int64(bytes)) }
             try enforceCaps(db, caps: caps, inFlight: inFlight, now: now, outcome: &outcome)
             return outcome
         }

@@ -5,8 +5,8 @@ import WeirMQTT
 
 /// Collects what the ingest pipeline accepts and seals it into the buffer: every
 /// `flush_interval` (the `SealerService` ticks), when `chunk_max_readings` is reached (the
-/// ingest loop calls `sealNow` after the hand-over that reached it), and once more at
-/// shutdown.
+/// ingest loop calls `sealNow` after the hand-over that reached it; the seal cuts what is
+/// pending into chunks of at most `chunk_max_readings`), and once more at shutdown.
 ///
 /// Two locks: `state` (pipeline and pending input) is held only briefly, so ingest keeps
 /// going while a chunk is encoded and written; `sealing` serialises seals, so chunks are
@@ -30,7 +30,7 @@ final class ChunkSealer: Sendable {
     init(buffer: EdgeBuffer, configuration: EdgeConfiguration, inFlight: InFlightChunks, metrics: EdgeMetrics, logger: Logger) {
         self.buffer = buffer
         self.caps = BufferCaps(maxBytes: configuration.buffer.maxBytes, maxAgeMs: configuration.buffer.maxAge.milliseconds,
-                               maxDeadLetters: configuration.deadLetters.maxRows)
+                               maxDeadLetters: configuration.deadLetters.maxRows, maxChunkReadings: configuration.buffer.chunkMaxReadings)
         self.inFlight = inFlight
         self.metrics = metrics
         self.logger = logger

@@ -55,7 +55,7 @@ final class EdgeMetrics: Sendable {
                 deviceCounter(device, name).increment(by: value)
             }
         }
-        if outcome.seq != nil { chunksSealed.increment() }
+        if outcome.chunks > 0 { chunksSealed.increment(by: Int64(outcome.chunks)) }
         if outcome.evictedReadings > 0 { evictedReadings.increment(by: outcome.evictedReadings) }
         bufferBytes.record(bufferedBytes)
     }
