@@ -32,6 +32,11 @@ final class InboundQueue: Sendable {
         var finished = false
         /// The consumer is gone; producers stop waiting.
         var abandoned = false
+        /// Since when messages have waited in `buffer` without the consumer taking any
+        /// (`nil` while the buffer is empty): the consumer's progress, for liveness.
+        var waitingSince: ContinuousClock.Instant?
+        /// Since when the producer has found the queue full without finding room.
+        var producerBlockedSince: ContinuousClock.Instant?
     }
 
     private let state = Mutex(State())
@@ -52,8 +57,11 @@ final class InboundQueue: Sendable {
                 if s.abandoned { return .abandoned }
                 if s.buffer.count + s.inHand >= capacity {
                     s.producerWaiting = true
+                    if s.producerBlockedSince == nil { s.producerBlockedSince = .now }
                     return .full
                 }
+                s.producerBlockedSince = nil
+                if s.buffer.isEmpty { s.waitingSince = .now }
                 s.buffer.append(message)
                 guard let waiter = s.waiter else { return .buffered }
                 s.waiter = nil
@@ -100,6 +108,8 @@ final class InboundQueue: Sendable {
                     s.buffer.removeFirst(limit)
                 }
                 s.inHand = batch.count
+                // What is left has waited only since now: the consumer moved.
+                s.waitingSince = s.buffer.isEmpty ? nil : .now
                 let wake = s.producerWaiting
                 s.producerWaiting = false
                 return .took(wakeProducer: wake)
@@ -143,6 +153,16 @@ final class InboundQueue: Sendable {
         state.withLock { $0.buffer.count }
     }
 
+    /// How the hand-over is moving, for a liveness check: messages waiting, and since when
+    /// they have waited without the consumer taking any, and since when the producer (the
+    /// network thread) has been blocked on a full queue.
+    var progress: InboundProgress {
+        state.withLock { s in
+            InboundProgress(waiting: s.buffer.count, inHand: s.inHand,
+                            waitingSince: s.waitingSince, producerBlockedSince: s.producerBlockedSince)
+        }
+    }
+
     /// No more pushes will come: the consumer drains the buffer, then sees the end.
     func finish() {
         let waiter = state.withLock { s in
@@ -165,5 +185,25 @@ final class InboundQueue: Sendable {
         }
         waiter?.resume()
         if producerWaiting { space.signal() }
+    }
+}
+
+/// A snapshot of the inbound hand-over (`MQTTClient.inboundProgress`).
+public struct InboundProgress: Sendable, Hashable {
+    /// Messages received and waiting for the consumer.
+    public var waiting: Int
+    /// Messages the consumer took last and has not finished yet.
+    public var inHand: Int
+    /// Since when messages have waited without the consumer taking any (`nil`: none wait).
+    public var waitingSince: ContinuousClock.Instant?
+    /// Since when the network thread has waited for room in the full queue (`nil`: it is
+    /// not waiting). While it waits it reads nothing from the broker.
+    public var producerBlockedSince: ContinuousClock.Instant?
+
+    public init(waiting: Int, inHand: Int, waitingSince: ContinuousClock.Instant?, producerBlockedSince: ContinuousClock.Instant?) {
+        self.waiting = waiting
+        self.inHand = inHand
+        self.waitingSince = waitingSince
+        self.producerBlockedSince = producerBlockedSince
     }
 }

@@ -127,27 +127,66 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// Subscribes to `pattern` (MQTT wildcards `+` and `#`) and waits for the SUBACK.
     /// Throws if the broker does not grant it.
+    ///
+    /// Only the caller waits: the network thread goes on handing over messages meanwhile,
+    /// so the consumer must be taking them (a persistent session's backlog arrives before
+    /// the SUBACK, and a full inbound queue would hold the SUBACK back). If the connection
+    /// drops first, the re-subscription after the reconnect answers the wait.
     public func subscribe(_ pattern: String, qos: Int32) async throws {
-        let granted: Int32 = try await withCheckedThrowingContinuation { continuation in
-            var mid: Int32 = 0
-            let rc = mosquitto_subscribe(handle, &mid, pattern, qos)
-            guard rc == MOSQ_ERR_SUCCESS.rawValue else {
-                continuation.resume(throwing: MQTTError.library("subscribing to '\(pattern)'", rc))
-                return
+        let id = session.state.withLock { s in
+            s.nextWaiterID += 1
+            return s.nextWaiterID
+        }
+        let granted: Int32 = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let cancelled = session.state.withLock { s in
+                    if Task.isCancelled { return true }
+                    s.subscriptions[pattern] = qos
+                    s.grantWaiters[pattern, default: []].append(.init(id: id, continuation: continuation))
+                    if s.grantPendingSince[pattern] == nil { s.grantPendingSince[pattern] = .now }
+                    return false
+                }
+                if cancelled {
+                    continuation.resume(throwing: CancellationError())
+                    return
+                }
+                var mid: Int32 = 0
+                let rc = mosquitto_subscribe(handle, &mid, pattern, qos)
+                // Not connected right now: the reconnect re-subscribes every pattern.
+                if rc == MOSQ_ERR_NO_CONN.rawValue { return }
+                guard rc == MOSQ_ERR_SUCCESS.rawValue else {
+                    let waiters = session.state.withLock { $0.granted(pattern) }
+                    for waiter in waiters { waiter.continuation.resume(throwing: MQTTError.library("subscribing to '\(pattern)'", rc)) }
+                    return
+                }
+                let (early, waiters): (Int32?, [MQTTSession.GrantWaiter]) = session.state.withLock { s in
+                    // The SUBACK may have come before the packet id was recorded.
+                    guard let early = s.earlyGrants.removeValue(forKey: mid) else {
+                        s.subscribeMids[mid] = pattern
+                        return (nil, [])
+                    }
+                    return (early, s.granted(pattern))
+                }
+                if let early {
+                    for waiter in waiters { waiter.continuation.resume(returning: early) }
+                }
             }
-            let early: Int32? = session.state.withLock { s in
-                s.subscriptions[pattern] = qos
-                if let g = s.earlySubscribes.removeValue(forKey: mid) { return g }
-                s.pendingSubscribes[mid] = continuation
-                return nil
+        } onCancel: {
+            let waiter: MQTTSession.GrantWaiter? = session.state.withLock { s in
+                guard let index = s.grantWaiters[pattern]?.firstIndex(where: { $0.id == id }) else { return nil }
+                return s.grantWaiters[pattern]?.remove(at: index)
             }
-            if let early { continuation.resume(returning: early) }
+            waiter?.continuation.resume(throwing: CancellationError())
         }
         guard granted <= 2 else {
             session.state.withLock { _ = $0.subscriptions.removeValue(forKey: pattern) }
             throw MQTTError(.subscriptionRejected, "the broker refused the subscription to '\(pattern)' (SUBACK \(granted))")
         }
     }
+
+    /// The subscription that has waited longest for the broker's grant while connected,
+    /// and since when (`nil`: none waits).
+    public var oldestPendingGrant: (pattern: String, since: ContinuousClock.Instant)? { session.oldestPendingGrant }
 
     /// Publishes one message. QoS 0 returns once it is queued for sending; QoS 1 and 2
     /// return after the broker acknowledged it (PUBACK / PUBCOMP). Throws if the client is
@@ -217,6 +256,9 @@ public final class MQTTClient: @unchecked Sendable {
 
     /// Messages received but not yet taken from `messages`.
     public var pendingMessages: Int { session.inbound.count }
+
+    /// How the hand-over to the consumer is moving (for a liveness check).
+    public var inboundProgress: InboundProgress { session.inbound.progress }
 
     /// Disconnects cleanly and stops the network thread. Messages already received stay in
     /// `messages` until taken (the consumer should drain the sequence to its end); waiting

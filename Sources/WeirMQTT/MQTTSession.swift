@@ -18,13 +18,28 @@ final class MQTTSession: Sendable {
         var pendingPublishes: [Int32: CheckedContinuation<Void, any Error>] = [:]
         /// PUBACKs that arrived before the publisher registered its wait.
         var earlyPublishes: Set<Int32> = []
-        var pendingSubscribes: [Int32: CheckedContinuation<Int32, any Error>] = [:]
-        var earlySubscribes: [Int32: Int32] = [:]
         /// Subscriptions to renew after a reconnect (needed when the session is clean).
         var subscriptions: [String: Int32] = [:]
-        /// Packet ids of our own re-subscriptions, whose SUBACKs nobody awaits.
-        var internalSubscribes: Set<Int32> = []
+        /// The pattern of every SUBSCRIBE sent and not yet answered, by packet id (ours
+        /// and the re-subscriptions after a reconnect alike).
+        var subscribeMids: [Int32: String] = [:]
+        /// SUBACKs that arrived before the subscriber registered its packet id.
+        var earlyGrants: [Int32: Int32] = [:]
+        /// Callers waiting for a pattern to be granted. A grant of the pattern answers them,
+        /// whichever SUBSCRIBE it answers: after a reconnect the re-subscription does.
+        var grantWaiters: [String: [GrantWaiter]] = [:]
+        var nextWaiterID = 0
+        /// Since when each pattern's grant has been awaited.
+        var grantPendingSince: [String: ContinuousClock.Instant] = [:]
+        /// When the current connection was made.
+        var connectedAt: ContinuousClock.Instant?
         var lastError: String?
+    }
+
+    /// A caller of `subscribe` waiting for its pattern's grant.
+    struct GrantWaiter {
+        var id: Int
+        var continuation: CheckedContinuation<Int32, any Error>
     }
 
     let state = Mutex(State())
@@ -44,6 +59,7 @@ final class MQTTSession: Sendable {
         if rc == 0 {
             let (waiter, wasConnectedBefore, resubscribe) = state.withLock { s in
                 s.connected = true
+                s.connectedAt = .now
                 let before = s.everConnected
                 s.everConnected = true
                 s.lastError = nil
@@ -57,7 +73,11 @@ final class MQTTSession: Sendable {
                     var mid: Int32 = 0
                     let rc = mosquitto_subscribe(mosq, &mid, pattern, qos)
                     if rc == MOSQ_ERR_SUCCESS.rawValue {
-                        state.withLock { _ = $0.internalSubscribes.insert(mid) }
+                        // On this thread: its SUBACK cannot come before this is recorded.
+                        state.withLock { s in
+                            s.subscribeMids[mid] = pattern
+                            if s.grantPendingSince[pattern] == nil { s.grantPendingSince[pattern] = .now }
+                        }
                     } else {
                         logger.warning("MQTT re-subscribe failed", metadata: ["weir.topic": "\(pattern)", "weir.error": "\(MQTTError.library("subscribe", rc).message)"])
                     }
@@ -81,6 +101,7 @@ final class MQTTSession: Sendable {
     func didDisconnect(rc: Int32) {
         let closing = state.withLock { s in
             s.connected = false
+            s.connectedAt = nil
             if rc != 0 { s.lastError = "connection lost: " + (mosquitto_strerror(rc).map { String(cString: $0) } ?? "code \(rc)") }
             return s.closing
         }
@@ -126,18 +147,34 @@ final class MQTTSession: Sendable {
     }
 
     func didSubscribe(mid: Int32, grantedQoS: Int32) {
-        let waiter = state.withLock { s in
-            if s.internalSubscribes.remove(mid) != nil { return Optional<CheckedContinuation<Int32, any Error>>.none }
-            if let w = s.pendingSubscribes.removeValue(forKey: mid) { return w }
-            s.earlySubscribes[mid] = grantedQoS
-            return nil
+        let (pattern, waiters): (String?, [GrantWaiter]) = state.withLock { s in
+            guard let pattern = s.subscribeMids.removeValue(forKey: mid) else {
+                s.earlyGrants[mid] = grantedQoS
+                return (nil, [])
+            }
+            return (pattern, s.granted(pattern))
         }
-        waiter?.resume(returning: grantedQoS)
+        if let pattern, waiters.isEmpty, grantedQoS > 2 {
+            logger.error("MQTT re-subscription refused by the broker", metadata: ["weir.topic": "\(pattern)", "weir.granted": "\(grantedQoS)"])
+        }
+        for waiter in waiters { waiter.continuation.resume(returning: grantedQoS) }
     }
 
     /// Returns `false` when the message could not be handed over (consumer gone).
     func didReceive(_ message: MQTTMessage) -> Bool {
         inbound.push(message)
+    }
+
+    // MARK: Subscriptions
+
+    /// The subscription waiting longest for its grant while connected, and since when
+    /// (counted from the connection, so a broker that was down does not count).
+    var oldestPendingGrant: (pattern: String, since: ContinuousClock.Instant)? {
+        state.withLock { s in
+            guard s.connected, let connectedAt = s.connectedAt,
+                  let oldest = s.grantPendingSince.min(by: { $0.value < $1.value }) else { return nil }
+            return (oldest.key, max(oldest.value, connectedAt))
+        }
     }
 
     // MARK: Shutdown
@@ -149,12 +186,21 @@ final class MQTTSession: Sendable {
             s.connectWaiter = nil
             let p = Array(s.pendingPublishes.values)
             s.pendingPublishes.removeAll()
-            let sub = Array(s.pendingSubscribes.values)
-            s.pendingSubscribes.removeAll()
+            let sub = s.grantWaiters.values.flatMap { $0.map(\.continuation) }
+            s.grantWaiters.removeAll()
+            s.grantPendingSince.removeAll()
             return (c, p, sub)
         }
         connect?.resume(throwing: error)
         for p in publishes { p.resume(throwing: error) }
         for s in subscribes { s.resume(throwing: error) }
+    }
+}
+
+extension MQTTSession.State {
+    /// `pattern` was granted (or refused): no longer pending; returns who waited for it.
+    mutating func granted(_ pattern: String) -> [MQTTSession.GrantWaiter] {
+        grantPendingSince.removeValue(forKey: pattern)
+        return grantWaiters.removeValue(forKey: pattern) ?? []
     }
 }

@@ -24,7 +24,14 @@ struct StatusCommand: AsyncParsableCommand {
         let path = try await BufferPath.resolve(config: config, buffer: buffer)
         do {
             let store = try EdgeBuffer.openReadOnly(path: path)
-            let status = try store.status()
+            var status = try store.status()
+            // The running edge knows best: a stall shows even when the file cannot be written.
+            if let config, let listen = try? await EdgeConfiguration.load(file: config).metrics.listen,
+               let live = await EdgeHealth.fetch(listen: listen) {
+                status.ingestState = live.status
+                status.ingestStalledSince = live.since
+                status.ingestReason = live.reason
+            }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

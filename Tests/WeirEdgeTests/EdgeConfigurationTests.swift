@@ -24,6 +24,7 @@ struct EdgeConfigurationTests {
         #expect(config.filters[0].range == RangeSpec(min: -50, max: 150))
         #expect(config.filters[0].deadband == DeadbandSpec(abs: 0.2, heartbeatMs: 60_000))
         #expect(config.metrics.listen == "127.0.0.1:9464")
+        #expect(config.liveness.stallAfter == .seconds(10))
     }
 
     @Test("every key can be overridden from the environment, list items by position")
@@ -183,6 +184,9 @@ struct EdgeConfigurationTests {
         ("gateway: gw-1\nfilters:\n  - match: \"*/p\"\n    rate_limit: 0\n", "filters.0", "rate_limit must be a number of readings per second above 0"),
         ("gateway: gw-1\ndead_letters:\n  max_rows: 0\n", "dead_letters.max_rows", "must be at least 1"),
         ("gateway: gw-1\ndead_letters:\n  max_rows: many\n", "dead_letters.max_rows", "'many' is not a whole number"),
+        // Issue 12's key.
+        ("gateway: gw-1\nliveness:\n  stall_after: 500ms\n", "liveness.stall_after", "must be at least 1s"),
+        ("gateway: gw-1\nliveness:\n  stall_after: never\n", "liveness.stall_after", "'never' is not a duration"),
     ])
     func badConfigNamesKey(yaml: String, key: String, problem: String) async throws {
         try await withTemporaryDirectory { dir in

@@ -190,6 +190,21 @@ final class EdgeHarness: @unchecked Sendable {
         return out
     }
 
+    /// Where the cloud's 1 s windows differ from the readings `indices` (count and sum per
+    /// device and window; windows missing or extra): empty when exact.
+    func windowMismatches(_ indices: some Sequence<Int>, devices: Int) async throws -> [String] {
+        let expected = expectedWindows(indices, devices: devices)
+        var problems: [String] = []
+        for (device, rows) in try await windows(devices: devices, size: "1s") {
+            let want = expected[device] ?? [:]
+            if rows.count != want.count { problems.append("\(device): \(rows.count) windows, expected \(want.count)") }
+            for w in rows where want[w.start]?.count != w.count || want[w.start]?.sum != w.sum {
+                problems.append("\(device) window \(w.start): count \(w.count) sum \(w.sum), expected \(want[w.start].map { "\($0.count) / \($0.sum)" } ?? "none")")
+            }
+        }
+        return problems
+    }
+
     // MARK: The edge's buffer
 
     /// Waits until the edge has forwarded everything and taken nothing new for half a

@@ -78,6 +78,76 @@ struct MQTTClientTests {
         }
     }
 
+    @Test("subscribing while the session's backlog pours in completes, however small the inbound queue: the consumer drains from the connect on",
+          arguments: [1, 4, 64])
+    func subscribeWhileTheBacklogArrives(capacity: Int) async throws {
+        try await withTemporaryDirectory { dir in
+            try await withMosquitto(in: dir.path) { broker in
+                let config = MQTTConfiguration(port: broker.port, clientID: "backlog-\(capacity)", inboundCapacity: capacity)
+                let first = try MQTTClient(configuration: config, logger: Self.logger)
+                try await first.connect()
+                try await first.subscribe("devices/+/telemetry", qos: 1)
+                await first.disconnect()
+
+                let pub = try MQTTClient(configuration: MQTTConfiguration(port: broker.port, clientID: "pub", cleanSession: true), logger: Self.logger)
+                try await pub.connect()
+                let n = max(40 * capacity, 400)
+                for i in 0..<n { try await pub.publish(topic: "devices/d\(i % 3)/telemetry", payload: Array("\(i)".utf8), qos: 1) }
+
+                let again = try MQTTClient(configuration: config, logger: Self.logger)
+                let consumer = Task {
+                    var received: [Int] = []
+                    var batch: [MQTTMessage] = []
+                    while received.count < n, await again.receive(into: &batch, max: 8) {
+                        received += batch.map { Int(String(decoding: $0.payload, as: UTF8.self)) ?? -1 }
+                    }
+                    return received
+                }
+                try await again.connect()
+                // The backlog fills the queue before the SUBACK comes; the consumer frees it.
+                try await again.subscribe("devices/+/telemetry", qos: 1)
+                #expect(again.oldestPendingGrant == nil)
+                let received = await consumer.value
+                #expect(received == Array(0..<n))
+                await again.disconnect()
+                await pub.disconnect()
+            }
+        }
+    }
+
+    @Test("a subscribe made while the broker is away is answered by the re-subscription after the reconnect")
+    func subscribeAcrossReconnect() async throws {
+        try await withTemporaryDirectory { dir in
+            var broker = try await MosquittoBroker.start(in: dir.path)
+            do {
+                var config = MQTTConfiguration(port: broker.port, clientID: "resub")
+                config.reconnectDelayMax = 1
+                let client = try MQTTClient(configuration: config, logger: Self.logger)
+                try await client.connect()
+                await broker.stop()
+                while client.isConnected { try await Task.sleep(for: .milliseconds(20)) }
+                let subscribing = Task { try await client.subscribe("t/#", qos: 1) }
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(client.oldestPendingGrant == nil, "not connected: no grant can be late")
+                broker = try await MosquittoBroker.start(in: dir.path, port: broker.port)
+                try await subscribing.value
+                #expect(client.oldestPendingGrant == nil)
+                let pub = try MQTTClient(configuration: MQTTConfiguration(port: broker.port, clientID: "pub", cleanSession: true), logger: Self.logger)
+                try await pub.connect()
+                try await pub.publish(topic: "t/x", payload: [1, 2, 3], qos: 1)
+                var batch: [MQTTMessage] = []
+                _ = await client.receive(into: &batch, max: 1)
+                #expect(batch.first?.payload == [1, 2, 3])
+                await pub.disconnect()
+                await client.disconnect()
+                await broker.stop()
+            } catch {
+                await broker.stop()
+                throw error
+            }
+        }
+    }
+
     @Test("an unreachable broker is an error after the connect timeout, not a hang")
     func unreachable() async throws {
         var config = MQTTConfiguration(port: try FreePort.allocate(), clientID: "nobody")

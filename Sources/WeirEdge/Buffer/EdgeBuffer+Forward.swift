@@ -112,6 +112,15 @@ extension EdgeBuffer {
         try setState(prefix: "mqtt", state, error: error, now: now)
     }
 
+    /// Records ingest's liveness for `status`: `starting`, `ok`, `stalled` (since when,
+    /// epoch ms, and why) or `stopped`.
+    public func setIngestState(_ state: String, sinceMs: Int64?, reason: String?) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('ingest_state', ?), ('ingest_since', ?), ('ingest_reason', ?)",
+                           arguments: [state, sinceMs.map { "\($0)" } ?? "", reason.map { String($0.prefix(1000)) } ?? ""])
+        }
+    }
+
     /// Records the uplink's state for `status` (`nil` error: healthy).
     public func setUplinkState(_ state: String, error: String?, now: Int64 = EdgeClock.nowMs()) throws {
         try setState(prefix: "uplink", state, error: error, now: now)

@@ -36,6 +36,14 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
     /// Why the broker connection last failed or was lost, and when (epoch ms).
     public var lastBrokerError: String?
     public var lastBrokerErrorAt: Int64?
+    /// Ingest's liveness: `ok`, `starting` (not yet subscribed), `stalled` (messages wait
+    /// and nothing moves), `stopped`, or `unknown` (no edge has run on this file yet).
+    /// `weir-edge status --config` asks the running edge's `/healthz` when it can, so a
+    /// stall shows even when the buffer file cannot be written.
+    public var ingestState: String = "unknown"
+    /// When the stall began (epoch ms), and why.
+    public var ingestStalledSince: Int64?
+    public var ingestReason: String?
     /// Totals (`accepted_readings`, `dead_letters`, `forwarded_readings`, `evicted_readings`,
     /// `filtered_<reason>`, ...).
     public var counters: [String: Int64]
@@ -57,6 +65,7 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
             "forward lag:          \(age(forwardLagMs))",
             "last forward:         \(sinceLastForwardMs.map { "\(age($0)) ago" } ?? "never")",
             "broker:               \(brokerState)" + (brokerState == "connected" ? "" : lastBrokerError.map { " (last error: \($0))" } ?? ""),
+            "ingest:               \(ingestLine)",
             "uplink:               \(uplinkState)",
             "last uplink error:    \(lastUplinkError ?? "none")",
             "drop ledger (unsent): \(pendingDropRows) rows",
@@ -83,6 +92,18 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
             }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// `ok`, or `stalled since <time> (<reason>)`.
+    var ingestLine: String {
+        guard ingestState == "stalled" else { return ingestState }
+        let since = ingestStalledSince.map { " since " + Self.utc($0) } ?? ""
+        return "stalled" + since + (ingestReason.map { " (\($0))" } ?? "")
+    }
+
+    /// `2026-12-05T16:40:00Z` for epoch ms.
+    static func utc(_ ms: Int64) -> String {
+        Date(timeIntervalSince1970: Double(ms) / 1000).formatted(.iso8601)
     }
 
     private func formatMs(_ ms: Int64) -> String {

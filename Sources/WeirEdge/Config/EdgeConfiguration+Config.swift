@@ -32,6 +32,7 @@ extension EdgeConfiguration {
     /// | `filters[].match`, `.range.min/.max`, `.dedup`, `.deadband.abs/.percent/.heartbeat`, `.rate_limit`, `.downsample.bucket/.aggregate` | none |
     /// | `dead_letters.max_rows` | `10000` (of each kind: dead letters, clock notes) |
     /// | `metrics.listen` | `127.0.0.1:9464` (`off` to disable) |
+    /// | `liveness.stall_after` | `10s` (messages wait and nothing moves this long: stalled) |
     public static let keys: [String] = [
         "gateway", "log_level",
         "mqtt.url", "mqtt.client_id", "mqtt.username", "mqtt.password", "mqtt.ca_file", "mqtt.keep_alive", "mqtt.inbound_capacity",
@@ -45,7 +46,7 @@ extension EdgeConfiguration {
         "filters.*.match", "filters.*.range.min", "filters.*.range.max", "filters.*.dedup",
         "filters.*.deadband.abs", "filters.*.deadband.percent", "filters.*.deadband.heartbeat",
         "filters.*.rate_limit", "filters.*.downsample.bucket", "filters.*.downsample.aggregate",
-        "dead_letters.max_rows", "metrics.listen",
+        "dead_letters.max_rows", "metrics.listen", "liveness.stall_after",
     ]
 
     /// Loads `file` (YAML) with `WEIR_EDGE_...` overrides. Any problem is a `WeirError`
@@ -194,6 +195,8 @@ extension EdgeConfiguration {
                 c.metrics.listen = listen
             }
         }
+        c.liveness.stallAfter = try source.duration("liveness.stall_after", default: c.liveness.stallAfter)
+        if c.liveness.stallAfter < .seconds(1) { throw source.problem("liveness.stall_after", "must be at least 1s") }
         return c
     }
 

@@ -19,6 +19,7 @@ public struct EdgeConfiguration: Sendable {
     public var filters: [FilterRule] = []
     public var deadLetters = DeadLetters()
     public var metrics = Metrics()
+    public var liveness = Liveness()
     /// `trace | debug | info | notice | warning | error`.
     public var logLevel = "info"
 
@@ -120,6 +121,14 @@ public struct EdgeConfiguration: Sendable {
     public struct Metrics: Sendable {
         /// `host:port` for `GET /metrics`; `nil` turns it off.
         public var listen: String? = "127.0.0.1:9464"
+        public init() {}
+    }
+
+    /// When the edge calls itself stalled (`LivenessCheck`).
+    public struct Liveness: Sendable {
+        /// Messages wait and nothing moves for this long: `/healthz` answers 503, `status`
+        /// says `ingest: stalled`, and systemd's watchdog is no longer petted.
+        public var stallAfter: Duration = .seconds(10)
         public init() {}
     }
 

@@ -46,15 +46,26 @@ public struct EdgeApp: Sendable {
         let sealer = ChunkSealer(buffer: buffer, configuration: c, inFlight: inFlight, metrics: metrics, logger: logger)
         if let status = try? buffer.status() { metrics.recordStatus(status) }
 
-        var services: [any Service] = []
+        let health = EdgeHealth()
+        let uplinkBeat = LoopHeartbeat()
+        let notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
+
+        // Started in this order, stopped in the reverse: ingest stops first, the liveness
+        // monitor last (it says STOPPING=1 and records `stopped`).
+        var services: [any Service] = [
+            LivenessMonitor(check: LivenessCheck(limit: c.liveness.stallAfter), client: client, uplink: uplinkBeat, health: health,
+                            buffer: buffer, metrics: metrics, notifier: notifier, logger: logger),
+        ]
         if let listen = c.metrics.listen, let hostPort = HostPort(listen) {
-            services.append(MetricsServer.make(host: hostPort.host, port: hostPort.port, logger: logger))
+            services.append(MetricsServer.make(host: hostPort.host, port: hostPort.port, health: health, logger: logger))
         }
-        services.append(UplinkService(configuration: c, buffer: buffer, inFlight: inFlight, metrics: metrics, logger: logger))
+        services.append(UplinkService(configuration: c, buffer: buffer, inFlight: inFlight, metrics: metrics, heartbeat: uplinkBeat, logger: logger))
         services.append(SealerService(interval: c.buffer.flushInterval, sealer: sealer, metrics: metrics, logger: logger))
         let gateway = c.gateway
         let summary = "gateway \(gateway), broker \(c.mqtt.url), buffer \(c.buffer.path), uplink \(c.uplink.url)"
         services.append(IngestService(configuration: c, client: client, sealer: sealer, logger: logger, onReady: {
+            health.markSubscribed()
+            notifier?.send("READY=1\nSTATUS=running")
             Console.line("weir-edge running (\(summary))")
         }))
         let group = ServiceGroup(configuration: .init(

@@ -26,6 +26,10 @@ final class EdgeMetrics: Sendable {
     let forwardLag = Gauge(label: "weir_edge_forward_lag_seconds")
     let unauthorized = Gauge(label: "weir_edge_uplink_unauthorized")
     let uplinkUp = Gauge(label: "weir_edge_uplink_up")
+    /// 1 while messages wait and nothing moves (`LivenessCheck`), else 0.
+    let ingestStalled = Gauge(label: "weir_edge_ingest_stalled")
+    /// Seconds the inbound hand-over has not moved while messages waited (0: none wait).
+    let ingestLastProgress = Gauge(label: "weir_edge_ingest_last_progress_seconds")
     private let filtered: [FilterReason: Counter]
     private let filteredRange = Counter(label: "weir_edge_filter_drops_total", dimensions: [("reason", "range")])
     private let deviceCounters = Mutex<[DeviceCounterKey: Counter]>([:])

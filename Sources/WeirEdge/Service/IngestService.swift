@@ -7,12 +7,18 @@ import WeirMQTT
 /// message through the `ChunkSealer`. On graceful shutdown it disconnects first, drains
 /// what libmosquitto already handed over (and acknowledged), then seals everything —
 /// including open downsample buckets — before it returns.
+///
+/// The consumer runs from before the connect until the inbound queue ends: a persistent
+/// session's backlog arrives right after the CONNACK, before any SUBACK, and fills the
+/// inbound queue; were the consumer to wait for the subscriptions, the network thread
+/// would block on the full queue and never read the SUBACK it waits for. So connecting
+/// and subscribing run beside the consumer and nothing waits for them but `onReady`.
 struct IngestService: Service {
     let configuration: EdgeConfiguration
     let client: MQTTClient
     let sealer: ChunkSealer
     let logger: Logger
-    /// Called once subscribed (prints the ready line).
+    /// Called once subscribed (prints the ready line, tells systemd).
     let onReady: @Sendable () -> Void
     /// Most messages taken per wake-up (a quarter of a smaller inbound queue), so the
     /// network thread keeps room to read while a batch is processed: the batch in hand
@@ -27,53 +33,64 @@ struct IngestService: Service {
 
     func run() async throws {
         defer { try? sealer.buffer.setBrokerState("stopped", error: nil) }
-        do {
-            try await cancelWhenGracefulShutdown { try await connectUntilUp() }
-        } catch is CancellationError {
-            await client.disconnect()
-            return
-        }
-        guard !Task.isShuttingDownGracefully else {
-            await client.disconnect()
-            return
-        }
-        for sub in configuration.mqtt.subscriptions {
-            try await client.subscribe(sub.topic.subscription, qos: sub.qos)
-            logger.info("subscribed", metadata: ["weir.topic": "\(sub.topic.subscription)", "weir.format": "\(sub.format.rawValue)"])
-        }
-        onReady()
-        let chunkMax = configuration.buffer.chunkMaxReadings
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                // Stop reading on shutdown: the stream then ends after the queued messages.
-                try? await gracefulShutdown()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // Ends once the queue is finished (after `disconnect`) and drained.
+            group.addTask { await consume() }
+            do {
+                try await connectAndSubscribe()
+            } catch {
                 await client.disconnect()
+                try await group.waitForAll()
+                throw error
             }
-            group.addTask { await watchBroker() }
-            // One wake-up per batch: everything the network thread handed over meanwhile.
-            let capacity = client.configuration.inboundCapacity
-            let batchLimit = max(1, min(Self.batchSize, capacity / 4))
-            let gather = capacity >= Self.gatherMinCapacity
-            var batch: [MQTTMessage] = []
-            batch.reserveCapacity(batchLimit)
-            while await client.receive(into: &batch, max: batchLimit) {
-                let backlog = batch.count == batchLimit
-                // The hand-over goes through the pipeline at once (decoded into one buffer,
-                // filtered in one call); a chunk that reached its size is sealed after it.
-                if sealer.ingest(batch) >= chunkMax {
-                    await sealRetrying(final: false)
-                }
-                // Messages are flowing but we are ahead of them: let the next batch gather
-                // for a moment, so a wake-up carries dozens of messages, not one. (While
-                // nothing arrives, `receive` parks without polling.)
-                if gather && !backlog { try? await Task.sleep(for: Self.gatherTime) }
-            }
-            // The stream only ends after disconnect; stop watching, wait for the shutdown task.
-            group.cancelAll()
-            await group.waitForAll()
+            // Stop reading on shutdown: the queue then ends after the messages it holds.
+            try? await gracefulShutdown()
+            await client.disconnect()
+            try await group.waitForAll()
         }
         await sealRetrying(final: true)
         logger.info("ingest stopped; everything received is sealed")
+    }
+
+    /// Takes what the network thread hands over, a batch per wake-up, until the queue ends.
+    private func consume() async {
+        let chunkMax = configuration.buffer.chunkMaxReadings
+        let capacity = client.configuration.inboundCapacity
+        let batchLimit = max(1, min(Self.batchSize, capacity / 4))
+        let gather = capacity >= Self.gatherMinCapacity
+        var batch: [MQTTMessage] = []
+        batch.reserveCapacity(batchLimit)
+        while await client.receive(into: &batch, max: batchLimit) {
+            let backlog = batch.count == batchLimit
+            // The hand-over goes through the pipeline at once (decoded into one buffer,
+            // filtered in one call); a chunk that reached its size is sealed after it.
+            if sealer.ingest(batch) >= chunkMax {
+                await sealRetrying(final: false)
+            }
+            // Messages are flowing but we are ahead of them: let the next batch gather
+            // for a moment, so a wake-up carries dozens of messages, not one. (While
+            // nothing arrives, `receive` parks without polling.)
+            if gather && !backlog { try? await Task.sleep(for: Self.gatherTime) }
+        }
+    }
+
+    /// Connects (retrying while the broker is unreachable), subscribes, reports ready, then
+    /// watches the connection; all of it ends at graceful shutdown.
+    private func connectAndSubscribe() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await connectUntilUp()
+                try Task.checkCancellation()
+                for sub in configuration.mqtt.subscriptions {
+                    try await client.subscribe(sub.topic.subscription, qos: sub.qos)
+                    logger.info("subscribed", metadata: ["weir.topic": "\(sub.topic.subscription)", "weir.format": "\(sub.format.rawValue)"])
+                }
+                onReady()
+                await watchBroker()
+            }
+        } catch is CancellationError {
+            return
+        }
     }
 
     /// Seals, retrying while the buffer file refuses (disk full, I/O error): the readings

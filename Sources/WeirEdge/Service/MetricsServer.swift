@@ -1,18 +1,29 @@
+import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
 import WeirSupport
 
-/// `GET /metrics` (Prometheus text) and `GET /healthz` on `metrics.listen`.
+/// `GET /metrics` (Prometheus text) and `GET /healthz` on `metrics.listen`. `/healthz`
+/// answers the `EdgeHealth` snapshot as JSON: 200, or 503 while ingest is stalled.
 enum MetricsServer {
-    static func make(host: String, port: Int, logger: Logger) -> any Service {
+    static func make(host: String, port: Int, health: EdgeHealth, logger: Logger) -> any Service {
         let router = Router()
         router.get("/metrics") { _, _ -> Response in
             var headers = HTTPFields()
             headers[.contentType] = PrometheusExport.contentType
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: PrometheusExport.render())))
         }
-        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/healthz") { _, _ -> Response in
+            let snapshot = health.snapshot
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            let body = (try? encoder.encode(snapshot)) ?? Data("{\"status\":\"\(snapshot.status)\"}".utf8)
+            return Response(status: .init(code: snapshot.httpStatus), headers: headers,
+                            body: .init(byteBuffer: ByteBuffer(bytes: body + Data("\n".utf8))))
+        }
         return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "weir-edge"),
                            logger: logger)
     }

@@ -25,6 +25,9 @@ struct UplinkService: Service {
     let buffer: EdgeBuffer
     let inFlight: InFlightChunks
     let metrics: EdgeMetrics
+    /// Beaten before every request and wait with how long it may take, so the liveness
+    /// monitor sees a loop that does not come back.
+    let heartbeat: LoopHeartbeat
     let logger: Logger
 
     /// The outcome of one POST.
@@ -70,8 +73,12 @@ struct UplinkService: Service {
         var nextSendAt = ContinuousClock.now
         var current: UplinkBatch?
         var firstBatch = true
-        defer { inFlight.clear() }
+        defer {
+            inFlight.clear()
+            heartbeat.stop()
+        }
         while !Task.isCancelled {
+            heartbeat.beat(within: .zero)
             do {
                 try await step(client, &current, &firstBatch, &backoff, &state, &nextSendAt)
             } catch is CancellationError {
@@ -80,7 +87,7 @@ struct UplinkService: Service {
                 // The buffer file misbehaved (disk full, I/O error): keep the chunks, try again.
                 logger.error("uplink step failed; retrying", metadata: ["weir.error": "\(error)"])
                 try? buffer.setUplinkState("error", error: "\(error)")
-                try await Task.sleep(for: backoff.next())
+                try await pause(for: backoff.next())
             }
         }
     }
@@ -90,7 +97,7 @@ struct UplinkService: Service {
         if current == nil {
             current = try prepareBatch(&firstBatch)
             if current == nil {
-                try await Task.sleep(for: configuration.buffer.flushInterval)
+                try await pause(for: configuration.buffer.flushInterval)
                 return
             }
         }
@@ -139,7 +146,7 @@ struct UplinkService: Service {
                              metadata: ["weir.response": "\(body.prefix(200))"])
                 try? buffer.setUplinkState("uplink unauthorized", error: "uplink unauthorized (HTTP \(status)): \(body.prefix(200))")
             }
-            try await Task.sleep(for: backoff.next())
+            try await pause(for: backoff.next())
         case .endpointNotFound(let status, let body):
             metrics.retries.increment()
             metrics.uplinkUp.record(0)
@@ -151,7 +158,7 @@ struct UplinkService: Service {
                 try? buffer.setUplinkState("uplink endpoint not found",
                                            error: "uplink endpoint not found (HTTP \(status) from \(url)/v1/batches; check uplink.url): \(body.prefix(200))")
             }
-            try await Task.sleep(for: backoff.next())
+            try await pause(for: backoff.next())
         case .retry(let after, let reason):
             metrics.retries.increment()
             metrics.uplinkUp.record(0)
@@ -160,7 +167,7 @@ struct UplinkService: Service {
                 logger.warning("uplink failing; retrying with backoff", metadata: ["weir.error": "\(reason)"])
                 try? buffer.setUplinkState("retrying", error: reason)
             }
-            try await Task.sleep(for: after ?? backoff.next())
+            try await pause(for: after ?? backoff.next())
         case .tooLarge:
             // A single reading over the cloud's cap cannot be sent at all.
             let piece = delivery.piece
@@ -276,7 +283,10 @@ struct UplinkService: Service {
         }
         if let bandwidth = u.bandwidth, bandwidth > 0 {
             let now = ContinuousClock.now
-            if nextSendAt > now { try? await Task.sleep(until: nextSendAt) }
+            if nextSendAt > now {
+                heartbeat.beat(within: nextSendAt - now)
+                try? await Task.sleep(until: nextSendAt)
+            }
             nextSendAt = max(nextSendAt, now) + .milliseconds(Int64(body.count) * 1000 / bandwidth)
         }
         var request = HTTPClientRequest(url: u.url.hasSuffix("/") ? "\(u.url)v1/batches" : "\(u.url)/v1/batches")
@@ -285,6 +295,7 @@ struct UplinkService: Service {
         if let token = u.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         request.headers.add(name: "Content-Length", value: "\(body.count)")
         request.body = .bytes(ByteBuffer(bytes: body))
+        heartbeat.beat(within: u.timeout + .seconds(3))   // the client's read and connect timeouts
         do {
             let response = try await client.execute(request, timeout: .milliseconds(u.timeout.milliseconds))
             let status = Int(response.status.code)
@@ -310,6 +321,12 @@ struct UplinkService: Service {
         } catch {
             return .retry(after: nil, reason: "POST \(u.url)/v1/batches failed: \(error)")
         }
+    }
+
+    /// Sleeps, having told the heartbeat how long.
+    private func pause(for duration: Duration) async throws {
+        heartbeat.beat(within: duration)
+        try await Task.sleep(for: duration)
     }
 
     /// `Retry-After` in seconds (the HTTP-date form is rare from our cloud; it falls back
