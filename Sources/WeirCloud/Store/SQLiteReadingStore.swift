@@ -206,6 +206,11 @@ public final class SQLiteReadingStore: ReadingStore {
         try await pool.read { db in try Int.fetchOne(db, sql: sql) ?? 0 }
     }
 
+    /// Lets a test watch the writer's transactions (GRDB calls `observer` on the writer).
+    func observeTransactions(_ observer: some TransactionObserver) {
+        pool.add(transactionObserver: observer, extent: .observerLifetime)
+    }
+
     /// Closes the file as a crash would leave it: no checkpoint of the window log (tests).
     func closeWithoutCheckpoint() throws {
         try pool.close()
