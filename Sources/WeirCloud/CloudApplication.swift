@@ -54,6 +54,7 @@ public enum CloudApplication {
         let address = try ListenAddress.parse(config.listen)
         return Application(
             router: makeRouter(config: config, store: store),
+            server: .http1(configuration: .init(additionalChannelHandlers: [LingeringCloseHandler()])),
             configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "weir-cloud"),
             services: services,
             onServerRunning: { channel in
