@@ -142,7 +142,7 @@ let package = Package(
         .executableTarget(
             name: "weir-bench-cloud",
             dependencies: [
-                "WeirCore", "WeirCompression", "WeirCloud",
+                "WeirCore", "WeirCompression", "WeirCloud", "WeirTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

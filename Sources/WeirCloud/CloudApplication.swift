@@ -33,7 +33,9 @@ public enum CloudApplication {
             try await query.windows(request, context: context)
         }
         router.get("/healthz") { _, _ in
-            CloudJSON.response(["status": "ok"])
+            // 503 with the reason when the store cannot commit or fold (DESIGN.md).
+            let health = store.health()
+            return CloudJSON.response(health, status: health.isHealthy ? .ok : .serviceUnavailable)
         }
         router.get("/metrics") { _, _ in
             var headers = HTTPFields()
@@ -54,6 +56,7 @@ public enum CloudApplication {
         let address = try ListenAddress.parse(config.listen)
         return Application(
             router: makeRouter(config: config, store: store),
+            server: .http1(configuration: .init(additionalChannelHandlers: [LingeringCloseHandler()])),
             configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "weir-cloud"),
             services: services,
             onServerRunning: { channel in
@@ -68,7 +71,9 @@ public enum CloudApplication {
     public static func openStore(config: CloudConfiguration, logger: Logger) throws -> any ReadingStore {
         switch try StoreLocation.parse(config.store) {
         case .sqlite(let path):
-            return try SQLiteReadingStore(path: path, settings: ReconcileSettings(config), logger: logger)
+            // The pruner folds an idle store every prune_interval; a batch waiting much longer is a fold behind.
+            return try SQLiteReadingStore(path: path, settings: ReconcileSettings(config), logger: logger,
+                                          maxUnfoldedAge: max(.seconds(300), config.pruneInterval * 5))
         case .postgres:
             throw WeirError(.badConfig, "store postgres:// is not available in this build yet; use sqlite:PATH")
         }

@@ -1,6 +1,7 @@
 // weir-bench-cloud: reconcile throughput of weir-cloud on its embedded SQLite store.
 //
 //   bench/run cloud [--readings N] [--http-readings N] [--json-readings N] [--batch N] [--skip-floor] [--dir PATH]
+//   bench/run cloud --peers    (the peers' data end to end, see PeersBench.swift)
 //
 // Data: N readings (default 10M) over 1,000 devices × 3 metrics at 1 s spacing, in batches
 // of 10k readings, 5% duplicates (from the same and the previous batch), 10% out of order
@@ -32,6 +33,7 @@ struct Options {
     var batchSize = 10_000
     var skipFloor = false
     var jsonReadings = 1_000_000
+    var peers = false
     var directory = FileManager.default.temporaryDirectory.appendingPathComponent("weir-bench-cloud-\(getpid())").path
 
     init(_ args: [String]) throws {
@@ -48,6 +50,7 @@ struct Options {
             case "--http-readings": httpReadings = try number(arg)
             case "--batch": batchSize = try number(arg)
             case "--skip-floor": skipFloor = true
+            case "--peers": peers = true
             case "--json-readings":
                 guard let v = it.next(), let n = Int(v.replacingOccurrences(of: "_", with: "")), n >= 0 else {
                     throw BenchError("--json-readings needs a whole number (0 skips the JSON run)")
@@ -57,7 +60,7 @@ struct Options {
                 guard let v = it.next() else { throw BenchError("--dir needs a path") }
                 directory = v
             case "-h", "--help":
-                print("usage: weir-bench-cloud [--readings N (10000000)] [--http-readings N (= readings)] [--batch N (10000)] [--json-readings N (1000000)] [--skip-floor] [--dir PATH]")
+                print("usage: weir-bench-cloud [--readings N (10000000)] [--http-readings N (= readings)] [--batch N (10000)] [--json-readings N (1000000)] [--skip-floor] [--dir PATH] [--peers]")
                 exit(0)
             default:
                 throw BenchError("unknown argument '\(arg)' (try --help)")
@@ -186,33 +189,44 @@ func processCPUSeconds() -> Double {
 }
 
 func runFloor(_ options: Options) throws -> Double {
-    let path = options.directory + "/floor.db"
+    try floorRate(path: options.directory + "/floor.db") { emit in
+        var generator = BatchGenerator(total: options.readings, batchSize: options.batchSize)
+        while let (readings, series) = generator.next() {
+            try emit(readings.indices.map { (series[$0], readings[$0].ts, readings[$0].value) })
+        }
+    }
+}
+
+/// The floor: readings/s of a plain SQLite `INSERT OR IGNORE` loop into a `(ts, series_id)`
+/// table, one transaction per batch that `produce` emits (as `(series, ts, value)`).
+func floorRate(path: String, _ produce: ((([(Int, Int64, Double)]) throws -> Void)) throws -> Void) throws -> Double {
     var config = Configuration()
     config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA cache_size = -65536") }
     let pool = try DatabasePool(path: path, configuration: config)
     try pool.write { db in
         try db.execute(sql: "CREATE TABLE raw (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL, PRIMARY KEY (ts, series_id)) WITHOUT ROWID")
     }
-    var generator = BatchGenerator(total: options.readings, batchSize: options.batchSize)
     var elapsed = Duration.zero
-    while let (readings, series) = generator.next() {
+    var count = 0
+    try produce { rows in
         let start = ContinuousClock.now
         try pool.write { db in
             let statement = try db.cachedStatement(sql: "INSERT OR IGNORE INTO raw (series_id, ts, value) VALUES (?, ?, ?)")
             let handle = statement.sqliteStatement
-            for i in 0..<readings.count {
-                sqlite3_bind_int64(handle, 1, Int64(series[i]))
-                sqlite3_bind_int64(handle, 2, readings[i].ts)
-                sqlite3_bind_double(handle, 3, readings[i].value)
+            for (series, ts, value) in rows {
+                sqlite3_bind_int64(handle, 1, Int64(series))
+                sqlite3_bind_int64(handle, 2, ts)
+                sqlite3_bind_double(handle, 3, value)
                 let code = sqlite3_step(handle)
                 sqlite3_reset(handle)
                 if code != SQLITE_DONE { throw BenchError("floor insert failed: \(code)") }
             }
         }
         elapsed += ContinuousClock.now - start
+        count += rows.count
     }
     try pool.close()
-    return Double(options.readings) / seconds(elapsed)
+    return Double(count) / seconds(elapsed)
 }
 
 func settings() -> CloudConfiguration {
@@ -309,6 +323,10 @@ enum WeirBenchCloud {
             try FileManager.default.createDirectory(atPath: options.directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: options.directory) }
             PrometheusExport.bootstrap()
+            if options.peers {
+                try await PeersBench.run(options)
+                return
+            }
             print("weir-bench-cloud: \(options.readings) readings, 1000 devices × 3 metrics, 1 s spacing, batches of \(options.batchSize), 5% duplicates, 10% out of order")
 
             // --skip-floor (for quick A/B runs) leaves the ratios meaningless.

@@ -34,6 +34,23 @@ public final class BatchIngest: Sendable {
     }
 
     func handle(_ request: Request, context: some RequestContext) async throws -> Response {
+        do {
+            return try await apply(request, context: context)
+        } catch var refusal as CloudHTTPError where Self.closesConnection(refusal.status) {
+            // Most refusals come before the body is read; the client may still be sending it.
+            refusal.closesConnection = true
+            throw refusal
+        }
+    }
+
+    /// Refusals after which the connection is closed (see ``LingeringCloseHandler``): a
+    /// body the server will not read is not worth waiting for. 429/503 keep it open, the
+    /// edge retries on it.
+    static func closesConnection(_ status: HTTPResponse.Status) -> Bool {
+        [.badRequest, .unauthorized, .forbidden, .contentTooLarge, .unsupportedMediaType].contains(status)
+    }
+
+    private func apply(_ request: Request, context: some RequestContext) async throws -> Response {
         let tokenGateway = try authenticator.gateway(for: request)
         let decoded = try await decode(request)
         if let bad = decoded.batch.drops.firstIndex(where: { $0.count < 0 || $0.count > Self.maxDropCount || $0.from > $0.to }) {
@@ -65,10 +82,20 @@ public final class BatchIngest: Sendable {
         return CloudJSON.response(BatchAnswer(outcome))
     }
 
-    /// Reads and decodes the body; throws the HTTP error that fits the problem.
+    /// Reads and decodes the body; throws the HTTP error that fits the problem. What the
+    /// headers alone rule out (size, encoding, type) is refused before the body is read.
     func decode(_ request: Request) async throws -> DecodedBatch {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
             throw CloudHTTPError(.contentTooLarge, "body is \(length) bytes, more than the \(maxBodyBytes) allowed")
+        }
+        let encoding = (request.headers[.contentEncoding] ?? "identity").trimmingCharacters(in: .whitespaces).lowercased()
+        guard ["identity", "", "gzip", "x-gzip", "zstd"].contains(encoding) else {
+            throw CloudHTTPError(.unsupportedMediaType, "Content-Encoding '\(encoding.prefix(40))' is not supported (use gzip or zstd, or none)")
+        }
+        let mediaType = (request.headers[.contentType] ?? "application/json")
+            .split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        guard ["application/json", "", "application/vnd.weir.batch"].contains(mediaType) else {
+            throw CloudHTTPError(.unsupportedMediaType, "Content-Type '\(mediaType.prefix(60))' is not supported (use application/json or application/vnd.weir.batch)")
         }
         let buffer: ByteBuffer
         do {
@@ -78,7 +105,6 @@ public final class BatchIngest: Sendable {
         }
         var bytes = Array(buffer.readableBytesView)
 
-        let encoding = (request.headers[.contentEncoding] ?? "identity").trimmingCharacters(in: .whitespaces).lowercased()
         do {
             switch encoding {
             case "identity", "":
@@ -94,8 +120,6 @@ public final class BatchIngest: Sendable {
             throw Self.compressionProblem(error, what: "\(encoding) body")
         }
 
-        let mediaType = (request.headers[.contentType] ?? "application/json")
-            .split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         switch mediaType {
         case "application/json", "":
             do {

@@ -10,6 +10,9 @@ public struct CloudHTTPError: HTTPResponseError, CustomStringConvertible {
     public var message: String
     /// Seconds for `Retry-After`, if any.
     public var retryAfter: Int?
+    /// Answer with `Connection: close` and close the connection after the answer (a
+    /// refusal sent before the request body was read; see ``LingeringCloseHandler``).
+    public var closesConnection = false
 
     public init(_ status: HTTPResponse.Status, _ message: String, retryAfter: Int? = nil) {
         self.status = status
@@ -24,6 +27,7 @@ public struct CloudHTTPError: HTTPResponseError, CustomStringConvertible {
         headers[.contentType] = "application/json"
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer" }
+        if closesConnection { headers[.connection] = "close" }
         let body = CloudJSON.encode(ErrorBody(error: .init(message: message)))
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }

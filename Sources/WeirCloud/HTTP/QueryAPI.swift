@@ -66,32 +66,32 @@ struct QueryAPI: Sendable {
     }
 }
 
-/// The body of `GET /v1/devices/{device}/windows`.
-struct WindowsAnswer: Codable {
-    struct Point: Codable {
-        var ts: Int64
-        var value: Double
+/// The body of `GET /v1/devices/{device}/windows` (also decoded by tests and benchmarks).
+public struct WindowsAnswer: Codable, Sendable {
+    public struct Point: Codable, Sendable {
+        public var ts: Int64
+        public var value: Double
     }
 
-    struct Window: Codable {
-        var start: Int64
-        var end: Int64
-        var count: Int64
-        var sum: Double
-        var min: Double
-        var max: Double
-        var mean: Double
-        var first: Point
-        var last: Point
-        var state: String
-        var revision: Int64
-        var late: Int64
+    public struct Window: Codable, Sendable {
+        public var start: Int64
+        public var end: Int64
+        public var count: Int64
+        public var sum: Double
+        public var min: Double
+        public var max: Double
+        public var mean: Double
+        public var first: Point
+        public var last: Point
+        public var state: String
+        public var revision: Int64
+        public var late: Int64
     }
 
-    var device: String
-    var metric: String
-    var sizeMs: Int64
-    var windows: [Window]
+    public var device: String
+    public var metric: String
+    public var sizeMs: Int64
+    public var windows: [Window]
 
     enum CodingKeys: String, CodingKey {
         case device, metric, windows

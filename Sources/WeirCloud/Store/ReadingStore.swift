@@ -16,6 +16,9 @@ public protocol ReadingStore: Sendable {
     /// Deletes raw readings older than `raw_retention` behind their device's newest
     /// reading; returns how many were deleted.
     func pruneRaw() async throws -> Int
+    /// Whether the store can commit batches and keeps up with its own maintenance (for
+    /// `GET /healthz`); cheap, and never waits for a commit in progress.
+    func health() -> StoreHealth
     /// Closes the store; later calls fail.
     func close() async throws
 }

@@ -15,7 +15,16 @@ import WeirCore
 /// dedup), then one ``WriteBackLog`` row with the batch's window and device changes.
 /// `synchronous = FULL`: a batch answered `200` survives a power cut, not only a crash.
 /// Reads (the query API) run on WAL snapshots, overlaid with the changes not yet
-/// checkpointed into `windows` and `devices`.
+/// folded into `windows` and `devices`.
+///
+/// **Read-after-write.** The overlay lives in memory, the folded rows in the file; a reader
+/// must get both of the same committed state. So the writer holds the state lock from
+/// `BEGIN` to `COMMIT` (or `ROLLBACK`), and a reader takes its snapshot and the overlay
+/// under the same lock. (Issue 12: the lock used to be released when the batch's work was
+/// done, before GRDB committed. A fold — every 64th batch, or the retention pruner's — had
+/// emptied the overlay by then and its rows were not visible yet, so a query in that gap,
+/// which the pruner's fold plus its raw scan made long, answered the windows of the last
+/// fold interval as missing; a non-folding batch's overlay was visible before its commit.)
 ///
 /// The SQL lives here and in ``SQLiteSession``; what a batch means is ``Reconciler``'s.
 /// The schema is in `SQLiteReadingStore+Schema.swift` (migrations).
@@ -23,11 +32,20 @@ public final class SQLiteReadingStore: ReadingStore {
     private let pool: DatabasePool
     /// The writer's in-memory state; also taken by readers that overlay dirty windows.
     private let state: Mutex<WriterState>
+    /// Commit and fold outcomes for `/healthz`, apart from `state` so health never waits on a commit.
+    private let healthRecord: Mutex<StoreHealthRecord>
     private let settings: ReconcileSettings
     private let logger: Logger
 
     /// Opens (creating if needed) and migrates the database at `path`.
-    public init(path: String, settings: ReconcileSettings, logger: Logger = Logger(label: "weir.cloud.store")) throws {
+    ///
+    /// - Parameters:
+    ///   - foldEvery: fold the write-back log into the window tables after this many batches
+    ///     (64 by default, `WriteBackLog.checkpointEvery`).
+    ///   - maxUnfoldedAge: `/healthz` reports `fold_behind` when a batch waits longer than
+    ///     this to be folded (the retention pruner folds an idle store on every tick).
+    public init(path: String, settings: ReconcileSettings, logger: Logger = Logger(label: "weir.cloud.store"),
+                foldEvery: Int = 64, maxUnfoldedAge: Duration = .seconds(300)) throws {
         var configuration = Configuration()
         configuration.label = "weir-cloud"
         configuration.busyMode = .timeout(10)
@@ -48,78 +66,135 @@ public final class SQLiteReadingStore: ReadingStore {
             throw WeirError(.storage, "cannot open store sqlite:\(path): \(error)")
         }
         self.settings = settings
-        self.state = Mutex(WriterState(reconciler: Reconciler(settings: settings)))
+        let writeBack = WriteBackLog(foldEvery: foldEvery)
+        self.state = Mutex(WriterState(reconciler: Reconciler(settings: settings), writeBack: writeBack))
+        self.healthRecord = Mutex(StoreHealthRecord(maxUnfoldedBatches: 2 * writeBack.foldEvery,
+                                                    maxUnfoldedAgeMs: maxUnfoldedAge.milliseconds))
         self.logger = logger
         // Fold windows logged before a crash into `windows` now.
-        try pool.write { db in
-            try self.state.withLock { state in try state.writeBack.replay(db) }
+        try pool.writeWithoutTransaction { db in
+            try self.transaction(db) { db, state in try self.fold(db, &state) }
         }
     }
 
     struct WriterState {
         var reconciler: Reconciler
-        var writeBack = WriteBackLog()
+        var writeBack: WriteBackLog
     }
 
     public func apply(_ batch: DecodedBatch, receivedAt: Int64) async throws -> BatchOutcome {
-        do {
-            return try await pool.write { db in try self.applyLocked(batch, receivedAt: receivedAt, db: db) }
-        } catch {
-            markSuspect()
-            throw error
+        try await pool.writeWithoutTransaction { db in
+            try self.transaction(db) { db, state in try self.apply(batch, receivedAt: receivedAt, db: db, state: &state) }
         }
     }
 
     /// Applies a batch synchronously on the calling thread (benchmarks, tools).
     public func applySync(_ batch: DecodedBatch, receivedAt: Int64) throws -> BatchOutcome {
+        try pool.writeWithoutTransaction { db in
+            try self.transaction(db) { db, state in try self.apply(batch, receivedAt: receivedAt, db: db, state: &state) }
+        }
+    }
+
+    /// Runs `body` in one write transaction on the writer connection `db`, holding the state
+    /// lock until it has committed or rolled back (see "Read-after-write" above).
+    ///
+    /// If anything fails, the transaction rolls back: the reconciler's caches are dropped and
+    /// the overlay is reloaded from the committed log at once (a read, so it works on a full
+    /// disk), so readers go on answering exactly what is committed.
+    private func transaction<T: Sendable>(_ db: Database, _ body: (Database, inout WriterState) throws -> T) throws -> T {
+        try state.withLock { state in
+            do {
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    if state.writeBack.needsReplay { try state.writeBack.load(db) }
+                    result = try body(db, &state)
+                    return .commit
+                }
+                if state.writeBack.foldDue { foldAfterCommit(db, &state) }
+                let unfolded = state.writeBack.batchesSinceCheckpoint
+                healthRecord.withLock { $0.committed(at: Self.nowMs(), unfoldedBatches: unfolded) }
+                guard let result else { throw WeirError(.storage, "SQLite: a transaction committed without a result") }
+                return result
+            } catch {
+                state.reconciler.invalidateCaches()
+                state.writeBack.needsReplay = true
+                do {
+                    try state.writeBack.load(db)
+                } catch {
+                    // Readers reload it from their own snapshot (needsReplay stays set).
+                    logger.error("reloading the write-back log failed", metadata: ["weir.error": "\(error)"])
+                }
+                healthRecord.withLock { $0.commitFailed(at: Self.nowMs(), error) }
+                throw error
+            }
+        }
+    }
+
+    /// Runs `body` on a read snapshot together with the overlay of the same committed state.
+    private func read<T: Sendable>(_ body: (Database, inout WriterState) throws -> T) throws -> T {
+        try state.withLock { state in
+            try pool.read { db in
+                // No commit can happen while the lock is held, so the log matches the snapshot.
+                if state.writeBack.needsReplay { try state.writeBack.load(db) }
+                return try body(db, &state)
+            }
+        }
+    }
+
+    /// One batch inside the writer's transaction.
+    private func apply(_ batch: DecodedBatch, receivedAt: Int64, db: Database, state: inout WriterState) throws -> BatchOutcome {
+        // The session owns the write-back state for the batch; swapping (not copying)
+        // keeps its dictionaries uniquely referenced, so updates don't copy them.
+        var session = try SQLiteSession(db, writeBack: WriteBackLog())
+        swap(&session.writeBack, &state.writeBack)
+        defer { swap(&session.writeBack, &state.writeBack) }
+        let outcome = try state.reconciler.apply(batch, receivedAt: receivedAt, session: &session, logger: logger)
+        try session.writeBack.logPending(db)
+        return outcome
+    }
+
+    /// Folds the log in a transaction of its own, right after the batch that made it due
+    /// (still under the state lock). A fold that cannot be written (a full disk) must not
+    /// cost the batch, which is committed in the log already: it is rolled back, the overlay
+    /// is reloaded from the log, and the next batch tries again. (In the batch's own
+    /// transaction, even under a savepoint, SQLite may abort the whole transaction on
+    /// `SQLITE_FULL`.)
+    private func foldAfterCommit(_ db: Database, _ state: inout WriterState) {
         do {
-            return try pool.write { db in try self.applyLocked(batch, receivedAt: receivedAt, db: db) }
+            try db.inTransaction(.immediate) {
+                try state.writeBack.checkpoint(db)
+                return .commit
+            }
+            healthRecord.withLock { $0.folded() }
         } catch {
-            markSuspect()
+            logger.error("folding the window log failed; its batches stay in the log", metadata: ["weir.error": "\(error)"])
+            healthRecord.withLock { $0.foldFailed(at: Self.nowMs(), error) }
+            do {
+                try state.writeBack.load(db)
+            } catch {
+                state.writeBack.needsReplay = true
+            }
+        }
+    }
+
+    /// Folds the write-back log into the tables (inside the writer's transaction).
+    private func fold(_ db: Database, _ state: inout WriterState) throws {
+        do {
+            try state.writeBack.checkpoint(db)
+            healthRecord.withLock { $0.folded() }
+        } catch {
+            healthRecord.withLock { $0.foldFailed(at: Self.nowMs(), error) }
             throw error
         }
     }
 
-    /// After a failed batch or commit, nothing in memory can be trusted: forget the caches
-    /// and replay the window log before the next batch.
-    private func markSuspect() {
-        state.withLock { state in
-            state.reconciler.invalidateCaches()
-            state.writeBack.needsReplay = true
-        }
+    /// Whether the store can commit and keeps its log folded (for `/healthz`).
+    public func health() -> StoreHealth {
+        healthRecord.withLock { $0.health(now: Self.nowMs()) }
     }
 
-    /// One batch inside GRDB's write transaction. If anything throws, the transaction rolls
-    /// back: the caches and dirty windows learnt in it are dropped, and the next batch
-    /// first rebuilds them from the committed log.
-    private func applyLocked(_ batch: DecodedBatch, receivedAt: Int64, db: Database) throws -> BatchOutcome {
-        try state.withLock { state in
-            do {
-                if state.writeBack.needsReplay { try state.writeBack.replay(db) }
-                // The session owns the write-back state for the batch; swapping (not copying)
-                // keeps its dictionaries uniquely referenced, so updates don't copy them.
-                var session = try SQLiteSession(db, writeBack: WriteBackLog())
-                swap(&session.writeBack, &state.writeBack)
-                let outcome: BatchOutcome
-                do {
-                    outcome = try state.reconciler.apply(batch, receivedAt: receivedAt, session: &session, logger: logger)
-                    try session.writeBack.logPending(db)
-                    if session.writeBack.batchesSinceCheckpoint >= WriteBackLog.checkpointEvery
-                        || session.writeBack.dirty.count >= WriteBackLog.checkpointDirtyLimit {
-                        try session.writeBack.checkpoint(db)
-                    }
-                } catch {
-                    swap(&session.writeBack, &state.writeBack)
-                    throw error
-                }
-                swap(&session.writeBack, &state.writeBack)
-                return outcome
-            } catch {
-                state.reconciler.invalidateCaches()
-                state.writeBack.needsReplay = true
-                throw error
-            }
-        }
+    static func nowMs() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
     }
 
     public func devices() async throws -> [DeviceSummary] {
@@ -130,74 +205,64 @@ public final class SQLiteReadingStore: ReadingStore {
         try deviceSummaries(where: "WHERE name = ?", arguments: [name]).first
     }
 
-    /// Device rows overlaid with the changes not yet checkpointed, under the writer's lock.
+    /// Device rows overlaid with the changes not yet folded.
     private func deviceSummaries(where clause: String, arguments: StatementArguments) throws -> [DeviceSummary] {
         let moo = settings.maxOutOfOrderMs
-        return try state.withLock { state in
-            try pool.read { db in
-                try Row.fetchAll(db, sql: "\(Self.deviceColumns) \(clause) ORDER BY name", arguments: arguments).map { row in
-                    state.writeBack.overlay(Self.summary(row, moo: moo), id: row["id"], maxOutOfOrderMs: moo)
-                }
+        return try read { db, state in
+            try Row.fetchAll(db, sql: "\(Self.deviceColumns) \(clause) ORDER BY name", arguments: arguments).map { row in
+                state.writeBack.overlay(Self.summary(row, moo: moo), id: row["id"], maxOutOfOrderMs: moo)
             }
         }
     }
 
     public func windows(device: String, metric: String, sizeMs: Int64, from: Int64, to: Int64) async throws -> [WindowRecord]? {
-        // Under the writer's lock, so a checkpoint cannot move dirty windows into the table
-        // between reading the table and overlaying them.
-        try state.withLock { state in
-            try pool.read { db in
-                guard let deviceID = try Int64.fetchOne(db, sql: "SELECT id FROM devices WHERE name = ?", arguments: [device]) else {
-                    return nil
-                }
-                guard let seriesID = try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE device_id = ? AND metric = ?",
-                                                        arguments: [deviceID, metric]) else {
-                    return []
-                }
-                let rows = try Row.fetchCursor(db, sql: """
-                    SELECT start, count, sum, min, max, first_ts, first_value, last_ts, last_value, revision, late
-                    FROM windows WHERE series_id = ? AND size_ms = ? AND start >= ? AND start < ? ORDER BY start
-                    """, arguments: [seriesID, sizeMs, from, to])
-                var byStart: [Int64: WindowRecord] = [:]
-                while let row = try rows.next() {
-                    let aggregate = WindowAggregate(count: row[1], sum: row[2], min: row[3], max: row[4],
-                                                    firstTs: row[5], firstValue: row[6], lastTs: row[7], lastValue: row[8])
-                    byStart[row[0]] = WindowRecord(sizeMs: sizeMs, start: row[0], aggregate: aggregate, revision: row[9], late: row[10])
-                }
-                for record in state.writeBack.dirtyWindows(seriesID: seriesID)
-                where record.sizeMs == sizeMs && record.start >= from && record.start < to {
-                    byStart[record.start] = record
-                }
-                return byStart.values.sorted { $0.start < $1.start }
+        try read { db, state in
+            guard let deviceID = try Int64.fetchOne(db, sql: "SELECT id FROM devices WHERE name = ?", arguments: [device]) else {
+                return nil
             }
+            guard let seriesID = try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE device_id = ? AND metric = ?",
+                                                    arguments: [deviceID, metric]) else {
+                return []
+            }
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT start, count, sum, min, max, first_ts, first_value, last_ts, last_value, revision, late
+                FROM windows WHERE series_id = ? AND size_ms = ? AND start >= ? AND start < ? ORDER BY start
+                """, arguments: [seriesID, sizeMs, from, to])
+            var byStart: [Int64: WindowRecord] = [:]
+            while let row = try rows.next() {
+                let aggregate = WindowAggregate(count: row[1], sum: row[2], min: row[3], max: row[4],
+                                                firstTs: row[5], firstValue: row[6], lastTs: row[7], lastValue: row[8])
+                byStart[row[0]] = WindowRecord(sizeMs: sizeMs, start: row[0], aggregate: aggregate, revision: row[9], late: row[10])
+            }
+            for record in state.writeBack.dirtyWindows(seriesID: seriesID)
+            where record.sizeMs == sizeMs && record.start >= from && record.start < to {
+                byStart[record.start] = record
+            }
+            return byStart.values.sorted { $0.start < $1.start }
         }
     }
 
     public func pruneRaw() async throws -> Int {
         let retention = settings.rawRetentionMs
-        do {
-            return try await prune(retention: retention)
-        } catch {
-            markSuspect()
-            throw error
-        }
-    }
-
-    private func prune(retention: Int64) async throws -> Int {
-        try await pool.write { db in
+        return try await pool.writeWithoutTransaction { db in
+            // Fold first: the cutoffs below are read from `devices.max_ts`, and an idle store
+            // gets its log folded on every tick.
+            try self.transaction(db) { db, state in try self.fold(db, &state) }
             // One pass over the old end of the time-first key: rows older than the newest
             // device's cutoff are candidates, each checked against its own device's cutoff.
-            // Bring `devices.max_ts` up to date first: the cutoffs below are read from it.
-            try self.state.withLock { state in
-                if state.writeBack.needsReplay { try state.writeBack.replay(db) } else { try state.writeBack.checkpoint(db) }
+            // No batch can come between (one writer), and readers need not wait for it.
+            var deleted = 0
+            try db.inTransaction(.immediate) {
+                guard let newest = try Int64.fetchOne(db, sql: "SELECT MAX(max_ts) FROM devices") else { return .commit }
+                try db.execute(sql: """
+                    DELETE FROM raw WHERE ts < ? AND ts < (
+                        SELECT devices.max_ts FROM series JOIN devices ON devices.id = series.device_id
+                        WHERE series.id = raw.series_id) - ?
+                    """, arguments: [newest - retention, retention])
+                deleted = db.changesCount
+                return .commit
             }
-            guard let newest = try Int64.fetchOne(db, sql: "SELECT MAX(max_ts) FROM devices") else { return 0 }
-            try db.execute(sql: """
-                DELETE FROM raw WHERE ts < ? AND ts < (
-                    SELECT devices.max_ts FROM series JOIN devices ON devices.id = series.device_id
-                    WHERE series.id = raw.series_id) - ?
-                """, arguments: [newest - retention, retention])
-            return db.changesCount
+            return deleted
         }
     }
 
@@ -206,18 +271,39 @@ public final class SQLiteReadingStore: ReadingStore {
         try await pool.read { db in try Int.fetchOne(db, sql: sql) ?? 0 }
     }
 
+    /// Lets a test watch the writer's transactions (GRDB calls `observer` on the writer).
+    func observeTransactions(_ observer: some TransactionObserver) {
+        pool.add(transactionObserver: observer, extent: .observerLifetime)
+    }
+
     /// Closes the file as a crash would leave it: no checkpoint of the window log (tests).
     func closeWithoutCheckpoint() throws {
         try pool.close()
     }
 
     public func close() async throws {
-        try await pool.write { db in
-            try self.state.withLock { state in
-                if state.writeBack.needsReplay { try state.writeBack.replay(db) } else { try state.writeBack.checkpoint(db) }
-            }
+        try await pool.writeWithoutTransaction { db in
+            try self.transaction(db) { db, state in try self.fold(db, &state) }
         }
         try pool.close()
+    }
+
+    /// Writes a consistent copy of the committed file to `path` (tests open it as a new store).
+    func copy(to path: String) throws {
+        let destination = try DatabaseQueue(path: path)
+        try pool.backup(to: destination)
+        try destination.close()
+    }
+
+    /// Sets SQLite's `max_page_count` on the writer (tests: a full disk, as root too).
+    /// Returns the file's current page count.
+    @discardableResult
+    func limitPages(to maxPages: Int?) throws -> Int {
+        try pool.writeWithoutTransaction { db in
+            let current = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+            try db.execute(sql: "PRAGMA max_page_count = \(maxPages ?? 1_073_741_823)")
+            return current
+        }
     }
 
     private static let deviceColumns = """

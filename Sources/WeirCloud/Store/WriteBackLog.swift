@@ -14,10 +14,13 @@ import WeirCore
 /// `dirtyDevices`). Every `checkpointEvery` batches (and on close) these are written to
 /// `windows` and `devices` and the log is emptied, in one transaction.
 ///
-/// Durability is unchanged: a committed batch's changes are in its log row. On open, and
-/// after a failed batch (whose transaction rolled back, leaving memory unreliable), the log
-/// is replayed before anything else. Readers see the tables overlaid with the dirty values,
-/// under the same lock the writer holds, so they never see half a checkpoint.
+/// Durability is unchanged: a committed batch's changes are in its log row. On open the log
+/// is replayed and folded; after a failed batch (whose transaction rolled back, leaving
+/// memory unreliable) the dirty maps are reloaded from the log (a read, so it works on a
+/// full disk too). Readers see the tables overlaid with the dirty values. The store changes
+/// these maps and commits under one lock that readers take around their snapshot (see
+/// ``SQLiteReadingStore``), so the overlay a reader gets always belongs to the committed
+/// state its snapshot shows: a fold empties the maps and fills the tables in one step.
 ///
 /// Log rows are zstd-compressed little-endian 8-byte fields: the window count, 13 fields
 /// per window, then 10 fields per device change.
@@ -43,6 +46,9 @@ struct WriteBackLog {
     var pending: [(WindowKey, WindowRecord)] = []
     var pendingDevices: [(Int64, DeviceChange)] = []
     var batchesSinceCheckpoint = 0
+    /// Fold after this many logged batches (``checkpointEvery`` unless a test or benchmark
+    /// chooses another).
+    let foldEvery: Int
     /// `dirty`'s keys grouped by series, built when a query needs it and dropped whenever
     /// `dirty` changes (so ingest pays nothing for it).
     private var dirtyBySeries: [Int64: [WindowKey]]?
@@ -57,6 +63,15 @@ struct WriteBackLog {
     /// `WEIR_CLOUD_WINDOW_WRITEBACK=0` writes every change straight to the tables instead
     /// (for comparing the two in benchmarks).
     static let enabled = ProcessInfo.processInfo.environment["WEIR_CLOUD_WINDOW_WRITEBACK"] != "0"
+
+    init(foldEvery: Int = WriteBackLog.checkpointEvery) {
+        self.foldEvery = max(1, foldEvery)
+    }
+
+    /// Whether the batch just logged should be followed by a fold.
+    var foldDue: Bool {
+        batchesSinceCheckpoint >= foldEvery || dirty.count >= Self.checkpointDirtyLimit
+    }
 
     /// The window's current value if it changed since the last checkpoint.
     func current(_ key: WindowKey) -> WindowRecord? {
@@ -139,14 +154,18 @@ struct WriteBackLog {
         batchesSinceCheckpoint = 0
     }
 
-    /// Applies the log to the tables (in order: a window's latest value wins, device
-    /// counter increments add up), then empties it. Called on open and after a failed batch.
-    mutating func replay(_ db: Database) throws {
+    /// Rebuilds the dirty maps from the log as `db` sees it (in order: a window's latest
+    /// value wins, device counter increments add up), without writing anything. Called
+    /// before the first batch, after a failed transaction, and by a reader that finds the
+    /// maps unreliable.
+    mutating func load(_ db: Database) throws {
         dirty.removeAll()
         dirtyBySeries = nil
         dirtyDevices.removeAll()
         pending.removeAll()
         pendingDevices.removeAll()
+        batchesSinceCheckpoint = 0
+        needsReplay = true
         let rows = try Row.fetchCursor(db, sql: "SELECT data FROM window_log ORDER BY seq")
         while let row = try rows.next() {
             let packed: Data = row[0]
@@ -157,8 +176,8 @@ struct WriteBackLog {
                 throw WeirError(.damagedFile, "window_log row cannot be decompressed: \(error)")
             }
             try decode(data)
+            batchesSinceCheckpoint += 1
         }
-        try checkpoint(db)
         needsReplay = false
     }
 
