@@ -156,28 +156,16 @@ struct EdgeBufferTests {
     @Test("a buffer file written before dead-letter kinds: its 'replaced:' rows read as notes, and opening it for writing labels them")
     func deadLetterKindMigration() async throws {
         try await withTemporaryDirectory { dir in
+            // The layout of the files written before the kind column (schema version 2).
             let path = dir.file("old.db")
-            do {
-                let buffer = try EdgeBuffer.open(path: path, gateway: "gw-1")
-                try buffer.seal(SealInput(deadLetters: [
-                    DeadLetter(at: 1, topic: "a", payload: [1], reason: "not valid JSON: byte 3: oops"),
-                    DeadLetter(at: 2, topic: "b", payload: [2], reason: "replaced: d/m: timestamp 5 (1970-01-01T00:00:00.005Z) is before 2000-01-01"),
-                ], counters: ["dead_letters": 1, "clock_replaced": 1]), caps: Self.caps)
-            }
-            // Back to the layout of the files written before the kind column.
-            let queue = try DatabaseQueue(path: path)
-            try await queue.write { db in
-                try db.execute(sql: "DROP INDEX dead_letters_by_kind")
-                try db.execute(sql: "ALTER TABLE dead_letters DROP COLUMN kind")
-            }
-            try queue.close()
+            try OldBufferFile(version: 2, byMigrator: false).write(to: path)
 
             let readOnly = try EdgeBuffer.openReadOnly(path: path)
             var status = try readOnly.status()
             #expect((status.deadLetterRows, status.clockNoteRows) == (1, 1))
             #expect(try readOnly.deadLetters(limit: 5).map(\.kind) == [.clockNote, .deadLetter])
 
-            let buffer = try EdgeBuffer.open(path: path, gateway: "gw-1")
+            let buffer = try EdgeBuffer.open(path: path, gateway: OldBufferFile.gateway)
             status = try buffer.status()
             #expect((status.deadLetterRows, status.clockNoteRows) == (1, 1))
             #expect(try buffer.deadLetters(limit: 5).map(\.kind) == [.clockNote, .deadLetter])

@@ -9,7 +9,8 @@
 /// The rules that make that safe, which `FilterEngine` (its only owner) keeps:
 /// - it is a value holding a pointer, so a copy shares the memory: exactly one owner
 ///   calls `deallocate()` (in its `deinit`), and `copy()` makes an independent buffer;
-/// - indices are checked by `assert` only (in debug builds, where the tests run);
+/// - indices are checked by `checkBounds` only: in debug builds (where the tests run) and
+///   in builds that define `WEIR_CHECKED_BUFFERS` (the fuzzer's), not in release builds;
 /// - `Element` is a plain value (no references: checked when a buffer is made), so
 ///   nothing needs deinitialising and memory may be copied bit for bit. (Not spelled
 ///   `BitwiseCopyable`, which public types such as `WindowAggregate` do not declare.)
@@ -43,12 +44,12 @@ struct FlatBuffer<Element> {
     /// works on a `let` buffer too.
     subscript(i: Int) -> Element {
         @inline(__always) get {
-            assert(i >= 0 && i < count, "FlatBuffer index \(i) out of 0..<\(count)")
-            return base[i]
+            checkBounds(i >= 0 && i < count, "FlatBuffer index \(i) out of 0..<\(count)")
+            return base[i] // Safe: the owner indexes below `count` (checked above in debug and fuzz builds).
         }
         @inline(__always) nonmutating set {
-            assert(i >= 0 && i < count, "FlatBuffer index \(i) out of 0..<\(count)")
-            base[i] = newValue
+            checkBounds(i >= 0 && i < count, "FlatBuffer index \(i) out of 0..<\(count)")
+            base[i] = newValue // Safe: as for the getter.
         }
     }
 
@@ -92,4 +93,20 @@ struct FlatBuffer<Element> {
         base = newBase
         capacity = newCapacity
     }
+}
+
+/// The bounds check of the filters' unchecked state (`FlatBuffer` indices, offsets into
+/// `FilterEngine`'s arena): an `assert`, so it runs in debug builds (the tests) and costs
+/// nothing in release builds, unless the build defines `WEIR_CHECKED_BUFFERS` — the
+/// fuzzer's build (`fuzz/run`) does — which makes it a `precondition`, so a stray offset
+/// stops the program at once instead of reading or writing a neighbour's state that
+/// AddressSanitizer cannot tell from a valid access.
+@inline(__always)
+func checkBounds(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String,
+                 file: StaticString = #file, line: UInt = #line) {
+    #if WEIR_CHECKED_BUFFERS
+    precondition(condition(), message(), file: file, line: line)
+    #else
+    assert(condition(), message(), file: file, line: line)
+    #endif
 }

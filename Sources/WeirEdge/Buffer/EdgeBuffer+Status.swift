@@ -21,7 +21,7 @@ extension EdgeBuffer {
                 }
             }
             // A file no edge of this version has written to has no `kind` column yet: its
-            // notes are the rows whose reason starts "replaced: " (see addDeadLetterKind).
+            // notes are the rows whose reason starts "replaced: " (see EdgeBuffer+Migrations.swift).
             let isNote = try Self.hasDeadLetterKind(db) ? "kind = 'clock_note'" : Self.legacyClockNote
             let letterRows = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(\(isNote)), 0) AS notes FROM dead_letters")
             let rows: Int = letterRows?["n"] ?? 0

@@ -10,7 +10,8 @@ import WeirCore
 /// ledger), `quarantine` (chunks that failed to decode), `rejected` (chunks the cloud
 /// refused for good, with its response), `dead_letters` (dead letters and clock notes,
 /// each capped), `counters` (totals that survive restarts), `device_counters` and `meta`
-/// (file identity, uplink state).
+/// (file identity, uplink state). The schema's versions and their migrations are in
+/// `EdgeBuffer+Migrations.swift`.
 ///
 /// Only one process writes (the running edge); `status` and `dead-letters` read the file
 /// at the same time, which WAL allows.
@@ -22,7 +23,6 @@ import WeirCore
 public final class EdgeBuffer: Sendable {
     /// What `meta.format` holds in a file this program made.
     static let formatName = "weir-edge-buffer"
-    static let schemaVersion = 1
 
     public let path: String
     public let gateway: String
@@ -58,10 +58,15 @@ public final class EdgeBuffer: Sendable {
         }
         do {
             let pool = try DatabasePool(path: path, configuration: config)
-            let total: Int64 = try pool.write { db in
+            let migrations = migrator(gateway: gateway, createdAt: EdgeClock.nowMs())
+            try pool.write { db in
                 try checkIntegrity(db, existed: existed, path: path)
-                try migrate(db, gateway: gateway, path: path)
-                return try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM chunks") ?? 0
+                try checkOwnerAndVersion(db, migrations: migrations, gateway: gateway, path: path)
+                try adoptHandWrittenSchema(db)
+            }
+            try migrations.migrate(pool)
+            let total = try pool.read { db in
+                try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(bytes), 0) FROM chunks") ?? 0
             }
             return EdgeBuffer(path: path, gateway: gateway, pool: pool, totalBytes: total)
         } catch let error as WeirError {
@@ -113,88 +118,21 @@ public final class EdgeBuffer: Sendable {
         }
     }
 
-    private static func migrate(_ db: Database, gateway: String, path: String) throws {
-        if try !db.tableExists("meta") {
-            try db.execute(sql: """
-                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                CREATE TABLE chunks (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    sealed_at INTEGER NOT NULL,
-                    readings INTEGER NOT NULL,
-                    bytes INTEGER NOT NULL,
-                    min_ts INTEGER NOT NULL,
-                    max_ts INTEGER NOT NULL,
-                    body BLOB NOT NULL
-                );
-                CREATE TABLE drops (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    device TEXT NOT NULL, metric TEXT NOT NULL,
-                    from_ts INTEGER NOT NULL, to_ts INTEGER NOT NULL, count INTEGER NOT NULL,
-                    recorded_at INTEGER NOT NULL
-                );
-                CREATE TABLE quarantine (
-                    seq INTEGER PRIMARY KEY, sealed_at INTEGER NOT NULL, readings INTEGER NOT NULL,
-                    bytes INTEGER NOT NULL, reason TEXT NOT NULL, quarantined_at INTEGER NOT NULL, body BLOB NOT NULL
-                );
-                CREATE TABLE rejected (
-                    seq INTEGER PRIMARY KEY, batch TEXT NOT NULL, readings INTEGER NOT NULL, status INTEGER NOT NULL,
-                    response TEXT NOT NULL, rejected_at INTEGER NOT NULL, body BLOB NOT NULL
-                );
-                CREATE TABLE dead_letters (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, topic TEXT NOT NULL,
-                    payload BLOB NOT NULL, reason TEXT NOT NULL
-                );
-                CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-                """)
-            try createDeviceCounters(db)
-            try addDeadLetterKind(db)
-            try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('format', ?), ('version', ?), ('gateway', ?), ('created_at', ?)",
-                           arguments: [formatName, "\(schemaVersion)", gateway, "\(EdgeClock.nowMs())"])
-            return
+    /// Refuses an existing file of another gateway or of a newer weir-edge before anything
+    /// is written to it.
+    private static func checkOwnerAndVersion(_ db: Database, migrations: DatabaseMigrator, gateway: String, path: String) throws {
+        guard try db.tableExists("meta") else { return } // a new file
+        let version = try fileVersion(db)
+        guard version >= 1 else {
+            throw WeirError(.damagedFile, "buffer file \(path) has no schema version (meta.version); it is left untouched")
         }
-        let version = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'version'").flatMap(Int.init) ?? 0
-        guard version == schemaVersion else {
-            throw WeirError(.damagedFile, "buffer file \(path) has schema version \(version); this weir-edge reads version \(schemaVersion)")
+        guard try version <= schemaVersion && !migrations.hasBeenSuperseded(db) else {
+            throw WeirError(.damagedFile, "buffer file \(path) has schema version \(version), written by a newer weir-edge; this weir-edge reads versions up to \(schemaVersion)")
         }
         let owner = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'gateway'") ?? ""
         guard owner == gateway else {
             throw WeirError(.badConfig, "buffer file \(path) belongs to gateway '\(owner)', not '\(gateway)'; use another buffer.path (its data would be sent under the wrong name)")
         }
-        // Added after schema version 1 shipped; a table more is invisible to older readers,
-        // so files written before it keep their version and gain the table here.
-        try createDeviceCounters(db)
-        try addDeadLetterKind(db)
-    }
-
-    private static func createDeviceCounters(_ db: Database) throws {
-        try db.execute(sql: """
-            CREATE TABLE IF NOT EXISTS device_counters (
-                device TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
-                PRIMARY KEY (device, name)
-            ) WITHOUT ROWID
-            """)
-    }
-
-    /// The `kind` of a dead-letter row (`dead_letter` or `clock_note`, see `DeadLetter.Kind`),
-    /// added after schema version 1 shipped, like `device_counters`: an older weir-edge
-    /// still reads and writes the file (its rows default to dead letters). Rows written
-    /// before the column were clock notes exactly when their reason starts "replaced: ".
-    private static func addDeadLetterKind(_ db: Database) throws {
-        if try !hasDeadLetterKind(db) {
-            try db.execute(sql: "ALTER TABLE dead_letters ADD COLUMN kind TEXT NOT NULL DEFAULT 'dead_letter'")
-            try db.execute(sql: "UPDATE dead_letters SET kind = 'clock_note' WHERE \(legacyClockNote)")
-        }
-        try db.execute(sql: "CREATE INDEX IF NOT EXISTS dead_letters_by_kind ON dead_letters (kind, id)")
-    }
-
-    /// The SQL condition that picks a row of a file without the `kind` column that is a
-    /// clock note: the ingest pipeline writes their reasons as "replaced: ...".
-    static let legacyClockNote = "substr(reason, 1, 10) = 'replaced: '"
-
-    /// Whether the dead-letter table has its `kind` column (a file no edge of this version
-    /// has opened for writing yet has not).
-    static func hasDeadLetterKind(_ db: Database) throws -> Bool {
-        try db.columns(in: "dead_letters").contains { $0.name == "kind" }
     }
 
     /// Bytes of sealed chunk bodies waiting to be forwarded.
