@@ -43,7 +43,7 @@ struct IngestLivenessEndToEndTests {
         try await h.startEdge(environment: env)
         let healthURL = "http://127.0.0.1:\(metricsPort)/healthz"
         let healthy = try await health(healthURL)
-        #expect(healthy.status == 200 && healthy.body.status == "ok", "\(healthy)")
+        #expect(healthy.status == 200 && healthy.body.status == .ok, "\(healthy)")
         #expect(healthy.body.subscribed)
 
         // systemd hears READY=1 once subscribed, then WATCHDOG=1 about every second.
@@ -61,7 +61,7 @@ struct IngestLivenessEndToEndTests {
 
         let stalled = try await waitForHealth(healthURL, timeout: .seconds(30)) { $0.status == 503 }
         #expect(stalled.status == 503, "\(stalled)\n\(h.logs())")
-        #expect(stalled.body.status == "stalled")
+        #expect(stalled.body.status == .stalled)
         let since = try #require(stalled.body.since)
         #expect(abs(since - EdgeClock.nowMs()) < 60_000, "since is a recent epoch ms")
         #expect(stalled.body.reason?.contains("inbound queue") == true || stalled.body.reason?.contains("consumer") == true,
@@ -87,7 +87,7 @@ struct IngestLivenessEndToEndTests {
         // Room again: sealing succeeds, the queue moves, the stall clears.
         fs.free()
         let healed = try await waitForHealth(healthURL, timeout: .seconds(30)) { $0.status == 200 }
-        #expect(healed.body.status == "ok", "\(healed)\n\(h.logs())")
+        #expect(healed.body.status == .ok, "\(healed)\n\(h.logs())")
         let seen = try await h.waitForCloudCount(Int64(n), devices: 4, timeout: .seconds(60))
         #expect(seen == Int64(n), "cloud holds \(seen) of \(n)\n\(h.logs())")
         let problems = try await h.windowMismatches(0..<n, devices: 4)

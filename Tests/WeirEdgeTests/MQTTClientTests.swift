@@ -7,6 +7,20 @@ import WeirTestSupport
 struct MQTTClientTests {
     static let logger = Logger(label: "mqtt-test")
 
+    /// Makes `config`'s persistent session (subscribed to `devices/+/telemetry`), leaves
+    /// it, and has the broker queue `count` messages for it (payload: the index as text).
+    /// Returns the connected publisher.
+    static func queueBacklog(for config: MQTTConfiguration, broker: MosquittoBroker, count: Int) async throws -> MQTTClient {
+        let first = try MQTTClient(configuration: config, logger: logger)
+        try await first.connect()
+        try await first.subscribe("devices/+/telemetry", qos: 1)
+        await first.disconnect()
+        let pub = try MQTTClient(configuration: MQTTConfiguration(port: broker.port, clientID: "pub", cleanSession: true), logger: logger)
+        try await pub.connect()
+        for i in 0..<count { try await pub.publish(topic: "devices/d\(i % 3)/telemetry", payload: Array("\(i)".utf8), qos: 1) }
+        return pub
+    }
+
     @Test("mqtt:// URLs parse, bad ones say why", arguments: [
         ("mqtt://127.0.0.1:1883", "127.0.0.1", 1883, false),
         ("mqtt://broker", "broker", 1883, false),
@@ -55,14 +69,7 @@ struct MQTTClientTests {
         try await withTemporaryDirectory { dir in
             try await withMosquitto(in: dir.path) { broker in
                 let config = MQTTConfiguration(port: broker.port, clientID: "edge-like")
-                let first = try MQTTClient(configuration: config, logger: Self.logger)
-                try await first.connect()
-                try await first.subscribe("devices/+/telemetry", qos: 1)
-                await first.disconnect()
-
-                let pub = try MQTTClient(configuration: MQTTConfiguration(port: broker.port, clientID: "pub", cleanSession: true), logger: Self.logger)
-                try await pub.connect()
-                for i in 0..<1500 { try await pub.publish(topic: "devices/d\(i % 3)/telemetry", payload: [UInt8(i % 256)], qos: 1) }
+                let pub = try await Self.queueBacklog(for: config, broker: broker, count: 1500)
 
                 let again = try MQTTClient(configuration: config, logger: Self.logger)
                 try await again.connect()
@@ -84,15 +91,8 @@ struct MQTTClientTests {
         try await withTemporaryDirectory { dir in
             try await withMosquitto(in: dir.path) { broker in
                 let config = MQTTConfiguration(port: broker.port, clientID: "backlog-\(capacity)", inboundCapacity: capacity)
-                let first = try MQTTClient(configuration: config, logger: Self.logger)
-                try await first.connect()
-                try await first.subscribe("devices/+/telemetry", qos: 1)
-                await first.disconnect()
-
-                let pub = try MQTTClient(configuration: MQTTConfiguration(port: broker.port, clientID: "pub", cleanSession: true), logger: Self.logger)
-                try await pub.connect()
                 let n = max(40 * capacity, 400)
-                for i in 0..<n { try await pub.publish(topic: "devices/d\(i % 3)/telemetry", payload: Array("\(i)".utf8), qos: 1) }
+                let pub = try await Self.queueBacklog(for: config, broker: broker, count: n)
 
                 let again = try MQTTClient(configuration: config, logger: Self.logger)
                 let consumer = Task {

@@ -114,10 +114,10 @@ extension EdgeBuffer {
 
     /// Records ingest's liveness for `status`: `starting`, `ok`, `stalled` (since when,
     /// epoch ms, and why) or `stopped`.
-    public func setIngestState(_ state: String, sinceMs: Int64?, reason: String?) throws {
+    public func setIngestState(_ state: IngestState, sinceMs: Int64?, reason: String?) throws {
         try pool.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('ingest_state', ?), ('ingest_since', ?), ('ingest_reason', ?)",
-                           arguments: [state, sinceMs.map { "\($0)" } ?? "", reason.map { String($0.prefix(1000)) } ?? ""])
+                           arguments: [state.rawValue, sinceMs.map { "\($0)" } ?? "", reason.map { String($0.prefix(1000)) } ?? ""])
         }
     }
 

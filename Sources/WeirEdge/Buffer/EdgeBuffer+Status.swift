@@ -52,7 +52,7 @@ extension EdgeBuffer {
                 brokerState: meta["mqtt_state"] ?? "unknown",
                 lastBrokerError: meta["mqtt_last_error"],
                 lastBrokerErrorAt: meta["mqtt_last_error_at"].flatMap(Int64.init),
-                ingestState: meta["ingest_state"] ?? "unknown",
+                ingestState: meta["ingest_state"].flatMap(IngestState.init) ?? .unknown,
                 ingestStalledSince: meta["ingest_since"].flatMap(Int64.init),
                 ingestReason: meta["ingest_reason"].flatMap { $0.isEmpty ? nil : $0 },
                 counters: counters,

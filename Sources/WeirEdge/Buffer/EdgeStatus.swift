@@ -40,7 +40,7 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
     /// and nothing moves), `stopped`, or `unknown` (no edge has run on this file yet).
     /// `weir-edge status --config` asks the running edge's `/healthz` when it can, so a
     /// stall shows even when the buffer file cannot be written.
-    public var ingestState: String = "unknown"
+    public var ingestState: IngestState = .unknown
     /// When the stall began (epoch ms), and why.
     public var ingestStalledSince: Int64?
     public var ingestReason: String?
@@ -96,7 +96,7 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
 
     /// `ok`, or `stalled since <time> (<reason>)`.
     var ingestLine: String {
-        guard ingestState == "stalled" else { return ingestState }
+        guard ingestState == .stalled else { return ingestState.rawValue }
         let since = ingestStalledSince.map { " since " + Self.utc($0) } ?? ""
         return "stalled" + since + (ingestReason.map { " (\($0))" } ?? "")
     }

@@ -5,7 +5,7 @@ import Synchronization
 public final class EdgeHealth: Sendable {
     /// What `/healthz` answers (`status` is `starting`, `ok` or `stalled`).
     public struct Snapshot: Sendable, Codable, Hashable {
-        public var status: String
+        public var status: IngestState
         /// Epoch ms when the stall began (`stalled` only).
         public var since: Int64?
         public var reason: String?
@@ -18,7 +18,7 @@ public final class EdgeHealth: Sendable {
         public var lastProgressSeconds: Double
 
         /// 503 while stalled, 200 otherwise.
-        public var httpStatus: Int { status == "stalled" ? 503 : 200 }
+        public var httpStatus: Int { status == .stalled ? 503 : 200 }
 
         enum CodingKeys: String, CodingKey {
             case status, since, reason, subscribed, broker
@@ -34,7 +34,7 @@ public final class EdgeHealth: Sendable {
         case resumed(after: Int64)
     }
 
-    private let state = Mutex(Snapshot(status: "starting", subscribed: false, broker: "not connected",
+    private let state = Mutex(Snapshot(status: .starting, subscribed: false, broker: "not connected",
                                        inboundWaiting: 0, lastProgressSeconds: 0))
 
     public init() {}
@@ -45,7 +45,7 @@ public final class EdgeHealth: Sendable {
     public func markSubscribed() {
         state.withLock { s in
             s.subscribed = true
-            if s.status == "starting" { s.status = "ok" }
+            if s.status == .starting { s.status = .ok }
         }
     }
 
@@ -56,9 +56,9 @@ public final class EdgeHealth: Sendable {
             s.broker = broker
             s.inboundWaiting = inboundWaiting
             s.lastProgressSeconds = lastProgressSeconds
-            switch (stall, s.status == "stalled") {
+            switch (stall, s.status == .stalled) {
             case (let stall?, false):
-                s.status = "stalled"
+                s.status = .stalled
                 s.since = stall.sinceMs
                 s.reason = stall.reason
                 return .stalled
@@ -67,7 +67,7 @@ public final class EdgeHealth: Sendable {
                 return .none
             case (nil, true):
                 let since = s.since ?? nowMs
-                s.status = s.subscribed ? "ok" : "starting"
+                s.status = s.subscribed ? .ok : .starting
                 s.since = nil
                 s.reason = nil
                 return .resumed(after: max(0, nowMs - since))

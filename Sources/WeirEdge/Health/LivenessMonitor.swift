@@ -25,18 +25,18 @@ struct LivenessMonitor: Service {
     }
 
     func run() async throws {
-        var written: String?
+        var written: IngestState?
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             written = tick(written: written)
             do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) } } catch { break }
         }
         notifier?.send("STOPPING=1")
-        try? buffer.setIngestState("stopped", sinceMs: nil, reason: nil)
+        try? buffer.setIngestState(.stopped, sinceMs: nil, reason: nil)
     }
 
     /// One check; returns what `status` now has on file (the buffer may refuse a write,
     /// for example when the disk is full: it is tried again at the next tick).
-    private func tick(written: String?) -> String? {
+    private func tick(written: IngestState?) -> IngestState? {
         let now = ContinuousClock.now
         let nowMs = EdgeClock.nowMs()
         let inputs = LivenessCheck.Inputs(now: now, inbound: client.inboundProgress,
