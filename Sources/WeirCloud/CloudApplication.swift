@@ -68,14 +68,15 @@ public enum CloudApplication {
     }
 
     /// Opens the store named by `config.store`.
-    public static func openStore(config: CloudConfiguration, logger: Logger) throws -> any ReadingStore {
+    public static func openStore(config: CloudConfiguration, logger: Logger) async throws -> any ReadingStore {
         switch try StoreLocation.parse(config.store) {
         case .sqlite(let path):
             // The pruner folds an idle store every prune_interval; a batch waiting much longer is a fold behind.
             return try SQLiteReadingStore(path: path, settings: ReconcileSettings(config), logger: logger,
                                           maxUnfoldedAge: max(.seconds(300), config.pruneInterval * 5))
-        case .postgres:
-            throw WeirError(.badConfig, "store postgres:// is not available in this build yet; use sqlite:PATH")
+        case .postgres(let url):
+            return try await PostgresReadingStore.open(url: url, settings: ReconcileSettings(config), logger: logger,
+                                                       batchTimeout: config.storeTimeout)
         }
     }
 
@@ -91,7 +92,7 @@ public enum CloudApplication {
         if config.insecureNoAuth {
             logger.warning("running with --insecure-no-auth: batches are accepted without a token")
         }
-        let store = try openStore(config: config, logger: logger)
+        let store = try await openStore(config: config, logger: logger)
         let pruner = RetentionPruner(store: store, interval: config.pruneInterval, clock: ContinuousClock(), logger: logger)
         let app = try makeApplication(config: config, store: store, logger: logger) { address in
             // One line on stdout, flushed: test harnesses wait for it to learn the port.

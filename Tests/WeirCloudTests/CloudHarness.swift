@@ -9,8 +9,19 @@ import Testing
 import WeirCompression
 import WeirCore
 import WeirSupport
+import WeirTestSupport
 
-/// A weir-cloud on a temporary SQLite file, driven through HummingbirdTesting.
+/// The stores a test can run against.
+enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    /// A fresh database on this test process's private PostgreSQL server.
+    case postgres
+
+    var testDescription: String { rawValue }
+}
+
+/// A weir-cloud on a temporary SQLite file (or a fresh PostgreSQL database), driven
+/// through HummingbirdTesting.
 struct CloudHarness {
     static let token = "gw-1-secret-token"
     static let otherToken = "gw-2-secret-token"
@@ -18,12 +29,15 @@ struct CloudHarness {
     let directory: URL
     var config: CloudConfiguration
 
-    init(_ configure: (inout CloudConfiguration) -> Void = { _ in }) throws {
+    init(store kind: StoreKind = .sqlite, _ configure: (inout CloudConfiguration) -> Void = { _ in }) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("weir-cloud-tests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var config = CloudConfiguration()
         config.listen = "127.0.0.1:0"
-        config.store = "sqlite:\(directory.appendingPathComponent("cloud.db").path)"
+        switch kind {
+        case .sqlite: config.store = "sqlite:\(directory.appendingPathComponent("cloud.db").path)"
+        case .postgres: config.store = try PostgresServer.shared().createDatabase()
+        }
         config.gateways = ["gw-1": SHA256.hex(Self.token), "gw-2": SHA256.hex(Self.otherToken)]
         configure(&config)
         self.config = config
@@ -35,9 +49,16 @@ struct CloudHarness {
         try SQLiteReadingStore(path: databasePath, settings: ReconcileSettings(config))
     }
 
+    /// The store `config.store` names, opened as weir-cloud opens it.
+    func openConfiguredStore() async throws -> any ReadingStore {
+        var logger = Logger(label: "weir.cloud.test")
+        logger.logLevel = .warning
+        return try await CloudApplication.openStore(config: config, logger: logger)
+    }
+
     /// Runs `body` against a fresh application over a newly opened store, then closes it.
     func withClient<T: Sendable>(_ setup: TestingSetup = .router, _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
-        let store = try openStore()
+        let store = try await openConfiguredStore()
         var logger = Logger(label: "weir.cloud.test")
         logger.logLevel = .warning
         let app = try CloudApplication.makeApplication(config: config, store: store, logger: logger)

@@ -7,8 +7,8 @@ import WeirCore
 
 /// Reconciliation through the HTTP API: each test checks the windows' numbers.
 @Suite struct ReconcileTests {
-    @Test func duplicatesWithinAndAcrossBatchesAreCountedOnce() async throws {
-        let harness = try CloudHarness()
+    @Test(arguments: StoreKind.allCases) func duplicatesWithinAndAcrossBatchesAreCountedOnce(store: StoreKind) async throws {
+        let harness = try CloudHarness(store: store)
         defer { harness.removeFiles() }
         try await harness.withClient { client in
             let first = Batch(gateway: "gw-1", id: "b1", readings: readings("d1", [(t0 + 1_000, 1), (t0 + 2_000, 2), (t0 + 1_000, 1)]))
@@ -31,8 +31,8 @@ import WeirCore
         }
     }
 
-    @Test func resendingABatchGivesIdenticalWindowsAndOnlyDuplicates() async throws {
-        let harness = try CloudHarness { $0.windowSizes = [.seconds(10), .seconds(60)] }
+    @Test(arguments: StoreKind.allCases) func resendingABatchGivesIdenticalWindowsAndOnlyDuplicates(store: StoreKind) async throws {
+        let harness = try CloudHarness(store: store) { $0.windowSizes = [.seconds(10), .seconds(60)] }
         defer { harness.removeFiles() }
         try await harness.withClient { client in
             let batch = Batch(gateway: "gw-1", id: "gw-1:000001",
@@ -52,8 +52,8 @@ import WeirCore
         }
     }
 
-    @Test func outOfOrderReadingsInsideAWindowAggregateCorrectly() async throws {
-        let harness = try CloudHarness()
+    @Test(arguments: StoreKind.allCases) func outOfOrderReadingsInsideAWindowAggregateCorrectly(store: StoreKind) async throws {
+        let harness = try CloudHarness(store: store)
         defer { harness.removeFiles() }
         try await harness.withClient { client in
             // Within max_out_of_order (5 s): not late.
@@ -80,8 +80,8 @@ import WeirCore
         }
     }
 
-    @Test func lateReadingsUnderUpdatePolicyAreAppliedAndCounted() async throws {
-        let harness = try CloudHarness()
+    @Test(arguments: StoreKind.allCases) func lateReadingsUnderUpdatePolicyAreAppliedAndCounted(store: StoreKind) async throws {
+        let harness = try CloudHarness(store: store)
         defer { harness.removeFiles() }
         try await harness.withClient { client in
             try await client.post(Batch(gateway: "gw-1", id: "b1", readings: readings("d1", [(t0 + 1_000, 1), (t0 + 130_000, 7)])))
@@ -143,8 +143,8 @@ import WeirCore
         #expect(audited == 1)
     }
 
-    @Test func conflictingDuplicatesKeepTheFirstValue() async throws {
-        let harness = try CloudHarness()
+    @Test(arguments: StoreKind.allCases) func conflictingDuplicatesKeepTheFirstValue(store: StoreKind) async throws {
+        let harness = try CloudHarness(store: store)
         defer { harness.removeFiles() }
         try await harness.withClient { client in
             try await client.post(Batch(gateway: "gw-1", id: "b1", readings: readings("d1", [(t0 + 1_000, 1), (t0 + 2_000, 2)])))
@@ -160,8 +160,8 @@ import WeirCore
         }
     }
 
-    @Test func everyConfiguredWindowSizeIsMaintained() async throws {
-        let harness = try CloudHarness { $0.windowSizes = [.seconds(10), .seconds(60), .seconds(3600)] }
+    @Test(arguments: StoreKind.allCases) func everyConfiguredWindowSizeIsMaintained(store: StoreKind) async throws {
+        let harness = try CloudHarness(store: store) { $0.windowSizes = [.seconds(10), .seconds(60), .seconds(3600)] }
         defer { harness.removeFiles() }
         try await harness.withClient { client in
             // One reading every 5 s for 2 minutes, value = index.
@@ -185,8 +185,8 @@ import WeirCore
         }
     }
 
-    @Test func eachDeviceHasItsOwnWatermark() async throws {
-        let harness = try CloudHarness()
+    @Test(arguments: StoreKind.allCases) func eachDeviceHasItsOwnWatermark(store: StoreKind) async throws {
+        let harness = try CloudHarness(store: store)
         defer { harness.removeFiles() }
         try await harness.withClient { client in
             let live = t0 + 3_600_000
@@ -217,10 +217,10 @@ import WeirCore
         }
     }
 
-    @Test func readingsOfOneBatchNeverMakeEachOtherLate() async throws {
+    @Test(arguments: StoreKind.allCases) func readingsOfOneBatchNeverMakeEachOtherLate(store: StoreKind) async throws {
         // A backlog batch grouped by series (as the binary codec sends it): ten minutes of
         // temp, then the same ten minutes of hum. hum must not be late because temp came first.
-        let harness = try CloudHarness()
+        let harness = try CloudHarness(store: store)
         defer { harness.removeFiles() }
         try await harness.withClient { client in
             let temp = readings("d1", (0..<600).map { (t0 + Int64($0) * 1_000, 20) }, metric: "temp")
@@ -238,8 +238,8 @@ import WeirCore
         }
     }
 
-    @Test func restartKeepsEverything() async throws {
-        let harness = try CloudHarness { $0.windowSizes = [.seconds(10), .seconds(60)] }
+    @Test(arguments: StoreKind.allCases) func restartKeepsEverything(store: StoreKind) async throws {
+        let harness = try CloudHarness(store: store) { $0.windowSizes = [.seconds(10), .seconds(60)] }
         defer { harness.removeFiles() }
         let batch = Batch(gateway: "gw-1", id: "b1", readings: readings("d1", (0..<30).map { (t0 + Int64($0) * 2_000, Double($0)) }),
                           drops: [DropRecord(device: "d1", metric: "temp", from: t0 - 10_000, to: t0 - 1_000, count: 7)])
@@ -319,7 +319,7 @@ import WeirCore
         try await reopened.close()
     }
 
-    @Test func concurrentClientsWithOverlappingBatchesMatchSequentialPosting() async throws {
+    @Test(arguments: StoreKind.allCases) func concurrentClientsWithOverlappingBatchesMatchSequentialPosting(store: StoreKind) async throws {
         // 8 clients; client k posts readings [k*50, k*50+100) of three devices, so each
         // reading is in two clients' batches.
         func batch(_ k: Int) -> Batch {
@@ -333,7 +333,7 @@ import WeirCore
         }
         let batches = (0..<8).map(batch)
 
-        let sequential = try CloudHarness()
+        let sequential = try CloudHarness(store: store)
         defer { sequential.removeFiles() }
         let expected = try await sequential.withClient { client in
             for b in batches { try await client.post(b) }
@@ -341,7 +341,7 @@ import WeirCore
                     try await client.windows("c").map(\.numbers), try await client.devices().map(\.readings))
         }
 
-        let concurrent = try CloudHarness()
+        let concurrent = try CloudHarness(store: store)
         defer { concurrent.removeFiles() }
         let got = try await concurrent.withClient { client in
             try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
@@ -358,8 +358,8 @@ import WeirCore
         #expect(got.3 == [450, 450, 450])
     }
 
-    @Test func readingsOlderThanRawRetentionAreRejectedAsTooLate() async throws {
-        let harness = try CloudHarness { $0.rawRetention = .seconds(3600) }
+    @Test(arguments: StoreKind.allCases) func readingsOlderThanRawRetentionAreRejectedAsTooLate(store: StoreKind) async throws {
+        let harness = try CloudHarness(store: store) { $0.rawRetention = .seconds(3600) }
         defer { harness.removeFiles() }
         try await harness.withClient { client in
             try await client.post(Batch(gateway: "gw-1", id: "b1", readings: readings("d1", [(t0 + 7_200_000, 1)])))
@@ -391,8 +391,8 @@ import WeirCore
         try await store.close()
     }
 
-    @Test func dropLedgerRowsAreReportedPerDevice() async throws {
-        let harness = try CloudHarness()
+    @Test(arguments: StoreKind.allCases) func dropLedgerRowsAreReportedPerDevice(store: StoreKind) async throws {
+        let harness = try CloudHarness(store: store)
         defer { harness.removeFiles() }
         try await harness.withClient { client in
             let batch = Batch(gateway: "gw-1", id: "b1", readings: readings("d1", [(t0, 1)]), drops: [

@@ -32,9 +32,9 @@ final class EdgeHarness: @unchecked Sendable {
 
     /// Writes the edge's config: the broker, buffer and cloud of this harness, the
     /// `subscriptions` (a YAML list, written from column 0), the metrics listen address,
-    /// and `extra` top-level keys (filters, clock policy...).
+    /// `uplinkURL` instead of this harness's cloud (e.g. a list of replicas), and `extra` top-level keys (filters, clock policy...).
     func writeConfig(subscriptions: String = "- topic: devices/{device}/telemetry\n  format: json",
-                     metricsListen: String = "off", extra: String = "") throws {
+                     metricsListen: String = "off", uplinkURL: String? = nil, extra: String = "") throws {
         let indented = subscriptions.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
         try """
             gateway: gw-1
@@ -47,7 +47,7 @@ final class EdgeHarness: @unchecked Sendable {
               path: \(bufferPath)
               flush_interval: 100ms
             uplink:
-              url: http://127.0.0.1:\(cloudPort)
+              url: \(uplinkURL ?? "http://127.0.0.1:\(cloudPort)")
               backoff_base: 50ms
               backoff_cap: 500ms
               timeout: 5s

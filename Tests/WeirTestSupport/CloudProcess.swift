@@ -1,7 +1,7 @@
 import Foundation
 
 /// A real `weir-cloud serve` process (`.build/debug/weir-cloud`) on a loopback port with
-/// a SQLite store in a test folder. Stop it with `stop()` / `kill()`; `withCloud` always
+/// a SQLite store in a test folder (or the `store` URL given, e.g. a private PostgreSQL). Stop it with `stop()` / `kill()`; `withCloud` always
 /// stops it.
 ///
 /// ```swift
@@ -28,13 +28,14 @@ public final class CloudProcess: Sendable {
         tokens: [String: String] = [:],
         windows: [String] = ["60s"],
         extraConfig: String = "",
-        environment: [String: String] = [:]
+        environment: [String: String] = [:],
+        store: String? = nil
     ) async throws -> CloudProcess {
         let port = try port ?? FreePort.allocate()
         let storePath = "\(directory)/weir-cloud.db"
         var config = """
         listen: 127.0.0.1:\(port)
-        store: sqlite:\(storePath)
+        store: \(store ?? "sqlite:\(storePath)")
         windows: [\(windows.joined(separator: ", "))]
 
         """

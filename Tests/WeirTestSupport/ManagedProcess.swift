@@ -53,6 +53,31 @@ public final class ManagedProcess: Sendable {
         return ManagedProcess(name: label, pid: pid, stdoutPath: out, stderrPath: err, process: LockedProcess(pid))
     }
 
+    /// Runs `executable` to completion on the calling thread (blocking `waitpid`, for
+    /// short commands such as `psql` and `scripts/pg-private`; Foundation's
+    /// `Process.waitUntilExit` was seen to hang when tests start processes in parallel).
+    /// Returns the exit code (128 + signal when killed), stdout and stderr.
+    public static func run(executable: String, arguments: [String], environment: [String: String] = [:])
+        throws -> (status: Int32, stdout: String, stderr: String) {
+        let unique = "\(FileManager.default.temporaryDirectory.path)/weir-run-\(UInt64.random(in: 0...UInt64.max))"
+        defer {
+            try? FileManager.default.removeItem(atPath: unique + ".stdout")
+            try? FileManager.default.removeItem(atPath: unique + ".stderr")
+        }
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        let pid = try spawn(executable: executable, arguments: arguments, environment: env,
+                            stdout: unique + ".stdout", stderr: unique + ".stderr")
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            guard errno == EINTR else { throw TestSupportError("waitpid \(executable): \(String(cString: strerror(errno)))") }
+        }
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let out = (try? String(contentsOfFile: unique + ".stdout", encoding: .utf8)) ?? ""
+        let err = (try? String(contentsOfFile: unique + ".stderr", encoding: .utf8)) ?? ""
+        return (code, out, err)
+    }
+
     private static func spawn(executable: String, arguments: [String], environment: [String: String],
                               stdout: String, stderr: String) throws -> Int32 {
         var actions = posix_spawn_file_actions_t()

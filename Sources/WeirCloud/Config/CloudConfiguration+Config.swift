@@ -19,10 +19,12 @@ extension CloudConfiguration {
     /// - `max_decoded_body` (size, default `128MiB`): limit after decompression
     /// - `max_pending_batches` (default `64`): more waiting batches get `503` + `Retry-After`
     /// - `prune_interval` (duration, default `60s`): how often old raw readings are pruned
+    /// - `store_timeout` (duration, default `15s`): PostgreSQL only; a batch waiting longer for
+    ///   the database (down, locked) is answered `503` and the sender resends it
     public static let knownKeys = [
         "listen", "store", "windows", "max_out_of_order", "late_policy", "allowed_lateness",
         "raw_retention", "gateways.*.token_sha256", "max_body", "max_decoded_body",
-        "max_pending_batches", "prune_interval",
+        "max_pending_batches", "prune_interval", "store_timeout",
     ]
 
     /// Reads the configuration from `source`; a bad value throws naming its key.
@@ -41,6 +43,7 @@ extension CloudConfiguration {
         config.maxDecodedBytes = Int(try source.byteSize("max_decoded_body", default: Int64(max(config.maxDecodedBytes, config.maxBodyBytes))))
         config.maxPendingBatches = try source.int("max_pending_batches", default: config.maxPendingBatches)
         config.pruneInterval = try source.duration("prune_interval", default: config.pruneInterval)
+        config.storeTimeout = try source.duration("store_timeout", default: config.storeTimeout)
         for gateway in source.children(of: "gateways") {
             let key = "gateways.\(gateway).token_sha256"
             guard let hash = source.string(key) else {

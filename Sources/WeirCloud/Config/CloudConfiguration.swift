@@ -43,6 +43,8 @@ public struct CloudConfiguration: Sendable, Equatable {
     public var maxPendingBatches: Int = 64
     /// How often raw readings past `raw_retention` are pruned.
     public var pruneInterval: Duration = .seconds(60)
+    /// How long a batch may wait for PostgreSQL before it is answered 503.
+    public var storeTimeout: Duration = .seconds(15)
     /// Start without any gateway token (every request is accepted). For development only.
     public var insecureNoAuth: Bool = false
 
@@ -68,6 +70,7 @@ public struct CloudConfiguration: Sendable, Equatable {
             throw WeirError(.badConfig, "config key 'max_decoded_body' must be at least max_body")
         }
         if pruneInterval <= .zero { throw WeirError(.badConfig, "config key 'prune_interval' must be positive") }
+        if storeTimeout <= .zero { throw WeirError(.badConfig, "config key 'store_timeout' must be positive") }
         if maxPendingBatches <= 0 { throw WeirError(.badConfig, "config key 'max_pending_batches' must be positive") }
         _ = try ListenAddress.parse(listen)
         for (gateway, hash) in gateways {

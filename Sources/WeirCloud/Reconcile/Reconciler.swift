@@ -5,10 +5,21 @@ import WeirCore
 /// conflicts (first value stays), per-device watermarks, tumbling windows for every
 /// configured size, late readings under `late_policy`, and `raw_retention`.
 ///
+/// A store drives one batch through four steps, in one transaction:
+///
 /// ```swift
-/// var reconciler = Reconciler(settings: ReconcileSettings(config))
-/// let outcome = try reconciler.apply(decoded, receivedAt: nowMs, session: &session)
+/// let plan = Reconciler.plan(decoded)                          // names the batch touches
+/// let keys = try store.loadKeys(plan)                           // create new ones, lock the devices
+/// let raw = try store.loadRaw(reconciler.rawLookups(decoded, keys: keys))
+/// var folded = try reconciler.fold(decoded, keys: keys, storedRaw: raw, receivedAt: now)
+/// let windows = try store.loadWindows(folded.windowLookups)
+/// let changes = reconciler.decide(folded, storedWindows: windows, storedLedger: ledger)
+/// try store.commit(changes)                                     // then answer changes.outcome
 /// ```
+///
+/// The steps between the loads are pure: everything a batch means is decided here from
+/// the state the store loaded, so every store (SQLite, PostgreSQL) gives the same answers,
+/// and a store makes a handful of bulk statements per batch instead of one per reading.
 ///
 /// A device's watermark is `newest ts seen − max_out_of_order`. A reading is late when its
 /// window ends at or before its device's watermark **as it stood before the batch**; the
@@ -22,86 +33,136 @@ import WeirCore
 /// and goes to the audit table.
 ///
 /// New readings are folded into per-window deltas in memory and each touched window is
-/// read (unless cached) and written once per batch. Devices and series are interned to
-/// dense slots, so the per-reading work is one string hash and array accesses.
+/// read and written once per batch. A reading newer than its device's newest stored one
+/// cannot be stored yet, so only older readings are looked up (a live stream or a backlog
+/// replayed oldest-first needs almost no lookups); repeats inside the batch are found
+/// without the store.
 ///
-/// The caches (device ids and newest ts, series ids, open windows) are valid only while
-/// this reconciler is the store's only writer; a store that shares its database with other
-/// writers must call ``invalidateCaches()`` before each batch. After a failed batch the
-/// caller must call ``invalidateCaches()``, because the transaction rolled back.
+/// The reconciler keeps no state between batches: caches are the store's business.
 public struct Reconciler: Sendable {
     public let settings: ReconcileSettings
     /// Event times accepted: about ±31,000 years around 1970, far from Int64's ends.
     public static let tsRange: ClosedRange<Int64> = -1_000_000_000_000_000...1_000_000_000_000_000
 
-    struct DeviceState {
-        var name: String
-        var id: Int64
-        var maxTs: Int64?
-        /// The device's series: metric name and series slot (a device has few metrics).
-        var series: [(metric: String, slot: Int)] = []
-    }
-
-    struct SeriesState {
-        var id: Int64
-        var deviceSlot: Int
-        /// Open windows of this series known to be stored, with their stored values.
-        var open: [WindowRecord] = []
-    }
-
-    struct WindowDelta {
-        var sizeMs: Int64
-        var start: Int64
-        var aggregate: WindowAggregate
-        var late: Int64
-    }
-
-    private var deviceSlots: [String: Int] = [:]
-    private var devices: [DeviceState] = []
-    private var series: [SeriesState] = []
-    // Scratch space reused by every batch, indexed by slot.
-    private var windowDeltas: [[WindowDelta]] = []
-    private var deviceDeltas: [DeviceDelta] = []
-
     public init(settings: ReconcileSettings) {
         self.settings = settings
     }
 
-    /// Forgets everything cached; it is reloaded from the store on demand.
-    public mutating func invalidateCaches() {
-        deviceSlots.removeAll()
-        devices.removeAll()
-        series.removeAll()
-        windowDeltas.removeAll()
-        deviceDeltas.removeAll()
+    // MARK: plan
+
+    /// The devices and series a batch names (step 1).
+    public static func plan(_ decoded: DecodedBatch) -> BatchPlan {
+        var devices = Set<String>()
+        var series: [SeriesName] = []
+        var seen = Set<SeriesName>()
+        var lastDevice = ""
+        var lastMetric = ""
+        var first = true
+        for reading in decoded.batch.readings {
+            // Binary batches come grouped by series: most readings repeat the last one.
+            if !first && reading.device == lastDevice && reading.metric == lastMetric { continue }
+            first = false
+            lastDevice = reading.device
+            lastMetric = reading.metric
+            let name = SeriesName(device: reading.device, metric: reading.metric)
+            if seen.insert(name).inserted {
+                series.append(name)
+                devices.insert(reading.device)
+            }
+        }
+        for drop in decoded.batch.drops { devices.insert(drop.device) }
+        return BatchPlan(devices: devices.sorted(), series: series)
     }
 
-    /// Applies one batch through `session` (inside the caller's transaction).
-    public mutating func apply<Session: ReconcileSession>(
-        _ decoded: DecodedBatch, receivedAt: Int64, session: inout Session, logger: Logger? = nil
-    ) throws -> BatchOutcome {
+    /// The stored readings the decision needs (step 2): readings no newer than their
+    /// device's newest stored reading (a newer one cannot be stored yet) and not past
+    /// `raw_retention` (those are rejected without a look).
+    public func rawLookups(_ decoded: DecodedBatch, keys: BatchKeys) throws -> [(deviceID: Int64, key: RawKey)] {
+        var lookups: [(deviceID: Int64, key: RawKey)] = []
+        var cursor = KeyCursor()
+        for reading in decoded.batch.readings {
+            let (seriesID, device) = try cursor.keys(of: reading, in: keys)
+            guard let maxTs = device.maxTs, reading.ts <= maxTs, Self.tsRange.contains(reading.ts),
+                  reading.ts >= maxTs - settings.rawRetentionMs else { continue }
+            lookups.append((device.id, RawKey(seriesID: seriesID, ts: reading.ts)))
+        }
+        return lookups
+    }
+
+    // MARK: decide
+
+    /// A batch with its readings classified and folded into window deltas, waiting for the
+    /// stored windows it touches (``windowLookups``).
+    public struct FoldedBatch: Sendable {
+        struct DeviceState: Sendable {
+            var name: String
+            var id: Int64
+            var maxTsBefore: Int64?
+            var delta = DeviceDelta()
+        }
+
+        struct WindowDelta: Sendable {
+            var sizeMs: Int64
+            var start: Int64
+            var aggregate: WindowAggregate
+            var late: Int64
+        }
+
+        struct SeriesState: Sendable {
+            var id: Int64
+            var deviceSlot: Int
+            /// The newest ts among the series' new readings in this batch.
+            var newestInBatch: Int64?
+            /// The series' new readings in this batch by ts, built once its readings stop
+            /// arriving in ascending order.
+            var inBatch: [Int64: Double]?
+            /// Index in `changes.raw` of the series' first new reading.
+            var firstRaw: Int?
+            var deltas: [WindowDelta] = []
+        }
+
+        var changes: BatchChanges
+        var devices: [DeviceState] = []
+        var deviceSlots: [String: Int] = [:]
+        var series: [SeriesState] = []
+        var seriesSlots: [Int64: Int] = [:]
+        var touchedDevices: [Int] = []
+        var drops: [DropRecord]
+        var dropDeviceIDs: [Int64] = []
+
+        /// The stored windows the decision needs: every window a new reading falls in.
+        public var windowLookups: [(deviceID: Int64, key: WindowKey)] {
+            var lookups: [(Int64, WindowKey)] = []
+            for s in series {
+                let deviceID = devices[s.deviceSlot].id
+                for d in s.deltas { lookups.append((deviceID, WindowKey(seriesID: s.id, sizeMs: d.sizeMs, start: d.start))) }
+            }
+            return lookups
+        }
+    }
+
+    /// Classifies every reading against the loaded state (step 3): out of range, too late,
+    /// duplicate (of a stored reading or of an earlier one in the batch), late, dropped by
+    /// policy, or new; and folds the new ones into per-window deltas.
+    public func fold(_ decoded: DecodedBatch, keys: BatchKeys, storedRaw: [RawKey: Double], receivedAt: Int64,
+                     logger: Logger? = nil) throws -> FoldedBatch {
         let batch = decoded.batch
         var outcome = BatchOutcome(batch: batch.id)
         outcome.received = decoded.readingCount
         outcome.rejected = decoded.rejected
+        var folded = FoldedBatch(changes: BatchChanges(gateway: batch.gateway, receivedAt: receivedAt, outcome: outcome),
+                                 drops: batch.drops)
+        folded.changes.raw.reserveCapacity(batch.readings.count)
         let sizes = settings.windowSizesMs
         let moo = settings.maxOutOfOrderMs
         let dropPolicy = settings.latePolicy == .drop
-        var touchedSeries: [Int] = []
-        var touchedDevices: [Int] = []
-        defer {
-            // Leave the scratch space empty even when the batch fails.
-            for slot in touchedSeries where slot < windowDeltas.count { windowDeltas[slot].removeAll(keepingCapacity: true) }
-            for slot in touchedDevices where slot < deviceDeltas.count { deviceDeltas[slot] = DeviceDelta() }
-        }
 
         var lastDevice = ""
         var lastMetric = ""
         var lastSlots = (series: -1, device: -1)
         for (index, reading) in batch.readings.enumerated() {
-            // Binary batches come grouped by series: most readings repeat the last lookup.
             if lastSlots.series < 0 || reading.device != lastDevice || reading.metric != lastMetric {
-                lastSlots = try seriesSlot(device: reading.device, metric: reading.metric, session: &session)
+                lastSlots = try slots(of: reading, keys: keys, &folded)
                 lastDevice = reading.device
                 lastMetric = reading.metric
             }
@@ -109,34 +170,29 @@ public struct Reconciler: Sendable {
             let ts = reading.ts
             guard Self.tsRange.contains(ts) else {
                 // Window and watermark arithmetic would overflow near Int64's ends.
-                let rejectedReading = RejectedReading(
+                folded.changes.outcome.rejected.append(RejectedReading(
                     index: Self.bodyIndex(of: index, skipping: decoded.rejected),
                     reason: "ts \(ts) is out of range (epoch milliseconds within ±\(Self.tsRange.upperBound) expected)",
-                    raw: #"{"device":"\#(reading.device)","metric":"\#(reading.metric)","ts":\#(ts),"value":\#(reading.value)}"#)
-                outcome.rejected.append(rejectedReading)
-                try session.recordRejected(gateway: batch.gateway, batch: batch.id, reading: rejectedReading, receivedAt: receivedAt)
+                    raw: Self.rawText(reading)))
                 continue
             }
-            // The watermark before this batch: `maxTs` only moves once the batch is folded in.
-            let maxTs = devices[slot].maxTs
-            if !deviceDeltas[slot].touched {
-                deviceDeltas[slot].touched = true
-                touchedDevices.append(slot)
+            // The watermark before this batch: the device's newest ts moves only once the batch is folded in.
+            let maxTs = folded.devices[slot].maxTsBefore
+            if !folded.devices[slot].delta.touched {
+                folded.devices[slot].delta.touched = true
+                folded.touchedDevices.append(slot)
             }
-
             if let maxTs, ts < maxTs - settings.rawRetentionMs {
-                deviceDeltas[slot].tooLate += 1
-                outcome.tooLate += 1
-                let rejectedReading = RejectedReading(
+                folded.devices[slot].delta.tooLate += 1
+                folded.changes.outcome.tooLate += 1
+                folded.changes.outcome.rejected.append(RejectedReading(
                     index: Self.bodyIndex(of: index, skipping: decoded.rejected),
                     reason: "ts \(ts) is more than raw_retention (\(DurationText.formatMilliseconds(settings.rawRetentionMs))) older than device \(reading.device)'s newest reading (\(maxTs)): too late to deduplicate",
-                    raw: #"{"device":"\#(reading.device)","metric":"\#(reading.metric)","ts":\#(ts),"value":\#(reading.value)}"#)
-                outcome.rejected.append(rejectedReading)
-                try session.recordRejected(gateway: batch.gateway, batch: batch.id, reading: rejectedReading, receivedAt: receivedAt)
+                    raw: Self.rawText(reading)))
                 continue
             }
 
-            // Lateness against the watermark before this reading.
+            // Lateness against the watermark before this batch.
             let watermark = maxTs.map { $0 - moo }
             var isLate = false
             var dropIt = false
@@ -151,12 +207,14 @@ public struct Reconciler: Sendable {
                 }
             }
 
-            if let stored = try session.insertRaw(seriesID: series[seriesSlot].id, ts: ts, value: reading.value, applied: !dropIt) {
-                outcome.duplicates += 1
-                deviceDeltas[slot].duplicates += 1
+            let seriesID = folded.series[seriesSlot].id
+            if let stored = Self.storedValue(ts: ts, value: reading.value, seriesSlot: seriesSlot, maxTs: maxTs,
+                                             storedRaw: storedRaw, &folded) {
+                folded.changes.outcome.duplicates += 1
+                folded.devices[slot].delta.duplicates += 1
                 if stored != reading.value {
-                    outcome.conflicts += 1
-                    deviceDeltas[slot].conflicts += 1
+                    folded.changes.outcome.conflicts += 1
+                    folded.devices[slot].delta.conflicts += 1
                     logger?.debug("conflicting duplicate; first value kept", metadata: [
                         "weir.device": "\(reading.device)", "weir.metric": "\(reading.metric)", "weir.ts": "\(ts)",
                         "weir.stored": "\(stored)", "weir.received": "\(reading.value)",
@@ -164,58 +222,74 @@ public struct Reconciler: Sendable {
                 }
                 continue
             }
+            let deviceID = folded.devices[slot].id
+            folded.changes.raw.append(RawRow(deviceID: deviceID, seriesID: seriesID, ts: ts, value: reading.value, applied: !dropIt))
 
             if isLate {
-                outcome.late += 1
-                deviceDeltas[slot].late += 1
+                folded.changes.outcome.late += 1
+                folded.devices[slot].delta.late += 1
             }
-            if deviceDeltas[slot].newestTs.map({ ts > $0 }) ?? true {
-                deviceDeltas[slot].newestTs = ts
+            if folded.devices[slot].delta.newestTs.map({ ts > $0 }) ?? true {
+                folded.devices[slot].delta.newestTs = ts
             }
             if dropIt {
-                outcome.droppedLate += 1
-                deviceDeltas[slot].droppedLate += 1
-                try session.recordLateDrop(seriesID: series[seriesSlot].id, ts: ts, value: reading.value,
-                                           watermark: watermark ?? ts, receivedAt: receivedAt)
+                folded.changes.outcome.droppedLate += 1
+                folded.devices[slot].delta.droppedLate += 1
+                folded.changes.lateDrops.append(LateDropRow(deviceID: deviceID, seriesID: seriesID, ts: ts,
+                                                            value: reading.value, watermark: watermark ?? ts))
                 continue
             }
-            outcome.accepted += 1
-            deviceDeltas[slot].readings += 1
-            if windowDeltas[seriesSlot].isEmpty { touchedSeries.append(seriesSlot) }
+            folded.changes.outcome.accepted += 1
+            folded.devices[slot].delta.readings += 1
             for size in sizes {
                 let start = WindowMath.start(of: ts, size: size)
                 let windowLate: Int64 = isLate && (watermark.map { start + size <= $0 } ?? false) ? 1 : 0
-                if let i = windowDeltas[seriesSlot].firstIndex(where: { $0.start == start && $0.sizeMs == size }) {
-                    windowDeltas[seriesSlot][i].aggregate.add(ts: ts, value: reading.value)
-                    windowDeltas[seriesSlot][i].late += windowLate
+                if let i = folded.series[seriesSlot].deltas.firstIndex(where: { $0.start == start && $0.sizeMs == size }) {
+                    folded.series[seriesSlot].deltas[i].aggregate.add(ts: ts, value: reading.value)
+                    folded.series[seriesSlot].deltas[i].late += windowLate
                 } else {
-                    windowDeltas[seriesSlot].append(WindowDelta(sizeMs: size, start: start,
-                                                                aggregate: WindowAggregate(ts: ts, value: reading.value), late: windowLate))
+                    folded.series[seriesSlot].deltas.append(FoldedBatch.WindowDelta(
+                        sizeMs: size, start: start, aggregate: WindowAggregate(ts: ts, value: reading.value), late: windowLate))
                 }
             }
         }
-
-        // The batch advances its devices' watermarks.
-        for slot in touchedDevices {
-            if let newest = deviceDeltas[slot].newestTs, devices[slot].maxTs.map({ newest > $0 }) ?? true {
-                devices[slot].maxTs = newest
+        for drop in batch.drops {
+            guard let device = keys.devices[drop.device] else {
+                throw WeirError(.storage, "the store did not load device \(drop.device) of a drop-ledger row")
+            }
+            folded.dropDeviceIDs.append(device.id)
+            if folded.deviceSlots[drop.device] == nil {
+                folded.deviceSlots[drop.device] = folded.devices.count
+                folded.devices.append(FoldedBatch.DeviceState(name: drop.device, id: device.id, maxTsBefore: device.maxTs))
             }
         }
+        return folded
+    }
 
+    /// The batch's changes (step 4), from the stored windows it touches and the indexes of
+    /// its drop-ledger rows already stored (a resend).
+    public func decide(_ folded: consuming FoldedBatch, storedWindows: [WindowKey: WindowRecord],
+                       storedLedger: Set<Int>) -> BatchChanges {
+        let moo = settings.maxOutOfOrderMs
+        var changes = folded.changes
+        // The batch advances its devices' watermarks.
+        var maxTsAfter = folded.devices.map(\.maxTsBefore)
+        for slot in folded.touchedDevices {
+            if let newest = folded.devices[slot].delta.newestTs, maxTsAfter[slot].map({ newest > $0 }) ?? true {
+                maxTsAfter[slot] = newest
+            }
+        }
         // Fold the deltas into the stored windows, each touched window once.
-        for seriesSlot in touchedSeries {
-            let seriesID = series[seriesSlot].id
-            let watermark = devices[series[seriesSlot].deviceSlot].maxTs.map { $0 - moo }
-            for delta in windowDeltas[seriesSlot] {
+        for s in folded.series {
+            let deviceID = folded.devices[s.deviceSlot].id
+            for delta in s.deltas {
+                let key = WindowKey(seriesID: s.id, sizeMs: delta.sizeMs, start: delta.start)
                 var record: WindowRecord
-                var isNew = false
-                let cachedIndex = series[seriesSlot].open.firstIndex { $0.start == delta.start && $0.sizeMs == delta.sizeMs }
-                if let cachedIndex {
-                    record = series[seriesSlot].open[cachedIndex]
-                    record.aggregate.merge(delta.aggregate)
-                } else if let stored = try session.window(WindowKey(seriesID: seriesID, sizeMs: delta.sizeMs, start: delta.start)) {
+                let isNew: Bool
+                if let stored = storedWindows[key] {
                     record = stored
                     record.aggregate.merge(delta.aggregate)
+                    isNew = false
                 } else {
                     record = WindowRecord(sizeMs: delta.sizeMs, start: delta.start, aggregate: delta.aggregate)
                     isNew = true
@@ -224,82 +298,105 @@ public struct Reconciler: Sendable {
                     record.late += delta.late
                     record.revision += 1
                 }
-                try session.saveWindow(seriesID: seriesID, record, isNew: isNew)
-                // Keep open windows in memory (they will be touched again); forget closed ones.
-                let open = watermark.map { record.end > $0 } ?? true
-                switch (cachedIndex, open) {
-                case (let i?, true): series[seriesSlot].open[i] = record
-                case (let i?, false): series[seriesSlot].open.remove(at: i)
-                case (nil, true): series[seriesSlot].open.append(record)
-                case (nil, false): break
-                }
-            }
-            if let watermark, series[seriesSlot].open.count > sizes.count * 4 {
-                series[seriesSlot].open.removeAll { $0.end <= watermark }
+                changes.windows.append(WindowWrite(deviceID: deviceID, key: key, record: record, isNew: isNew))
             }
         }
-
-        // Drop-ledger rows from the edge.
-        for (index, drop) in batch.drops.enumerated() {
-            let slot = try deviceSlot(drop.device, session: &session)
-            let stored = try session.recordEdgeDrop(deviceID: devices[slot].id, drop: drop, gateway: batch.gateway,
-                                                    batch: batch.id, index: index, receivedAt: receivedAt)
-            if stored {
-                if !deviceDeltas[slot].touched {
-                    deviceDeltas[slot].touched = true
-                    touchedDevices.append(slot)
-                }
-                deviceDeltas[slot].droppedAtEdge += drop.count
+        // Drop-ledger rows from the edge, each once.
+        var touched = folded.touchedDevices
+        for (index, drop) in folded.drops.enumerated() where !storedLedger.contains(index) {
+            let slot = folded.deviceSlots[drop.device]!  // every drop's device got a slot in fold
+            changes.edgeDrops.append(EdgeDropRow(deviceID: folded.dropDeviceIDs[index], index: index, drop: drop))
+            if !folded.devices[slot].delta.touched {
+                folded.devices[slot].delta.touched = true
+                touched.append(slot)
             }
+            folded.devices[slot].delta.droppedAtEdge += drop.count
         }
-
-        for slot in touchedDevices {
-            let state = devices[slot]
-            if let maxTs = state.maxTs {
-                outcome.newestWatermark = max(outcome.newestWatermark ?? Int64.min, maxTs - moo)
+        for slot in touched {
+            let state = folded.devices[slot]
+            if let maxTs = maxTsAfter[slot] {
+                changes.outcome.newestWatermark = max(changes.outcome.newestWatermark ?? Int64.min, maxTs - moo)
             }
-            try session.updateDevice(id: state.id, maxTs: state.maxTs, lastSeen: receivedAt, delta: deviceDeltas[slot])
+            changes.devices.append(DeviceWrite(id: state.id, maxTs: maxTsAfter[slot], lastSeen: changes.receivedAt, delta: state.delta))
         }
-        for rejectedReading in decoded.rejected {
-            try session.recordRejected(gateway: batch.gateway, batch: batch.id, reading: rejectedReading, receivedAt: receivedAt)
-        }
-        try session.recordBatch(gateway: batch.gateway, outcome: outcome, receivedAt: receivedAt)
-        outcome.rejected.sort { $0.index < $1.index }
-        return outcome
+        changes.outcome.rejected.sort { $0.index < $1.index }
+        return changes
     }
 
-    /// The watermark the reconciler currently holds for a device, if cached.
-    public func cachedWatermark(device: String) -> Int64? {
-        guard let slot = deviceSlots[device] else { return nil }
-        return devices[slot].maxTs.map { $0 - settings.maxOutOfOrderMs }
-    }
+    // MARK: helpers
 
-    /// The series slot and device slot of `(device, metric)`, interning both if new.
+    /// The value stored first for the reading's identity, if any: in the store (only a
+    /// reading no newer than its device's newest can be there) or earlier in this batch.
+    /// A new reading is remembered for the rest of the batch.
     @inline(__always)
-    private mutating func seriesSlot<Session: ReconcileSession>(
-        device: String, metric: String, session: inout Session
-    ) throws -> (series: Int, device: Int) {
-        let slot = try deviceSlot(device, session: &session)
-        for entry in devices[slot].series where entry.metric == metric {
-            return (entry.slot, slot)
+    private static func storedValue(ts: Int64, value: Double, seriesSlot: Int, maxTs: Int64?,
+                                    storedRaw: [RawKey: Double], _ folded: inout FoldedBatch) -> Double? {
+        if let maxTs, ts <= maxTs, let stored = storedRaw[RawKey(seriesID: folded.series[seriesSlot].id, ts: ts)] {
+            return stored
         }
-        let id = try session.series(deviceID: devices[slot].id, metric: metric)
-        let seriesSlot = series.count
-        series.append(SeriesState(id: id, deviceSlot: slot))
-        windowDeltas.append([])
-        devices[slot].series.append((metric, seriesSlot))
-        return (seriesSlot, slot)
+        // Inside the batch: while a series' readings ascend, each is new.
+        if let newest = folded.series[seriesSlot].newestInBatch, ts <= newest {
+            if folded.series[seriesSlot].inBatch == nil {
+                var seen: [Int64: Double] = [:]
+                let id = folded.series[seriesSlot].id
+                for row in folded.changes.raw[(folded.series[seriesSlot].firstRaw ?? 0)...] where row.seriesID == id {
+                    if seen[row.ts] == nil { seen[row.ts] = row.value }
+                }
+                folded.series[seriesSlot].inBatch = seen
+            }
+            if let earlier = folded.series[seriesSlot].inBatch?[ts] { return earlier }
+        } else {
+            folded.series[seriesSlot].newestInBatch = ts
+        }
+        if folded.series[seriesSlot].firstRaw == nil { folded.series[seriesSlot].firstRaw = folded.changes.raw.count }
+        if folded.series[seriesSlot].inBatch != nil { folded.series[seriesSlot].inBatch?[ts] = value }
+        return nil
     }
 
-    @inline(__always)
-    private mutating func deviceSlot<Session: ReconcileSession>(_ name: String, session: inout Session) throws -> Int {
-        if let slot = deviceSlots[name] { return slot }
-        let (id, maxTs) = try session.device(named: name)
-        let slot = devices.count
-        devices.append(DeviceState(name: name, id: id, maxTs: maxTs))
-        deviceDeltas.append(DeviceDelta())
-        deviceSlots[name] = slot
-        return slot
+    /// The series and device slots of a reading, adding them to the batch if new.
+    private func slots(of reading: Reading, keys: BatchKeys, _ folded: inout FoldedBatch) throws -> (series: Int, device: Int) {
+        guard let device = keys.devices[reading.device] else {
+            throw WeirError(.storage, "the store did not load device \(reading.device)")
+        }
+        guard let seriesID = keys.series[SeriesName(device: reading.device, metric: reading.metric)] else {
+            throw WeirError(.storage, "the store did not load series \(reading.device)/\(reading.metric)")
+        }
+        let deviceSlot: Int
+        if let slot = folded.deviceSlots[reading.device] {
+            deviceSlot = slot
+        } else {
+            deviceSlot = folded.devices.count
+            folded.devices.append(FoldedBatch.DeviceState(name: reading.device, id: device.id, maxTsBefore: device.maxTs))
+            folded.deviceSlots[reading.device] = deviceSlot
+        }
+        if let slot = folded.seriesSlots[seriesID] { return (slot, deviceSlot) }
+        let slot = folded.series.count
+        folded.series.append(FoldedBatch.SeriesState(id: seriesID, deviceSlot: deviceSlot))
+        folded.seriesSlots[seriesID] = slot
+        return (slot, deviceSlot)
+    }
+
+    /// Walks a batch's readings, looking keys up only when the series changes.
+    private struct KeyCursor {
+        var device = ""
+        var metric = ""
+        var last: (Int64, StoredDevice)?
+
+        mutating func keys(of reading: Reading, in keys: BatchKeys) throws -> (Int64, StoredDevice) {
+            if let last, reading.device == device, reading.metric == metric { return last }
+            guard let stored = keys.devices[reading.device],
+                  let seriesID = keys.series[SeriesName(device: reading.device, metric: reading.metric)] else {
+                throw WeirError(.storage, "the store did not load series \(reading.device)/\(reading.metric)")
+            }
+            device = reading.device
+            metric = reading.metric
+            last = (seriesID, stored)
+            return (seriesID, stored)
+        }
+    }
+
+    static func rawText(_ reading: Reading) -> String {
+        #"{"device":"\#(reading.device)","metric":"\#(reading.metric)","ts":\#(reading.ts),"value":\#(reading.value)}"#
     }
 
     /// Maps an index into the batch's valid readings back to the index in the body.

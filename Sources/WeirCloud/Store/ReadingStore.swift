@@ -27,7 +27,7 @@ public protocol ReadingStore: Sendable {
 public enum StoreLocation: Sendable, Equatable {
     /// `sqlite:PATH`.
     case sqlite(path: String)
-    /// `postgres://...` (not available in this build yet).
+    /// `postgres://user@host:port/database` (``PostgresReadingStore``).
     case postgres(url: String)
 
     /// Parses `sqlite:PATH` or `postgres://...`.

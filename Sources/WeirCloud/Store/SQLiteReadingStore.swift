@@ -35,6 +35,7 @@ public final class SQLiteReadingStore: ReadingStore {
     /// Commit and fold outcomes for `/healthz`, apart from `state` so health never waits on a commit.
     private let healthRecord: Mutex<StoreHealthRecord>
     private let settings: ReconcileSettings
+    private let reconciler: Reconciler
     private let logger: Logger
 
     /// Opens (creating if needed) and migrates the database at `path`.
@@ -67,7 +68,8 @@ public final class SQLiteReadingStore: ReadingStore {
         }
         self.settings = settings
         let writeBack = WriteBackLog(foldEvery: foldEvery)
-        self.state = Mutex(WriterState(reconciler: Reconciler(settings: settings), writeBack: writeBack))
+        self.reconciler = Reconciler(settings: settings)
+        self.state = Mutex(WriterState(writeBack: writeBack))
         self.healthRecord = Mutex(StoreHealthRecord(maxUnfoldedBatches: 2 * writeBack.foldEvery,
                                                     maxUnfoldedAgeMs: maxUnfoldedAge.milliseconds))
         self.logger = logger
@@ -78,7 +80,7 @@ public final class SQLiteReadingStore: ReadingStore {
     }
 
     struct WriterState {
-        var reconciler: Reconciler
+        var keys = SQLiteSession.KeyCache()
         var writeBack: WriteBackLog
     }
 
@@ -98,7 +100,7 @@ public final class SQLiteReadingStore: ReadingStore {
     /// Runs `body` in one write transaction on the writer connection `db`, holding the state
     /// lock until it has committed or rolled back (see "Read-after-write" above).
     ///
-    /// If anything fails, the transaction rolls back: the reconciler's caches are dropped and
+    /// If anything fails, the transaction rolls back: the cached keys are dropped and
     /// the overlay is reloaded from the committed log at once (a read, so it works on a full
     /// disk), so readers go on answering exactly what is committed.
     private func transaction<T: Sendable>(_ db: Database, _ body: (Database, inout WriterState) throws -> T) throws -> T {
@@ -116,7 +118,7 @@ public final class SQLiteReadingStore: ReadingStore {
                 guard let result else { throw WeirError(.storage, "SQLite: a transaction committed without a result") }
                 return result
             } catch {
-                state.reconciler.invalidateCaches()
+                state.keys.removeAll()
                 state.writeBack.needsReplay = true
                 do {
                     try state.writeBack.load(db)
@@ -141,16 +143,24 @@ public final class SQLiteReadingStore: ReadingStore {
         }
     }
 
-    /// One batch inside the writer's transaction.
-    private func apply(_ batch: DecodedBatch, receivedAt: Int64, db: Database, state: inout WriterState) throws -> BatchOutcome {
-        // The session owns the write-back state for the batch; swapping (not copying)
-        // keeps its dictionaries uniquely referenced, so updates don't copy them.
-        var session = try SQLiteSession(db, writeBack: WriteBackLog())
-        swap(&session.writeBack, &state.writeBack)
-        defer { swap(&session.writeBack, &state.writeBack) }
-        let outcome = try state.reconciler.apply(batch, receivedAt: receivedAt, session: &session, logger: logger)
-        try session.writeBack.logPending(db)
-        return outcome
+    /// One batch inside the writer's transaction: plan, load, decide, commit (``Reconciler``).
+    private func apply(_ decoded: DecodedBatch, receivedAt: Int64, db: Database, state: inout WriterState) throws -> BatchOutcome {
+        let session = SQLiteSession(db)
+        let keys = try session.loadKeys(Reconciler.plan(decoded), cache: &state.keys, writeBack: state.writeBack)
+        let storedRaw = try session.loadRaw(reconciler.rawLookups(decoded, keys: keys))
+        let folded = try reconciler.fold(decoded, keys: keys, storedRaw: storedRaw, receivedAt: receivedAt, logger: logger)
+        let storedWindows = try session.loadWindows(folded.windowLookups, writeBack: state.writeBack)
+        let storedLedger = decoded.batch.drops.isEmpty ? [] : try session.loadLedger(decoded.batch, keys: keys)
+        let changes = reconciler.decide(folded, storedWindows: storedWindows, storedLedger: storedLedger)
+        try session.commit(changes, writeBack: &state.writeBack)
+        try state.writeBack.logPending(db)
+        // The cached newest ts moves with the batch (the whole cache is dropped if the commit fails).
+        var newest: [Int64: Int64] = [:]
+        for device in changes.devices { newest[device.id] = device.maxTs }
+        for (name, stored) in keys.devices {
+            if let ts = newest[stored.id] { state.keys.devices[name] = StoredDevice(id: stored.id, maxTs: ts) }
+        }
+        return changes.outcome
     }
 
     /// Folds the log in a transaction of its own, right after the batch that made it due

@@ -1,112 +1,176 @@
 import GRDB
 import WeirCore
 
-/// ``ReconcileSession`` on one SQLite write transaction. The per-reading statements are
-/// prepared once per connection and bound through the C API; window writes go to the
-/// ``WriteBackLog`` (one log row per batch).
-struct SQLiteSession: ReconcileSession {
+/// The loads and the commit of one batch on SQLite, inside the writer's transaction (see
+/// ``Reconciler`` for the steps). Per-reading statements are prepared once per batch and
+/// bound through the C API; window and device writes go to the ``WriteBackLog`` (one log
+/// row per batch).
+struct SQLiteSession {
     let db: Database
-    var writeBack: WriteBackLog
-    private let insertRaw: RawStatement
-    private let selectRaw: RawStatement
-    private let selectWindow: RawStatement
 
-    init(_ db: Database, writeBack: consuming WriteBackLog) throws {
+    /// Device and series keys known to be stored. SQLite has one writer (this process), so
+    /// they stay valid across batches; the store drops them when a transaction fails.
+    struct KeyCache {
+        var devices: [String: StoredDevice] = [:]
+        var series: [SeriesName: Int64] = [:]
+
+        mutating func removeAll() {
+            devices.removeAll()
+            series.removeAll()
+        }
+    }
+
+    init(_ db: Database) {
         self.db = db
-        self.writeBack = writeBack
-        insertRaw = try RawStatement(db, sql: "INSERT OR IGNORE INTO raw (series_id, ts, value, applied) VALUES (?, ?, ?, ?)")
-        selectRaw = try RawStatement(db, sql: "SELECT value FROM raw WHERE series_id = ? AND ts = ?")
-        selectWindow = try RawStatement(db, sql: """
-            SELECT count, sum, min, max, first_ts, first_value, last_ts, last_value, revision, late
-            FROM windows WHERE series_id = ? AND size_ms = ? AND start = ?
-            """)
     }
 
-    mutating func device(named name: String) throws -> (id: Int64, maxTs: Int64?) {
-        if let row = try Row.fetchOne(db, sql: "SELECT id, max_ts FROM devices WHERE name = ?", arguments: [name]) {
-            let id: Int64 = row[0]
-            // The row may lag behind changes not yet checkpointed.
-            if let change = writeBack.dirtyDevices[id], let ts = change.maxTs { return (id, ts) }
-            return (id, row[1])
+    /// The batch's device and series keys, creating new ones.
+    func loadKeys(_ plan: BatchPlan, cache: inout KeyCache, writeBack: WriteBackLog) throws -> BatchKeys {
+        var keys = BatchKeys()
+        keys.devices.reserveCapacity(plan.devices.count)
+        for name in plan.devices {
+            if let cached = cache.devices[name] {
+                keys.devices[name] = cached
+                continue
+            }
+            let device: StoredDevice
+            if let row = try Row.fetchOne(db, sql: "SELECT id, max_ts FROM devices WHERE name = ?", arguments: [name]) {
+                let id: Int64 = row[0]
+                // The row may lag behind changes not yet folded.
+                device = StoredDevice(id: id, maxTs: writeBack.dirtyDevices[id]?.maxTs ?? row[1])
+            } else {
+                try db.execute(sql: "INSERT INTO devices (name) VALUES (?)", arguments: [name])
+                device = StoredDevice(id: db.lastInsertedRowID, maxTs: nil)
+            }
+            cache.devices[name] = device
+            keys.devices[name] = device
         }
-        try db.execute(sql: "INSERT INTO devices (name) VALUES (?)", arguments: [name])
-        return (db.lastInsertedRowID, nil)
-    }
-
-    mutating func series(deviceID: Int64, metric: String) throws -> Int64 {
-        if let id = try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE device_id = ? AND metric = ?",
-                                       arguments: [deviceID, metric]) {
-            return id
+        keys.series.reserveCapacity(plan.series.count)
+        for name in plan.series {
+            if let cached = cache.series[name] {
+                keys.series[name] = cached
+                continue
+            }
+            guard let deviceID = keys.devices[name.device]?.id else {
+                throw WeirError(.storage, "SQLite: series \(name.device)/\(name.metric) of an unknown device")
+            }
+            let id: Int64
+            if let stored = try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE device_id = ? AND metric = ?",
+                                               arguments: [deviceID, name.metric]) {
+                id = stored
+            } else {
+                try db.execute(sql: "INSERT INTO series (device_id, metric) VALUES (?, ?)", arguments: [deviceID, name.metric])
+                id = db.lastInsertedRowID
+            }
+            cache.series[name] = id
+            keys.series[name] = id
         }
-        try db.execute(sql: "INSERT INTO series (device_id, metric) VALUES (?, ?)", arguments: [deviceID, metric])
-        return db.lastInsertedRowID
+        return keys
     }
 
-    mutating func insertRaw(seriesID: Int64, ts: Int64, value: Double, applied: Bool) throws -> Double? {
-        insertRaw.bind(1, seriesID)
-        insertRaw.bind(2, ts)
-        insertRaw.bind(3, value)
-        insertRaw.bind(4, Int64(applied ? 1 : 0))
-        try insertRaw.run()
-        if insertRaw.changes == 1 { return nil }
-        selectRaw.bind(1, seriesID)
-        selectRaw.bind(2, ts)
-        defer { selectRaw.reset() }
-        guard try selectRaw.step() else {
-            throw WeirError(.storage, "SQLite: raw reading (\(seriesID), \(ts)) neither inserted nor found")
+    /// The stored values of those of `lookups` that are stored.
+    func loadRaw(_ lookups: [(deviceID: Int64, key: RawKey)]) throws -> [RawKey: Double] {
+        guard !lookups.isEmpty else { return [:] }
+        let select = try RawStatement(db, sql: "SELECT value FROM raw WHERE ts = ? AND series_id = ?")
+        var found: [RawKey: Double] = [:]
+        for (_, key) in lookups {
+            select.bind(1, key.ts)
+            select.bind(2, key.seriesID)
+            if try select.step() { found[key] = select.double(0) }
+            select.reset()
         }
-        return selectRaw.double(0)
+        return found
     }
 
-    mutating func window(_ key: WindowKey) throws -> WindowRecord? {
-        if let current = writeBack.current(key) { return current }
-        let s = selectWindow
-        s.bind(1, key.seriesID)
-        s.bind(2, key.sizeMs)
-        s.bind(3, key.start)
-        defer { s.reset() }
-        guard try s.step() else { return nil }
-        let aggregate = WindowAggregate(count: s.int64(0), sum: s.double(1), min: s.double(2), max: s.double(3),
-                                        firstTs: s.int64(4), firstValue: s.double(5),
-                                        lastTs: s.int64(6), lastValue: s.double(7))
-        return WindowRecord(sizeMs: key.sizeMs, start: key.start, aggregate: aggregate, revision: s.int64(8), late: s.int64(9))
+    /// The stored windows among `lookups`, changes not yet folded included.
+    func loadWindows(_ lookups: [(deviceID: Int64, key: WindowKey)], writeBack: WriteBackLog) throws -> [WindowKey: WindowRecord] {
+        var found: [WindowKey: WindowRecord] = [:]
+        found.reserveCapacity(lookups.count)
+        var select: RawStatement?
+        for (_, key) in lookups {
+            if let current = writeBack.current(key) {
+                found[key] = current
+                continue
+            }
+            if select == nil {
+                select = try RawStatement(db, sql: """
+                    SELECT count, sum, min, max, first_ts, first_value, last_ts, last_value, revision, late
+                    FROM windows WHERE series_id = ? AND size_ms = ? AND start = ?
+                    """)
+            }
+            guard let s = select else { continue }
+            s.bind(1, key.seriesID)
+            s.bind(2, key.sizeMs)
+            s.bind(3, key.start)
+            defer { s.reset() }
+            guard try s.step() else { continue }
+            let aggregate = WindowAggregate(count: s.int64(0), sum: s.double(1), min: s.double(2), max: s.double(3),
+                                            firstTs: s.int64(4), firstValue: s.double(5),
+                                            lastTs: s.int64(6), lastValue: s.double(7))
+            found[key] = WindowRecord(sizeMs: key.sizeMs, start: key.start, aggregate: aggregate,
+                                      revision: s.int64(8), late: s.int64(9))
+        }
+        return found
     }
 
-    mutating func saveWindow(seriesID: Int64, _ record: WindowRecord, isNew: Bool) throws {
-        writeBack.pending.append((WindowKey(seriesID: seriesID, sizeMs: record.sizeMs, start: record.start), record))
+    /// Indexes of the batch's drop-ledger rows stored before (a resend).
+    func loadLedger(_ batch: Batch, keys: BatchKeys) throws -> Set<Int> {
+        var stored = Set<Int>()
+        for (index, drop) in batch.drops.enumerated() {
+            guard let deviceID = keys.devices[drop.device]?.id else { continue }
+            if try Bool.fetchOne(db, sql: """
+                SELECT 1 FROM edge_drops WHERE device_id = ? AND gateway = ? AND batch = ? AND idx = ?
+                """, arguments: [deviceID, batch.gateway, batch.id, index]) == true {
+                stored.insert(index)
+            }
+        }
+        return stored
     }
 
-    mutating func updateDevice(id: Int64, maxTs: Int64?, lastSeen: Int64, delta: DeviceDelta) throws {
-        writeBack.pendingDevices.append((id, WriteBackLog.DeviceChange(maxTs: maxTs, lastSeen: lastSeen, delta: delta)))
-    }
-
-    mutating func recordRejected(gateway: String, batch: String, reading: RejectedReading, receivedAt: Int64) throws {
-        try db.execute(sql: """
-            INSERT OR IGNORE INTO rejected (gateway, batch, idx, reason, raw, received_at) VALUES (?, ?, ?, ?, ?, ?)
-            """, arguments: [gateway, batch, reading.index, reading.reason, reading.raw, receivedAt])
-    }
-
-    mutating func recordLateDrop(seriesID: Int64, ts: Int64, value: Double, watermark: Int64, receivedAt: Int64) throws {
-        try db.execute(sql: """
-            INSERT OR IGNORE INTO late_dropped (series_id, ts, value, watermark, received_at) VALUES (?, ?, ?, ?, ?)
-            """, arguments: [seriesID, ts, value, watermark, receivedAt])
-    }
-
-    mutating func recordEdgeDrop(deviceID: Int64, drop: DropRecord, gateway: String, batch: String, index: Int, receivedAt: Int64) throws -> Bool {
-        try db.execute(sql: """
-            INSERT OR IGNORE INTO edge_drops (device_id, gateway, batch, idx, metric, from_ts, to_ts, count, received_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [deviceID, gateway, batch, index, drop.metric, drop.from, drop.to, drop.count, receivedAt])
-        return db.changesCount == 1
-    }
-
-    mutating func recordBatch(gateway: String, outcome: BatchOutcome, receivedAt: Int64) throws {
+    /// Writes the batch's changes: raw readings and audit rows into their tables, windows
+    /// and device changes into the write-back log (the caller logs it), the batch record.
+    func commit(_ changes: BatchChanges, writeBack: inout WriteBackLog) throws {
+        if !changes.raw.isEmpty {
+            let insert = try RawStatement(db, sql: "INSERT INTO raw (series_id, ts, value, applied) VALUES (?, ?, ?, ?)")
+            for row in changes.raw {
+                insert.bind(1, row.seriesID)
+                insert.bind(2, row.ts)
+                insert.bind(3, row.value)
+                insert.bind(4, Int64(row.applied ? 1 : 0))
+                try insert.run()
+            }
+        }
+        for row in changes.lateDrops {
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO late_dropped (series_id, ts, value, watermark, received_at) VALUES (?, ?, ?, ?, ?)
+                """, arguments: [row.seriesID, row.ts, row.value, row.watermark, changes.receivedAt])
+        }
+        for row in changes.edgeDrops {
+            let drop = row.drop
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO edge_drops (device_id, gateway, batch, idx, metric, from_ts, to_ts, count, received_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [row.deviceID, changes.gateway, changes.outcome.batch, row.index, drop.metric,
+                                 drop.from, drop.to, drop.count, changes.receivedAt])
+        }
+        for reading in changes.outcome.rejected {
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO rejected (gateway, batch, idx, reason, raw, received_at) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [changes.gateway, changes.outcome.batch, reading.index, reading.reason, reading.raw,
+                                 changes.receivedAt])
+        }
+        for write in changes.windows { writeBack.pending.append((write.key, write.record)) }
+        for device in changes.devices {
+            writeBack.pendingDevices.append((device.id, WriteBackLog.DeviceChange(maxTs: device.maxTs, lastSeen: device.lastSeen,
+                                                                                 delta: device.delta)))
+        }
+        let outcome = changes.outcome
         try db.execute(sql: """
             INSERT INTO batches (gateway, batch, first_received_at, last_received_at, received, accepted, duplicates, late, conflicts)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (gateway, batch) DO UPDATE SET last_received_at = excluded.last_received_at,
                 deliveries = deliveries + 1
-            """, arguments: [gateway, outcome.batch, receivedAt, receivedAt, outcome.received, outcome.accepted,
-                             outcome.duplicates, outcome.late, outcome.conflicts])
+            """, arguments: [changes.gateway, outcome.batch, changes.receivedAt, changes.receivedAt, outcome.received,
+                             outcome.accepted, outcome.duplicates, outcome.late, outcome.conflicts])
     }
 }

@@ -126,6 +126,13 @@ extension EdgeBuffer {
         try setState(prefix: "uplink", state, error: error, now: now)
     }
 
+    /// The weir-cloud URL the uplink sends to (of `uplink.url`'s list), for `status`.
+    public func setUplinkURL(_ url: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('uplink_url', ?)", arguments: [url])
+        }
+    }
+
     /// `<prefix>_state`, and `<prefix>_last_error` / `_last_error_at` when an error is given.
     private func setState(prefix: String, _ state: String, error: String?, now: Int64) throws {
         try pool.write { db in

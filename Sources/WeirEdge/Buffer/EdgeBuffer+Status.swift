@@ -47,6 +47,7 @@ extension EdgeBuffer {
                 deadLetterRows: rows - noteRows,
                 clockNoteRows: noteRows,
                 uplinkState: meta["uplink_state"] ?? "idle",
+                uplinkURL: meta["uplink_url"],
                 lastUplinkError: meta["uplink_last_error"],
                 lastUplinkErrorAt: meta["uplink_last_error_at"].flatMap(Int64.init),
                 brokerState: meta["mqtt_state"] ?? "unknown",

@@ -28,6 +28,8 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
     /// apart from them. The `clock_replaced` counter has them all.
     public var clockNoteRows: Int = 0
     public var uplinkState: String
+    /// The weir-cloud URL the uplink sends to (one of `uplink.url`'s list).
+    public var uplinkURL: String? = nil
     public var lastUplinkError: String?
     public var lastUplinkErrorAt: Int64?
     /// The broker connection: `connected`, `not connected`, `stopped` (the edge is not
@@ -66,7 +68,7 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
             "last forward:         \(sinceLastForwardMs.map { "\(age($0)) ago" } ?? "never")",
             "broker:               \(brokerState)" + (brokerState == "connected" ? "" : lastBrokerError.map { " (last error: \($0))" } ?? ""),
             "ingest:               \(ingestLine)",
-            "uplink:               \(uplinkState)",
+            "uplink:               \(uplinkState)" + (uplinkURL.map { " (to \($0))" } ?? ""),
             "last uplink error:    \(lastUplinkError ?? "none")",
             "drop ledger (unsent): \(pendingDropRows) rows",
             "quarantined chunks:   \(quarantinedChunks)",

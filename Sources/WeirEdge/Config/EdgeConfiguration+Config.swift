@@ -142,9 +142,14 @@ extension EdgeConfiguration {
         if c.buffer.maxAge < .seconds(1) { throw source.problem("buffer.max_age", "must be at least 1s") }
 
         // Uplink
-        c.uplink.url = source.string("uplink.url", default: c.uplink.url)
-        if !(c.uplink.url.hasPrefix("http://") || c.uplink.url.hasPrefix("https://")) || URL(string: c.uplink.url)?.host == nil {
-            throw source.problem("uplink.url", "'\(c.uplink.url.prefix(80))' is not an http(s) URL (e.g. http://127.0.0.1:8080)")
+        // One URL, or a list of replicas: `url: [https://a:8443, https://b:8443]`.
+        c.uplink.urls = source.list("uplink.url") ?? c.uplink.urls
+        if c.uplink.urls.isEmpty { throw source.problem("uplink.url", "is an empty list; give at least one http(s) URL") }
+        for url in c.uplink.urls where !(url.hasPrefix("http://") || url.hasPrefix("https://")) || URL(string: url)?.host == nil {
+            throw source.problem("uplink.url", "'\(url.prefix(80))' is not an http(s) URL (e.g. http://127.0.0.1:8080)")
+        }
+        if Set(c.uplink.urls).count != c.uplink.urls.count {
+            throw source.problem("uplink.url", "lists the same URL twice")
         }
         c.uplink.token = source.string("uplink.token")
         if let tokenFile = source.string("uplink.token_file") {

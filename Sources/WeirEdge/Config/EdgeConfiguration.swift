@@ -86,7 +86,14 @@ public struct EdgeConfiguration: Sendable {
 
     /// Forwarding to weir-cloud.
     public struct Uplink: Sendable {
-        public var url = "http://127.0.0.1:8080"
+        /// weir-cloud's URLs (replicas), tried in order: on a connection error or a 5xx the
+        /// uplink moves to the next, and backs off once all have failed.
+        public var urls = ["http://127.0.0.1:8080"]
+        /// The first of ``urls``; setting it leaves only that one.
+        public var url: String {
+            get { urls[0] }
+            set { urls = [newValue] }
+        }
         public var token: String?
         public var replay: ReplayOrder = .oldestFirst
         /// Most body bytes in one request (chunks are merged up to this).

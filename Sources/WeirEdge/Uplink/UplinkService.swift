@@ -12,7 +12,10 @@ import WeirCore
 /// up to `uplink.max_request_bytes`, deleted only after a 2xx.
 ///
 /// - network errors, 408, 5xx: retry the same batch with full-jitter backoff;
-///   429/503 wait `Retry-After` when given;
+///   429/503 wait `Retry-After` when given; with several `uplink.url`s (replicas), a
+///   network error or a 5xx moves to the next URL at once, and the backoff starts only
+///   when every URL has failed in a row (a replica gets the same batch again safely:
+///   the cloud applies it once);
 /// - 401/403: keep everything, back off, report "uplink unauthorized";
 /// - 404/405: keep everything, back off, report "uplink endpoint not found" — the URL is
 ///   wrong (weir-cloud always has `POST /v1/batches`), which says nothing about the batch;
@@ -33,7 +36,8 @@ struct UplinkService: Service {
     /// The outcome of one POST.
     enum Response {
         case committed
-        case retry(after: Duration?, reason: String)
+        /// `failover`: another URL may do better (the connection failed, or a 5xx).
+        case retry(after: Duration?, reason: String, failover: Bool)
         case unauthorized(status: Int, body: String)
         /// 404/405: `uplink.url` does not lead to weir-cloud's batch endpoint.
         case endpointNotFound(status: Int, body: String)
@@ -73,6 +77,8 @@ struct UplinkService: Service {
         var nextSendAt = ContinuousClock.now
         var current: UplinkBatch?
         var firstBatch = true
+        var target = UplinkTarget(urls: configuration.uplink.urls)
+        try? buffer.setUplinkURL(target.url)
         defer {
             inFlight.clear()
             heartbeat.stop()
@@ -80,7 +86,7 @@ struct UplinkService: Service {
         while !Task.isCancelled {
             heartbeat.beat(within: .zero)
             do {
-                try await step(client, &current, &firstBatch, &backoff, &state, &nextSendAt)
+                try await step(client, &current, &firstBatch, &backoff, &state, &nextSendAt, &target)
             } catch is CancellationError {
                 return
             } catch {
@@ -93,7 +99,7 @@ struct UplinkService: Service {
     }
 
     private func step(_ client: HTTPClient, _ current: inout UplinkBatch?, _ firstBatch: inout Bool, _ backoff: inout Backoff, _ state: inout String,
-                      _ nextSendAt: inout ContinuousClock.Instant) async throws {
+                      _ nextSendAt: inout ContinuousClock.Instant, _ target: inout UplinkTarget) async throws {
         if current == nil {
             current = try prepareBatch(&firstBatch)
             if current == nil {
@@ -104,7 +110,7 @@ struct UplinkService: Service {
         guard let batch = current else { return }
         inFlight.set(batch.seqs)
 
-        let delivery = await deliver(batch, client: client, nextSendAt: &nextSendAt)
+        let delivery = await deliver(batch, client: client, url: target.url, nextSendAt: &nextSendAt)
         if !delivery.committed.isEmpty {
             // A 413 split the batch and the cloud committed some pieces before it answered
             // otherwise for another: those are forwarded, whatever becomes of the rest,
@@ -126,6 +132,7 @@ struct UplinkService: Service {
                 try? buffer.setUplinkState(state, error: nil)
             }
             backoff.reset()
+            target.succeeded()
             current = nil
             inFlight.clear()
         case .rejected(let status, let body):
@@ -152,15 +159,23 @@ struct UplinkService: Service {
             metrics.uplinkUp.record(0)
             if state != "endpoint not found" {
                 state = "endpoint not found"
-                let url = configuration.uplink.url
+                let url = target.url
                 logger.error("uplink endpoint not found: \(url) answered \(status) to POST /v1/batches; check uplink.url. Keeping every chunk and retrying",
                              metadata: ["weir.response": "\(body.prefix(200))"])
                 try? buffer.setUplinkState("uplink endpoint not found",
                                            error: "uplink endpoint not found (HTTP \(status) from \(url)/v1/batches; check uplink.url): \(body.prefix(200))")
             }
             try await pause(for: backoff.next())
-        case .retry(let after, let reason):
+        case .retry(let after, let reason, let failover):
             metrics.retries.increment()
+            if failover, let next = target.failed() {
+                // Another replica may take it now; back off only once all have failed in a row.
+                logger.warning("uplink moving to the next URL", metadata: ["weir.error": "\(reason)", "weir.url": "\(next)"])
+                try? buffer.setUplinkURL(next)
+                try? buffer.setUplinkState("failing over", error: reason)
+                state = "failing over"
+                return
+            }
             metrics.uplinkUp.record(0)
             if state != "retrying" {
                 state = "retrying"
@@ -242,20 +257,20 @@ struct UplinkService: Service {
 
     /// Sends `batch`, splitting it on 413 until the pieces fit. Stops at the first piece
     /// the cloud does not commit, and says which pieces it did commit before.
-    private func deliver(_ batch: UplinkBatch, client: HTTPClient, nextSendAt: inout ContinuousClock.Instant) async -> Delivery {
-        let response = await post(batch, client: client, nextSendAt: &nextSendAt)
+    private func deliver(_ batch: UplinkBatch, client: HTTPClient, url: String, nextSendAt: inout ContinuousClock.Instant) async -> Delivery {
+        let response = await post(batch, client: client, url: url, nextSendAt: &nextSendAt)
         guard case .tooLarge = response else { return Delivery(response: response, piece: batch) }
         let halves: [UplinkBatch]
         do {
             guard let split = try batch.split(gateway: configuration.gateway) else { return Delivery(response: .tooLarge, piece: batch) }
             halves = split
         } catch {
-            return Delivery(response: .retry(after: nil, reason: "splitting batch \(batch.id) failed: \(error)"), piece: batch)
+            return Delivery(response: .retry(after: nil, reason: "splitting batch \(batch.id) failed: \(error)", failover: false), piece: batch)
         }
         logger.info("cloud said 413: splitting the batch", metadata: ["weir.batch": "\(batch.id)", "weir.readings": "\(batch.readingCount)"])
         var committed: [UplinkBatch] = []
         for half in halves {
-            let delivery = await deliver(half, client: client, nextSendAt: &nextSendAt)
+            let delivery = await deliver(half, client: client, url: url, nextSendAt: &nextSendAt)
             if case .committed = delivery.response {
                 committed.append(half)
                 continue
@@ -265,7 +280,7 @@ struct UplinkService: Service {
         return Delivery(response: .committed, piece: batch)
     }
 
-    private func post(_ batch: UplinkBatch, client: HTTPClient, nextSendAt: inout ContinuousClock.Instant) async -> Response {
+    private func post(_ batch: UplinkBatch, client: HTTPClient, url: String, nextSendAt: inout ContinuousClock.Instant) async -> Response {
         let u = configuration.uplink
         let body: [UInt8]
         let contentType: String
@@ -279,7 +294,7 @@ struct UplinkService: Service {
                 contentType = "application/json"
             }
         } catch {
-            return .retry(after: nil, reason: "encoding batch \(batch.id) failed: \(error)")
+            return .retry(after: nil, reason: "encoding batch \(batch.id) failed: \(error)", failover: false)
         }
         if let bandwidth = u.bandwidth, bandwidth > 0 {
             let now = ContinuousClock.now
@@ -289,7 +304,7 @@ struct UplinkService: Service {
             }
             nextSendAt = max(nextSendAt, now) + .milliseconds(Int64(body.count) * 1000 / bandwidth)
         }
-        var request = HTTPClientRequest(url: u.url.hasSuffix("/") ? "\(u.url)v1/batches" : "\(u.url)/v1/batches")
+        var request = HTTPClientRequest(url: url.hasSuffix("/") ? "\(url)v1/batches" : "\(url)/v1/batches")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: contentType)
         if let token = u.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
@@ -309,17 +324,23 @@ struct UplinkService: Service {
                 return .endpointNotFound(status: status, body: text)
             case 413:
                 return .tooLarge
-            case 429, 503:
-                return .retry(after: retryAfter(response.headers.first(name: "Retry-After")), reason: "HTTP \(status): \(text.prefix(200))")
-            case 408, 500..<600:
-                return .retry(after: nil, reason: "HTTP \(status): \(text.prefix(200))")
+            case 429:
+                return .retry(after: retryAfter(response.headers.first(name: "Retry-After")), reason: "HTTP \(status) from \(url): \(text.prefix(200))",
+                              failover: false)
+            case 503:
+                return .retry(after: retryAfter(response.headers.first(name: "Retry-After")), reason: "HTTP \(status) from \(url): \(text.prefix(200))",
+                              failover: true)
+            case 408:
+                return .retry(after: nil, reason: "HTTP \(status) from \(url): \(text.prefix(200))", failover: false)
+            case 500..<600:
+                return .retry(after: nil, reason: "HTTP \(status) from \(url): \(text.prefix(200))", failover: true)
             case 400..<500:
                 return .rejected(status: status, body: text)
             default:
-                return .retry(after: nil, reason: "unexpected HTTP \(status)")
+                return .retry(after: nil, reason: "unexpected HTTP \(status) from \(url)", failover: false)
             }
         } catch {
-            return .retry(after: nil, reason: "POST \(u.url)/v1/batches failed: \(error)")
+            return .retry(after: nil, reason: "POST \(url)/v1/batches failed: \(error)", failover: true)
         }
     }
 
@@ -334,5 +355,38 @@ struct UplinkService: Service {
     private func retryAfter(_ value: String?) -> Duration? {
         guard let value, let seconds = Double(value.trimmingCharacters(in: .whitespaces)), seconds >= 0 else { return nil }
         return .milliseconds(Int64(min(seconds, 300) * 1000))
+    }
+}
+
+/// Which of `uplink.url`'s URLs the uplink sends to. A failure moves to the next one;
+/// once every URL has failed in a row, ``failed()`` answers `nil` and the caller backs
+/// off (then starts a new round at the URL it is on).
+struct UplinkTarget {
+    let urls: [String]
+    private(set) var index = 0
+    /// Failures in a row since the last success (or the last full round).
+    private var failures = 0
+
+    init(urls: [String]) {
+        precondition(!urls.isEmpty, "uplink.url holds at least one URL (checked by the config)")
+        self.urls = urls
+    }
+
+    var url: String { urls[index] }
+
+    /// Moves to the next URL and returns it, or `nil` when all failed in this round.
+    mutating func failed() -> String? {
+        failures += 1
+        guard urls.count > 1 else { return nil }
+        index = (index + 1) % urls.count
+        if failures >= urls.count {
+            failures = 0
+            return nil
+        }
+        return url
+    }
+
+    mutating func succeeded() {
+        failures = 0
     }
 }
