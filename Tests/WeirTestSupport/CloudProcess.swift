@@ -93,21 +93,12 @@ public func withCloud<T>(
     }
 }
 
-/// SHA-256 of `text` in lowercase hex (through the system's `sha256sum`).
+/// SHA-256 of `text` in lowercase hex (through the system's `sha256sum`, as an operator
+/// would compute it; run with a blocking `waitpid`, see ``ManagedProcess/run``).
 public func sha256Hex(_ text: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try PackagePaths.systemProgram("sha256sum"))
-    let input = Pipe()
-    let output = Pipe()
-    process.standardInput = input
-    process.standardOutput = output
-    try process.run()
-    input.fileHandleForWriting.write(Data(text.utf8))
-    try input.fileHandleForWriting.close()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard let line = String(data: data, encoding: .utf8), let hex = line.split(separator: " ").first, hex.count == 64 else {
-        throw TestSupportError("sha256sum gave no digest")
+    let result = try ManagedProcess.run(executable: "/bin/sh", arguments: ["-c", "printf %s \"$0\" | sha256sum", text])
+    guard result.status == 0, let hex = result.stdout.split(separator: " ").first, hex.count == 64 else {
+        throw TestSupportError("sha256sum gave no digest: \(result.stderr)")
     }
     return String(hex)
 }
