@@ -14,6 +14,9 @@ import WeirSupport
 struct CloudHarness {
     static let token = "gw-1-secret-token"
     static let otherToken = "gw-2-secret-token"
+    /// A reader that sees every device.
+    static let readerToken = "reader-secret-token"
+    static let readerHeaders: HTTPFields = [.authorization: "Bearer \(readerToken)"]
 
     let directory: URL
     var config: CloudConfiguration
@@ -24,7 +27,8 @@ struct CloudHarness {
         var config = CloudConfiguration()
         config.listen = "127.0.0.1:0"
         config.store = "sqlite:\(directory.appendingPathComponent("cloud.db").path)"
-        config.gateways = ["gw-1": SHA256.hex(Self.token), "gw-2": SHA256.hex(Self.otherToken)]
+        config.gateways = ["gw-1": GatewayAccess(tokenHash: SHA256.hex(Self.token)), "gw-2": GatewayAccess(tokenHash: SHA256.hex(Self.otherToken))]
+        config.readers = ["everything": ReaderAccess(tokenHashes: [SHA256.hex(Self.readerToken)])]
         configure(&config)
         self.config = config
     }
@@ -87,14 +91,14 @@ extension TestClientProtocol {
 
     /// The windows of one series and size.
     func windows(_ device: String, _ metric: String = "temp", size: String = "60s", query extra: String = "") async throws -> [WindowsAnswer.Window] {
-        try await execute(uri: "/v1/devices/\(device)/windows?metric=\(metric)&size=\(size)\(extra)", method: .get) { response in
+        try await execute(uri: "/v1/devices/\(device)/windows?metric=\(metric)&size=\(size)\(extra)", method: .get, headers: CloudHarness.readerHeaders) { response in
             #expect(response.status == .ok, "windows of \(device)/\(metric): \(String(buffer: response.body))")
             return try JSONDecoder().decode(WindowsAnswer.self, from: Data(response.body.readableBytesView)).windows
         }
     }
 
     func devices() async throws -> [DeviceSummary] {
-        try await execute(uri: "/v1/devices", method: .get) { response in
+        try await execute(uri: "/v1/devices", method: .get, headers: CloudHarness.readerHeaders) { response in
             #expect(response.status == .ok)
             return try JSONDecoder().decode([DeviceSummary].self, from: Data(response.body.readableBytesView))
         }

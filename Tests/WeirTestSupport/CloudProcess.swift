@@ -16,12 +16,20 @@ public final class CloudProcess: Sendable {
     public let storePath: String
     public let process: ManagedProcess
 
-    /// `http://127.0.0.1:<port>`.
-    public var url: String { "http://127.0.0.1:\(port)" }
+    /// Whether it serves HTTPS (`tls:` in its config).
+    public let https: Bool
+    /// `http://127.0.0.1:<port>` (`https://` with TLS).
+    public var url: String { "\(https ? "https" : "http")://127.0.0.1:\(port)" }
+
+    /// The token of the reader every started cloud with gateway tokens has (devices `*`),
+    /// unless the test's `extraConfig` brings its own `readers:`. ``HTTPGet/json(_:_:token:)``
+    /// sends it by default.
+    public static let readerToken = "test-reader-token"
 
     /// Starts weir-cloud. `tokens` maps gateway names to plain tokens (their SHA-256 goes
-    /// into the config); with none, the server runs with `--insecure-no-auth`. Pass the
-    /// same `port` and `directory` again to restart it on its old store.
+    /// into the config, with a reader for ``readerToken``); with none, the server runs with
+    /// `--insecure-no-auth`. Pass the same `port` and `directory` again to restart it on
+    /// its old store. `extraConfig` is appended to the YAML (a `tls:` block makes it HTTPS).
     public static func start(
         in directory: String,
         port: Int? = nil,
@@ -44,6 +52,9 @@ public final class CloudProcess: Sendable {
                 config += "  \(gateway):\n    token_sha256: \"\(try sha256Hex(token))\"\n"
             }
         }
+        if !tokens.isEmpty && !extraConfig.contains("readers:") {
+            config += "readers:\n  test-reader:\n    token_sha256: \"\(try sha256Hex(readerToken))\"\n"
+        }
         config += extraConfig
         let configPath = "\(directory)/weir-cloud-\(port).yaml"
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
@@ -58,10 +69,12 @@ public final class CloudProcess: Sendable {
             await process.killNow()
             throw error
         }
-        return CloudProcess(port: port, directory: directory, configPath: configPath, storePath: storePath, process: process)
+        return CloudProcess(port: port, directory: directory, configPath: configPath, storePath: storePath, process: process,
+                            https: extraConfig.contains("tls:"))
     }
 
-    private init(port: Int, directory: String, configPath: String, storePath: String, process: ManagedProcess) {
+    private init(port: Int, directory: String, configPath: String, storePath: String, process: ManagedProcess, https: Bool) {
+        self.https = https
         self.port = port
         self.directory = directory
         self.configPath = configPath

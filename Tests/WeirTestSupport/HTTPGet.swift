@@ -16,9 +16,10 @@ public enum HTTPGet {
         return (status, data)
     }
 
-    /// GETs `url` and decodes a 200 response's JSON body as `T`.
-    public static func json<T: Decodable>(_ type: T.Type, _ url: String) async throws -> T {
-        let (status, body) = try await fetch(url)
+    /// GETs `url` with a reader token (by default the one ``CloudProcess`` configures) and
+    /// decodes a 200 response's JSON body as `T`.
+    public static func json<T: Decodable>(_ type: T.Type, _ url: String, token: String? = CloudProcess.readerToken) async throws -> T {
+        let (status, body) = try await fetch(url, headers: token.map { ["Authorization": "Bearer \($0)"] } ?? [:])
         guard status == 200 else {
             throw TestSupportError("GET \(url) → \(status): \(String(decoding: body.prefix(500), as: UTF8.self))")
         }

@@ -263,6 +263,13 @@ public struct Reconciler: Sendable {
         for rejectedReading in decoded.rejected {
             try session.recordRejected(gateway: batch.gateway, batch: batch.id, reading: rejectedReading, receivedAt: receivedAt)
         }
+        // Refused drop-ledger rows share the rejected table; negative indices (-1 - row)
+        // keep them apart from readings' indices.
+        for rejectedDrop in decoded.rejectedDrops {
+            var row = rejectedDrop
+            row.index = -1 - rejectedDrop.index
+            try session.recordRejected(gateway: batch.gateway, batch: batch.id, reading: row, receivedAt: receivedAt)
+        }
         try session.recordBatch(gateway: batch.gateway, outcome: outcome, receivedAt: receivedAt)
         outcome.rejected.sort { $0.index < $1.index }
         return outcome
