@@ -18,6 +18,10 @@ public final class CloudProcess: Sendable {
 
     /// Whether it serves HTTPS (`tls:` in its config).
     public let https: Bool
+    /// For HTTPS clouds started with `tls:`: what a client trusts (no client certificate).
+    public let clientTLS: HTTPGet.TLS?
+    /// `Authorization` for the query API with ``readerToken``.
+    public static let readerHeaders = ["Authorization": "Bearer \(readerToken)"]
     /// `http://127.0.0.1:<port>` (`https://` with TLS).
     public var url: String { "\(https ? "https" : "http")://127.0.0.1:\(port)" }
 
@@ -36,6 +40,8 @@ public final class CloudProcess: Sendable {
         tokens: [String: String] = [:],
         windows: [String] = ["60s"],
         extraConfig: String = "",
+        tls: TestCertificates? = nil,
+        clientCAFile: String? = nil,
         environment: [String: String] = [:]
     ) async throws -> CloudProcess {
         let port = try port ?? FreePort.allocate()
@@ -55,6 +61,10 @@ public final class CloudProcess: Sendable {
         if !tokens.isEmpty && !extraConfig.contains("readers:") {
             config += "readers:\n  test-reader:\n    token_sha256: \"\(try sha256Hex(readerToken))\"\n"
         }
+        if let tls {
+            config += "tls:\n  cert_file: \(tls.serverCertFile)\n  key_file: \(tls.serverKeyFile)\n"
+            if let clientCAFile { config += "  client_ca_file: \(clientCAFile)\n" }
+        }
         config += extraConfig
         let configPath = "\(directory)/weir-cloud-\(port).yaml"
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
@@ -70,11 +80,13 @@ public final class CloudProcess: Sendable {
             throw error
         }
         return CloudProcess(port: port, directory: directory, configPath: configPath, storePath: storePath, process: process,
-                            https: extraConfig.contains("tls:"))
+                            https: tls != nil || extraConfig.contains("tls:"), clientTLS: tls.map { HTTPGet.TLS(caFile: $0.caFile) })
     }
 
-    private init(port: Int, directory: String, configPath: String, storePath: String, process: ManagedProcess, https: Bool) {
+    private init(port: Int, directory: String, configPath: String, storePath: String, process: ManagedProcess, https: Bool,
+                 clientTLS: HTTPGet.TLS?) {
         self.https = https
+        self.clientTLS = clientTLS
         self.port = port
         self.directory = directory
         self.configPath = configPath
