@@ -65,9 +65,10 @@ final class EdgeHarness: @unchecked Sendable {
         return try EdgeHarness(dir: dir, broker: broker, cloudPort: try FreePort.allocate(), edgeConfig: edgeConfig)
     }
 
-    func startCloud(tokens: [String: String] = [:], extraConfig: String = "", tls: TestCertificates? = nil, clientCAFile: String? = nil) async throws {
+    func startCloud(tokens: [String: String] = [:], extraConfig: String = "", tls: TestCertificates? = nil, clientCAFile: String? = nil,
+                    readerCertificate: IssuedCertificate? = nil) async throws {
         cloud = try await CloudProcess.start(in: dir.path, port: cloudPort, tokens: tokens, windows: ["1s", "60s"],
-                                             extraConfig: extraConfig, tls: tls, clientCAFile: clientCAFile)
+                                             extraConfig: extraConfig, tls: tls, clientCAFile: clientCAFile, readerCertificate: readerCertificate)
     }
 
     func startEdge(environment: [String: String] = [:]) async throws {

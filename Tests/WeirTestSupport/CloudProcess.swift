@@ -18,7 +18,8 @@ public final class CloudProcess: Sendable {
 
     /// Whether it serves HTTPS (`tls:` in its config).
     public let https: Bool
-    /// For HTTPS clouds started with `tls:`: what a client trusts (no client certificate).
+    /// For HTTPS clouds started with `tls:`: what a client trusts, and under mutual TLS the
+    /// client certificate the test reads with (`readerCertificate`).
     public let clientTLS: HTTPGet.TLS?
     /// `Authorization` for the query API with ``readerToken``.
     public static let readerHeaders = ["Authorization": "Bearer \(readerToken)"]
@@ -42,6 +43,7 @@ public final class CloudProcess: Sendable {
         extraConfig: String = "",
         tls: TestCertificates? = nil,
         clientCAFile: String? = nil,
+        readerCertificate: IssuedCertificate? = nil,
         environment: [String: String] = [:]
     ) async throws -> CloudProcess {
         let port = try port ?? FreePort.allocate()
@@ -80,7 +82,7 @@ public final class CloudProcess: Sendable {
             throw error
         }
         return CloudProcess(port: port, directory: directory, configPath: configPath, storePath: storePath, process: process,
-                            https: tls != nil || extraConfig.contains("tls:"), clientTLS: tls.map { HTTPGet.TLS(caFile: $0.caFile) })
+                            https: tls != nil || extraConfig.contains("tls:"), clientTLS: tls.map { HTTPGet.TLS(caFile: $0.caFile, clientCertFile: readerCertificate?.certFile, clientKeyFile: readerCertificate?.keyFile) })
     }
 
     private init(port: Int, directory: String, configPath: String, storePath: String, process: ManagedProcess, https: Bool,

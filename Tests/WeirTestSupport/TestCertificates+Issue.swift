@@ -5,6 +5,11 @@ public struct IssuedCertificate: Sendable {
     public let certFile: String
     public let keyFile: String
 
+    public init(certFile: String, keyFile: String) {
+        self.certFile = certFile
+        self.keyFile = keyFile
+    }
+
     /// The certificate's serial number in upper-case hex, as `openssl x509 -serial` prints it.
     public func serial() async throws -> String {
         try await TestCertificates.serial(ofPEMFile: certFile)
@@ -12,6 +17,11 @@ public struct IssuedCertificate: Sendable {
 }
 
 extension TestCertificates {
+    /// The same CA with another server certificate and key (PEM files).
+    public func serving(_ server: IssuedCertificate) -> TestCertificates {
+        TestCertificates(caFile: caFile, serverCertFile: server.certFile, serverKeyFile: server.keyFile)
+    }
+
     /// What a certificate is for.
     public enum Usage: String, Sendable {
         case server = "serverAuth"
