@@ -65,9 +65,9 @@ final class EdgeHarness: @unchecked Sendable {
         return try EdgeHarness(dir: dir, broker: broker, cloudPort: try FreePort.allocate(), edgeConfig: edgeConfig)
     }
 
-    func startCloud(tokens: [String: String] = [:], extraConfig: String = "", tls: TestCertificates? = nil, clientCAFile: String? = nil,
-                    readerCertificate: IssuedCertificate? = nil) async throws {
-        cloud = try await CloudProcess.start(in: dir.path, port: cloudPort, tokens: tokens, windows: ["1s", "60s"],
+    func startCloud(tokens: [String: String] = [:], gatewayOptions: [String: [String]] = [:], extraConfig: String = "",
+                    tls: TestCertificates? = nil, clientCAFile: String? = nil, readerCertificate: IssuedCertificate? = nil) async throws {
+        cloud = try await CloudProcess.start(in: dir.path, port: cloudPort, tokens: tokens, gatewayOptions: gatewayOptions, windows: ["1s", "60s"],
                                              extraConfig: extraConfig, tls: tls, clientCAFile: clientCAFile, readerCertificate: readerCertificate)
     }
 

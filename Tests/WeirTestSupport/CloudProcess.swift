@@ -34,11 +34,13 @@ public final class CloudProcess: Sendable {
     /// Starts weir-cloud. `tokens` maps gateway names to plain tokens (their SHA-256 goes
     /// into the config, with a reader for ``readerToken``); with none, the server runs with
     /// `--insecure-no-auth`. Pass the same `port` and `directory` again to restart it on
-    /// its old store. `extraConfig` is appended to the YAML (a `tls:` block makes it HTTPS).
+    /// its old store. `gatewayOptions` adds YAML lines to a gateway's entry
+    /// (`max_readings_per_second: 100`, `devices: ["d*"]`). `extraConfig` is appended to the YAML (a `tls:` block makes it HTTPS).
     public static func start(
         in directory: String,
         port: Int? = nil,
         tokens: [String: String] = [:],
+        gatewayOptions: [String: [String]] = [:],
         windows: [String] = ["60s"],
         extraConfig: String = "",
         tls: TestCertificates? = nil,
@@ -58,6 +60,7 @@ public final class CloudProcess: Sendable {
             config += "gateways:\n"
             for (gateway, token) in tokens.sorted(by: { $0.key < $1.key }) {
                 config += "  \(gateway):\n    token_sha256: \"\(try sha256Hex(token))\"\n"
+                for option in gatewayOptions[gateway] ?? [] { config += "    \(option)\n" }
             }
         }
         if !tokens.isEmpty && !extraConfig.contains("readers:") {
