@@ -70,8 +70,10 @@ struct EdgeHTTPSEndToEndTests {
             #expect(stuck.readings == Int64(n), "nothing may be lost")
             #expect(stuck.rejectedChunks == 0, "a certificate problem says nothing about the batch")
             let error = stuck.lastUplinkError ?? ""
+            print("status for \(fault): \(error)")
             switch fault {
-            case .unknownCA, .expired: #expect(error.contains("uplink.ca_file"), "\(error)")
+            case .unknownCA: #expect(error.contains("uplink.ca_file") && error.contains("does not hold"), "\(error)")
+            case .expired: #expect(error.contains("expired on") && error.contains("tls.cert_file"), "\(error)")
             case .wrongHost: #expect(error.contains("host '127.0.0.1'") && error.contains("uplink.url"), "\(error)")
             }
             #expect(h.edge?.process.standardError.contains("uplink certificate problem") == true, "logged at once")

@@ -160,8 +160,14 @@ struct UplinkService: Service {
             metrics.uplinkUp.record(0)
             if state != "certificate problem" {
                 state = "certificate problem"
-                logger.error("\(message); keeping every chunk and retrying")
-                try? buffer.setUplinkState("uplink certificate problem", error: message)
+                var text = message
+                // Once per episode: which of unknown CA, expired or not yet valid it is.
+                if message.contains("did not verify"),
+                   let why = await CloudCertificateDiagnosis.explain(url: configuration.uplink.url, caFile: configuration.uplink.caFile) {
+                    text = "uplink certificate problem: \(why)"
+                }
+                logger.error("\(text); keeping every chunk and retrying")
+                try? buffer.setUplinkState("uplink certificate problem", error: text)
             }
             try await pause(for: backoff.next())
         case .endpointNotFound(let status, let body):
