@@ -195,6 +195,7 @@ import WeirSupport
         ("metrics_token_sha256: nope", "metrics_token_sha256"),
         ("tls: {cert_file: /x.pem}", "tls.key_file"),
         ("tls: {client_ca_file: /x.pem}", "tls.client_ca_file"),
+        ("gateways:\n  gw-1: {token_sha256: \"\(hash)\"}\n  gw-2: {token_sha256: \"\(hash)\"}", "gateways.gw-2.token_sha256"),
     ])
     func badValuesNameTheKey(_ yaml: String, _ key: String) async throws {
         let path = try write(yaml)

@@ -110,6 +110,26 @@ public struct CloudConfiguration: Sendable, Equatable {
                 }
             }
         }
+        // One token must identify one gateway (and one reader); a gateway's token may also
+        // be listed as a reader's.
+        var gatewayOf: [String: String] = [:]
+        for (gateway, access) in gateways.sorted(by: { $0.key < $1.key }) {
+            for hash in access.tokenHashes {
+                if let other = gatewayOf[hash.lowercased()], other != gateway {
+                    throw WeirError(.badConfig, "config key 'gateways.\(gateway).token_sha256': the same token hash is also gateway '\(other)'s; each gateway needs its own token")
+                }
+                gatewayOf[hash.lowercased()] = gateway
+            }
+        }
+        var readerOf: [String: String] = [:]
+        for (reader, access) in readers.sorted(by: { $0.key < $1.key }) {
+            for hash in access.tokenHashes {
+                if let other = readerOf[hash.lowercased()], other != reader {
+                    throw WeirError(.badConfig, "config key 'readers.\(reader).token_sha256': the same token hash is also reader '\(other)'s; each reader needs its own token")
+                }
+                readerOf[hash.lowercased()] = reader
+            }
+        }
         if let hash = metricsTokenHash, !hash.isSHA256Hex {
             throw WeirError(.badConfig, "config key 'metrics_token_sha256': expected 64 hex digits (the SHA-256 of the token), got \(hash.count) characters")
         }

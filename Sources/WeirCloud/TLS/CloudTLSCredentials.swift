@@ -66,11 +66,9 @@ public final class CloudTLSCredentials: Sendable {
             configuration.certificateVerification = .noHostnameVerification
             configuration.sendCANameList = true
         }
-        configuration.sslContextCallback = { [weak self] _, promise in
-            guard let self else {
-                promise.succeed(.noChanges)
-                return
-            }
+        // Holds the credentials for as long as the server's configuration lives (no cycle:
+        // the credentials do not keep the configuration).
+        configuration.sslContextCallback = { _, promise in
             let current = self.material.withLock { $0 }
             var override = NIOSSLContextConfigurationOverride()
             override.certificateChain = current.chain.map { .certificate($0) }
