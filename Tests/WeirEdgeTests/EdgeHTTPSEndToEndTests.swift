@@ -139,7 +139,7 @@ struct EdgeHTTPSEndToEndTests {
         }
     }
 
-    @Test("SIGHUP reloads the cloud's certificate: new connections get the new serial, the edge keeps forwarding")
+    @Test("SIGHUP reloads the cloud's certificate: a broken file keeps the old one, a new one is served to new connections, the edge keeps forwarding")
     func reloadOnSIGHUP() async throws {
         try await withEdgeHarness { h in
             let certs = try await TestCertificates.make(in: h.dir.path)
@@ -157,6 +157,13 @@ struct EdgeHTTPSEndToEndTests {
             try await h.publish(0..<200, with: pub)
             #expect(try await h.waitForCloudCount(200, devices: 4) == 200)
 
+            // A broken certificate file: the reload fails, the old certificate stays served.
+            let cloud = try #require(h.cloud)
+            try "not a certificate\n".write(toFile: live.serverCertFile, atomically: true, encoding: .utf8)
+            cloud.process.send(SIGHUP)
+            try await cloud.process.waitForOutput(containing: "TLS reload failed", timeout: .seconds(10))
+            #expect(try await TestCertificates.servedSerial(port: h.cloudPort) == first)
+
             let next = try await certs.issue("next", commonName: "localhost", alternativeNames: ["IP:127.0.0.1", "DNS:localhost"])
             let second = try await next.serial()
             #expect(second != first)
@@ -164,7 +171,6 @@ struct EdgeHTTPSEndToEndTests {
             try FileManager.default.removeItem(atPath: live.serverKeyFile)
             try FileManager.default.copyItem(atPath: next.certFile, toPath: live.serverCertFile)
             try FileManager.default.copyItem(atPath: next.keyFile, toPath: live.serverKeyFile)
-            let cloud = try #require(h.cloud)
             cloud.process.send(SIGHUP)
             try await cloud.process.waitForOutput(containing: "reloaded the TLS certificate", timeout: .seconds(10))
             #expect(try await TestCertificates.servedSerial(port: h.cloudPort) == second)
