@@ -3,6 +3,8 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import HummingbirdCore
+import HummingbirdTLS
 import ServiceLifecycle
 import UnixSignals
 import WeirCore
@@ -17,19 +19,23 @@ import WeirSupport
 ///
 /// Tests build the Hummingbird application directly with ``makeApplication(config:store:logger:onListening:)``.
 public enum CloudApplication {
-    /// The router with every route of DESIGN.md.
-    public static func makeRouter(config: CloudConfiguration, store: any ReadingStore) -> Router<BasicRequestContext> {
+    /// The router with every route of DESIGN.md: `POST /v1/batches` (gateway tokens),
+    /// `GET /v1/...` behind ``ReaderAuthMiddleware`` (reader tokens), `/healthz` open,
+    /// `/metrics` for loopback clients or with `metrics_token_sha256`.
+    public static func makeRouter(config: CloudConfiguration, store: any ReadingStore) throws -> Router<CloudRequestContext> {
         PrometheusExport.bootstrap()
-        let ingest = BatchIngest(store: store, config: config)
+        let ingest = try BatchIngest(store: store, config: config)
         let query = QueryAPI(store: store, windowSizesMs: config.windowSizesMs, maxOutOfOrderMs: config.maxOutOfOrder.milliseconds)
-        let router = Router()
+        let readers = try ReaderAuthenticator(readers: config.readers, insecureNoAuth: config.insecureNoAuth)
+        let router = Router(context: CloudRequestContext.self)
         router.post("/v1/batches") { request, context in
             try await ingest.handle(request, context: context)
         }
-        router.get("/v1/devices") { request, context in
+        let reads = router.group().add(middleware: ReaderAuthMiddleware<CloudRequestContext>(authenticator: readers))
+        reads.get("/v1/devices") { request, context in
             try await query.devices(request, context: context)
         }
-        router.get("/v1/devices/:device/windows") { request, context in
+        reads.get("/v1/devices/:device/windows") { request, context in
             try await query.windows(request, context: context)
         }
         router.get("/healthz") { _, _ in
@@ -37,7 +43,9 @@ public enum CloudApplication {
             let health = store.health()
             return CloudJSON.response(health, status: health.isHealthy ? .ok : .serviceUnavailable)
         }
-        router.get("/metrics") { _, _ in
+        let metricsTokenHash = config.metricsTokenHash
+        router.get("/metrics") { request, context in
+            try checkMetricsAccess(request, context: context, tokenHash: metricsTokenHash)
             var headers = HTTPFields()
             headers[.contentType] = PrometheusExport.contentType
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: PrometheusExport.render())))
@@ -45,18 +53,44 @@ public enum CloudApplication {
         return router
     }
 
-    /// The Hummingbird application; `onListening` gets the bound address once the server runs.
+    /// `/metrics`: with `metrics_token_sha256`, that bearer token (from anywhere);
+    /// without it, loopback clients only.
+    static func checkMetricsAccess(_ request: Request, context: CloudRequestContext, tokenHash: String?) throws {
+        guard let tokenHash else {
+            guard context.isLoopbackClient else {
+                throw CloudHTTPError(.forbidden, "/metrics answers loopback clients only; set metrics_token_sha256 to scrape it from elsewhere")
+            }
+            return
+        }
+        guard let token = try BearerToken.from(request, expecting: "metrics token") else {
+            throw CloudHTTPError(.unauthorized, "/metrics needs the metrics token (Authorization: Bearer <token>)")
+        }
+        guard SHA256.hex(token) == tokenHash else {
+            throw CloudHTTPError(.unauthorized, "the bearer token is not the metrics token")
+        }
+    }
+
+    /// The Hummingbird application; `onListening` gets the bound address once the server
+    /// runs. With `config.tls` it serves HTTPS from `tls` (loaded from the config's files
+    /// when not given).
     public static func makeApplication(
         config: CloudConfiguration,
         store: any ReadingStore,
         logger: Logger,
+        tls: CloudTLSCredentials? = nil,
         services: [any Service] = [],
         onListening: @escaping @Sendable (ListenAddress) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         let address = try ListenAddress.parse(config.listen)
+        let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [LingeringCloseHandler()]))
+        var server = http1
+        if let files = config.tls {
+            let credentials = try tls ?? CloudTLSCredentials(files: files)
+            server = try .tls(http1, tlsConfiguration: credentials.serverConfiguration())
+        }
         return Application(
-            router: makeRouter(config: config, store: store),
-            server: .http1(configuration: .init(additionalChannelHandlers: [LingeringCloseHandler()])),
+            router: try makeRouter(config: config, store: store),
+            server: server,
             configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "weir-cloud"),
             services: services,
             onServerRunning: { channel in
@@ -90,16 +124,34 @@ public enum CloudApplication {
             throw WeirError(.badConfig, "no gateway tokens configured (gateways.<name>.token_sha256); refusing to start without authentication (pass --insecure-no-auth for development)")
         }
         if config.insecureNoAuth {
-            logger.warning("running with --insecure-no-auth: batches are accepted without a token")
+            logger.warning("running with --insecure-no-auth: batches are accepted without a token and the query API answers anyone")
+        } else if config.readers.isEmpty {
+            logger.warning("no readers configured (readers.<name>.token_sha256): the query API answers 401 to everyone")
         }
+        let listen = try ListenAddress.parse(config.listen)
+        if config.tls == nil && !listen.isLoopback {
+            logger.warning("listening on \(listen) without TLS: gateway and reader tokens cross the network in clear text; set tls.cert_file and tls.key_file")
+        }
+        // Files first: a bad certificate path fails before the store is opened.
+        let credentials = try config.tls.map { files throws(WeirError) in try CloudTLSCredentials(files: files) }
         let store = try await openStore(config: config, logger: logger)
         let pruner = RetentionPruner(store: store, interval: config.pruneInterval, clock: ContinuousClock(), logger: logger)
-        let app = try makeApplication(config: config, store: store, logger: logger) { address in
+        let scheme = credentials == nil ? "http" : "https"
+        let app = try makeApplication(config: config, store: store, logger: logger, tls: credentials) { address in
             // One line on stdout, flushed: test harnesses wait for it to learn the port.
-            FileHandle.standardOutput.write(Data("weir-cloud listening on \(address)\n".utf8))
+            FileHandle.standardOutput.write(Data("weir-cloud listening on \(address) (\(scheme))\n".utf8))
         }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: pruner)]
+        if let credentials {
+            logger.info("serving HTTPS", metadata: [
+                "weir.cert_file": "\(credentials.files.certFile)", "weir.serial": "\(credentials.servedSerial)",
+                "weir.mutual_tls": "\(credentials.requiresClientCertificates)",
+            ])
+            services.append(.init(service: TLSReloadService(credentials: credentials, logger: logger)))
+        }
+        services.append(.init(service: app))
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: pruner), .init(service: app)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))

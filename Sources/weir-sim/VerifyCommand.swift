@@ -36,7 +36,7 @@ struct VerifyCommand: AsyncParsableCommand {
     @Option(help: "First poll the cloud until its reading counts match the truth (or stop moving within the allowed loss), at most this long.")
     var wait = DurationArgument(.zero)
 
-    @Option(help: "Bearer token for the query API, if it needs one.")
+    @Option(help: "Reader token for the cloud's query API (or WEIR_SIM_CLOUD_TOKEN).")
     var token: String?
 
     @Option(help: "Also write the results as key=value lines to this file (for scripts).")
@@ -62,7 +62,7 @@ struct VerifyCommand: AsyncParsableCommand {
             }
             guard allowLoss >= 0 else { throw WeirError(.badArgument, "--allow-loss must be 0 or more") }
             let store = try TruthStore.open(path: truth)
-            let client = try CloudClient(baseURL: cloud, token: token)
+            let client = try CloudClient(baseURL: cloud, token: token ?? ProcessInfo.processInfo.environment["WEIR_SIM_CLOUD_TOKEN"])
             let verifier = Verifier(truth: store, cloud: client, options: .init(sizes: sizesMs, allowLoss: allowLoss, concurrency: max(1, concurrency)))
             let info = try store.summary()
             say("weir-sim verify: truth \(truth) (\(info.readings) readings from \(info.parameters["devices"] ?? "?") devices\(info.finished ? "" : ", UNFINISHED run")), cloud \(client.baseURL)")

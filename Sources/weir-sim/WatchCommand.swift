@@ -32,6 +32,9 @@ struct WatchCommand: AsyncParsableCommand {
     @Option(help: "Stop after this long at the latest.")
     var timeout = DurationArgument(.seconds(600))
 
+    @Option(help: "Reader token for the cloud's query API (or WEIR_SIM_CLOUD_TOKEN).")
+    var token: String?
+
     @Flag(help: "Stop once the run has finished and the edge's buffer is empty.")
     var untilDrained = false
 
@@ -41,7 +44,8 @@ struct WatchCommand: AsyncParsableCommand {
     func run() async throws {
         bootstrapOutput(level: .error)
         try await exitOnError {
-            let client = try cloud.map { url throws(WeirError) in try CloudClient(baseURL: url) }
+            let readerToken = token ?? ProcessInfo.processInfo.environment["WEIR_SIM_CLOUD_TOKEN"]
+            let client = try cloud.map { url throws(WeirError) in try CloudClient(baseURL: url, token: readerToken) }
             var watcher = ProgressWatcher(truthPath: truth, edgeMetrics: edgeMetrics, cloud: client)
             watcher.interval = interval.duration
             let result = await watcher.run(until: untilDrained ? .drained : .forever, timeout: timeout.duration, output: say)

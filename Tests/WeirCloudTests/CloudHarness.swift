@@ -25,6 +25,9 @@ enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
 struct CloudHarness {
     static let token = "gw-1-secret-token"
     static let otherToken = "gw-2-secret-token"
+    /// A reader that sees every device.
+    static let readerToken = "reader-secret-token"
+    static let readerHeaders: HTTPFields = [.authorization: "Bearer \(readerToken)"]
 
     let directory: URL
     var config: CloudConfiguration
@@ -38,7 +41,8 @@ struct CloudHarness {
         case .sqlite: config.store = "sqlite:\(directory.appendingPathComponent("cloud.db").path)"
         case .postgres: config.store = try PostgresServer.shared().createDatabase()
         }
-        config.gateways = ["gw-1": SHA256.hex(Self.token), "gw-2": SHA256.hex(Self.otherToken)]
+        config.gateways = ["gw-1": GatewayAccess(tokenHash: SHA256.hex(Self.token)), "gw-2": GatewayAccess(tokenHash: SHA256.hex(Self.otherToken))]
+        config.readers = ["everything": ReaderAccess(tokenHashes: [SHA256.hex(Self.readerToken)])]
         configure(&config)
         self.config = config
     }
@@ -108,14 +112,14 @@ extension TestClientProtocol {
 
     /// The windows of one series and size.
     func windows(_ device: String, _ metric: String = "temp", size: String = "60s", query extra: String = "") async throws -> [WindowsAnswer.Window] {
-        try await execute(uri: "/v1/devices/\(device)/windows?metric=\(metric)&size=\(size)\(extra)", method: .get) { response in
+        try await execute(uri: "/v1/devices/\(device)/windows?metric=\(metric)&size=\(size)\(extra)", method: .get, headers: CloudHarness.readerHeaders) { response in
             #expect(response.status == .ok, "windows of \(device)/\(metric): \(String(buffer: response.body))")
             return try JSONDecoder().decode(WindowsAnswer.self, from: Data(response.body.readableBytesView)).windows
         }
     }
 
     func devices() async throws -> [DeviceSummary] {
-        try await execute(uri: "/v1/devices", method: .get) { response in
+        try await execute(uri: "/v1/devices", method: .get, headers: CloudHarness.readerHeaders) { response in
             #expect(response.status == .ok)
             return try JSONDecoder().decode([DeviceSummary].self, from: Data(response.body.readableBytesView))
         }

@@ -5,6 +5,7 @@ import FoundationNetworking
 import Testing
 @testable import WeirCloud
 import WeirCore
+import WeirSupport
 import WeirTestSupport
 
 /// The real `weir-cloud serve` process: SIGTERM stops it cleanly, SIGKILL loses nothing
@@ -67,5 +68,36 @@ import WeirTestSupport
             await again.kill()
             throw error
         }
+    }
+
+    @Test("listening on a non-loopback address without TLS warns at start")
+    func warnsWithoutTLS() async throws {
+        let dir = try TemporaryDirectory(prefix: "weir-cloud-warn")
+        defer { dir.remove() }
+        let port = try FreePort.allocate()
+        let cloud = try await CloudProcess.start(in: dir.path, port: port, tokens: ["gw-1": Self.token],
+                                                 environment: ["WEIR_CLOUD_LISTEN": "0.0.0.0:\(port)"])
+        let warning = try? await cloud.process.waitForOutput(containing: "without TLS", timeout: .seconds(5))
+        await cloud.stop()
+        #expect(warning?.contains("tls.cert_file") == true, "\(cloud.process.outputTail())")
+    }
+
+    @Test("a TLS file that is missing or not PEM stops weir-cloud before it listens, naming the key", arguments: [
+        ("cert_file: /nonexistent/cloud.pem\n  key_file: /etc/hostname", "tls.cert_file", "does not exist"),
+        ("cert_file: /etc/hostname\n  key_file: /etc/hostname", "tls.cert_file", "not a PEM certificate"),
+    ])
+    func badTLSFilesAreNamed(_ tls: String, _ key: String, _ problem: String) async throws {
+        let dir = try TemporaryDirectory(prefix: "weir-cloud-badtls")
+        defer { dir.remove() }
+        let config = dir.file("cloud.yaml")
+        try "listen: 127.0.0.1:0\nstore: sqlite:\(dir.file("c.db"))\ngateways:\n  gw-1: {token_sha256: \"\(SHA256.hex("t"))\"}\ntls:\n  \(tls)\n"
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let process = try ManagedProcess.start(name: "weir-cloud", executable: PackagePaths.program("weir-cloud"),
+                                               arguments: ["serve", "--config", config], logDirectory: dir.path)
+        let status = await process.waitForExit(timeout: .seconds(20))
+        #expect(status == .exited(2))
+        #expect(process.standardError.contains("config key '\(key)'"), "\(process.standardError)")
+        #expect(process.standardError.contains(problem), "\(process.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("c.db")), "the store is not opened on a bad TLS file")
     }
 }

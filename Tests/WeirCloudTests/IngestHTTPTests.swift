@@ -122,7 +122,7 @@ import WeirCore
         defer { harness.removeFiles() }
         try await harness.withClient { client in
             try await client.post(Batch(gateway: "gw-1", id: "huge", readings: readings("d1", [(t0, 1.7e308), (t0 + 1_000, 1.7e308)])))
-            try await client.execute(uri: "/v1/devices/d1/windows?metric=temp", method: .get) { response in
+            try await client.execute(uri: "/v1/devices/d1/windows?metric=temp", method: .get, headers: CloudHarness.readerHeaders) { response in
                 #expect(response.status == .ok)
                 let text = String(buffer: response.body)
                 #expect(text.contains(#""sum":"Infinity""#), "\(text)")
@@ -170,7 +170,7 @@ import WeirCore
             // gw-2's token cannot post for gw-1.
             #expect(try await client.post(Self.good, token: CloudHarness.otherToken).0 == .forbidden)
             // Nothing was applied by the refused requests.
-            try await client.execute(uri: "/v1/devices/d1/windows?metric=temp", method: .get) { response in
+            try await client.execute(uri: "/v1/devices/d1/windows?metric=temp", method: .get, headers: CloudHarness.readerHeaders) { response in
                 #expect(response.status == .notFound)
             }
             let (status, answer) = try await client.post(Self.good)
@@ -191,7 +191,7 @@ import WeirCore
                 ("/v1/devices/d1/windows?metric=temp&from=abc", .badRequest, "from"),
                 ("/v1/devices/nope/windows?metric=temp", .notFound, "nope"),
             ] {
-                try await client.execute(uri: uri, method: .get) { response in
+                try await client.execute(uri: uri, method: .get, headers: CloudHarness.readerHeaders) { response in
                     #expect(response.status == status, "\(uri)")
                     #expect(client.errorMessage(response).contains(words), "\(uri): \(client.errorMessage(response))")
                 }

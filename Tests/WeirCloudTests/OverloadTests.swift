@@ -62,7 +62,7 @@ import WeirCore
             #expect(appliedCount == applied.readings.count)
 
             // Nothing of the refused batch was applied; the applied one is whole.
-            try await client.execute(uri: "/v1/devices/\(refused.readings[0].device)/windows?metric=temp", method: .get) { response in
+            try await client.execute(uri: "/v1/devices/\(refused.readings[0].device)/windows?metric=temp", method: .get, headers: CloudHarness.readerHeaders) { response in
                 #expect(response.status == .notFound)
             }
             let appliedWindows = try await client.windows(applied.readings[0].device)

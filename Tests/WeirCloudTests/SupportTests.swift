@@ -135,7 +135,7 @@ import WeirSupport
         #expect(config.allowedLateness == .seconds(1800))
         #expect(config.rawRetention == .seconds(2 * 86_400))
         #expect(config.maxBodyBytes == 1 << 20)
-        #expect(config.gateways == ["gw-1": SHA256.hex("a"), "gw-2": SHA256.hex("c")])
+        #expect(config.gateways == ["gw-1": GatewayAccess(tokenHash: SHA256.hex("a")), "gw-2": GatewayAccess(tokenHash: SHA256.hex("c"))])
     }
 
     @Test(arguments: [
@@ -180,7 +180,7 @@ import WeirSupport
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("cloud/weir-cloud.yaml").path
         let config = try CloudConfiguration.load(from: try await ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [:]))
-        #expect(config.gateways["gw-1"] == SHA256.hex("test"))
+        #expect(config.gateways["gw-1"] == GatewayAccess(tokenHash: SHA256.hex("test")))
         #expect(config.windowSizesMs == [60_000])
     }
 }

@@ -187,6 +187,13 @@ struct EdgeConfigurationTests {
         // Issue 12's key.
         ("gateway: gw-1\nliveness:\n  stall_after: 500ms\n", "liveness.stall_after", "must be at least 1s"),
         ("gateway: gw-1\nliveness:\n  stall_after: never\n", "liveness.stall_after", "'never' is not a duration"),
+        // Issue 14's keys.
+        ("gateway: gw-1\nuplink:\n  url: https://cloud:8443\n  ca_file: /nonexistent/ca.pem\n", "uplink.ca_file", "/nonexistent/ca.pem does not exist"),
+        ("gateway: gw-1\nuplink:\n  url: https://cloud:8443\n  ca_file: /etc\n", "uplink.ca_file", "is not a readable file"),
+        ("gateway: gw-1\nuplink:\n  url: https://cloud:8443\n  ca_file: /etc/hostname\n", "uplink.ca_file", "is not a PEM certificate file"),
+        ("gateway: gw-1\nuplink:\n  url: https://cloud:8443\n  client_cert_file: /etc/hostname\n", "uplink.client_key_file", "mutual TLS needs both"),
+        ("gateway: gw-1\nuplink:\n  url: https://cloud:8443\n  client_key_file: /etc/hostname\n", "uplink.client_cert_file", "mutual TLS needs both"),
+        ("gateway: gw-1\nuplink:\n  url: https://cloud:8443\n  client_cert_file: /nonexistent/c.pem\n  client_key_file: /nonexistent/c.key\n", "uplink.client_cert_file", "does not exist"),
     ])
     func badConfigNamesKey(yaml: String, key: String, problem: String) async throws {
         try await withTemporaryDirectory { dir in

@@ -34,7 +34,9 @@ final class EdgeHarness: @unchecked Sendable {
     /// `subscriptions` (a YAML list, written from column 0), the metrics listen address,
     /// `uplinkURL` instead of this harness's cloud (e.g. a list of replicas), and `extra` top-level keys (filters, clock policy...).
     func writeConfig(subscriptions: String = "- topic: devices/{device}/telemetry\n  format: json",
-                     metricsListen: String = "off", uplinkURL: String? = nil, extra: String = "") throws {
+                     metricsListen: String = "off", extra: String = "", uplink: String? = nil,
+                     uplinkKeys: [String: String] = [:]) throws {
+        let uplinkLines = uplinkKeys.sorted { $0.key < $1.key }.map { "\n  \($0.key): \($0.value)" }.joined()
         let indented = subscriptions.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
         try """
             gateway: gw-1
@@ -47,10 +49,10 @@ final class EdgeHarness: @unchecked Sendable {
               path: \(bufferPath)
               flush_interval: 100ms
             uplink:
-              url: \(uplinkURL ?? "http://127.0.0.1:\(cloudPort)")
+              url: \(uplink ?? "http://127.0.0.1:\(cloudPort)")
               backoff_base: 50ms
               backoff_cap: 500ms
-              timeout: 5s
+              timeout: 5s\(uplinkLines)
             metrics:
               listen: \(metricsListen)
             \(extra)
@@ -63,9 +65,10 @@ final class EdgeHarness: @unchecked Sendable {
         return try EdgeHarness(dir: dir, broker: broker, cloudPort: try FreePort.allocate(), edgeConfig: edgeConfig)
     }
 
-    func startCloud(tokens: [String: String] = [:], extraConfig: String = "") async throws {
-        cloud = try await CloudProcess.start(in: dir.path, port: cloudPort, tokens: tokens, windows: ["1s", "60s"],
-                                             extraConfig: extraConfig)
+    func startCloud(tokens: [String: String] = [:], gatewayOptions: [String: [String]] = [:], extraConfig: String = "",
+                    tls: TestCertificates? = nil, clientCAFile: String? = nil, readerCertificate: IssuedCertificate? = nil) async throws {
+        cloud = try await CloudProcess.start(in: dir.path, port: cloudPort, tokens: tokens, gatewayOptions: gatewayOptions, windows: ["1s", "60s"],
+                                             extraConfig: extraConfig, tls: tls, clientCAFile: clientCAFile, readerCertificate: readerCertificate)
     }
 
     func startEdge(environment: [String: String] = [:]) async throws {
@@ -147,7 +150,7 @@ final class EdgeHarness: @unchecked Sendable {
         var out: [String: [WindowsResponse.Window]] = [:]
         for d in 0..<devices {
             let url = "\(cloud.url)/v1/devices/d\(d)/windows?metric=temp&size=\(size)&from=\(baseTs - 3_600_000)&to=\(baseTs + 3_600_000)"
-            let (status, body) = try await HTTPGet.fetch(url)
+            let (status, body) = try await HTTPGet.fetch(url, headers: CloudProcess.readerHeaders, tls: cloud.clientTLS)
             if status == 404 { out["d\(d)"] = []; continue }   // no readings from that device yet
             guard status == 200 else { throw TestSupportError("GET \(url) → \(status): \(String(decoding: body.prefix(300), as: UTF8.self))") }
             out["d\(d)"] = try JSONDecoder().decode(WindowsResponse.self, from: body).windows
@@ -162,7 +165,7 @@ final class EdgeHarness: @unchecked Sendable {
 
     func cloudDevices() async throws -> [DeviceRow] {
         guard let cloud else { return [] }
-        return try await HTTPGet.json([DeviceRow].self, "\(cloud.url)/v1/devices")
+        return try await HTTPGet.json([DeviceRow].self, "\(cloud.url)/v1/devices", tls: cloud.clientTLS)
     }
 
     /// Waits until the cloud's windows hold `expected` readings (or the time is up);

@@ -24,7 +24,7 @@ struct EdgeReplayOrderEndToEndTests {
     func windows(_ h: EdgeHarness, device: Int, from: Int64, to: Int64) async throws -> [Window] {
         guard let cloud = h.cloud else { return [] }
         let url = "\(cloud.url)/v1/devices/d\(device)/windows?metric=temp&size=1s&from=\(from)&to=\(to)"
-        let (status, body) = try await HTTPGet.fetch(url)
+        let (status, body) = try await HTTPGet.fetch(url, headers: CloudProcess.readerHeaders, tls: cloud.clientTLS)
         if status == 404 { return [] }   // no readings from that device yet
         guard status == 200 else { throw TestSupportError("GET \(url) → \(status): \(String(decoding: body.prefix(300), as: UTF8.self))") }
         return try JSONDecoder().decode(WindowsResponse.self, from: body).windows

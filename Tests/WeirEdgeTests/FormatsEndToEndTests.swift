@@ -95,7 +95,7 @@ struct FormatsEndToEndTests {
                     let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
                     let url = "\(cloud.url)/v1/devices/\(parts[0])/windows?metric=\(parts[1])&size=60s&from=\(h.baseTs - 3_600_000)&to=\(h.baseTs + 3_600_000)"
                     // 404: the cloud has not seen this device yet (its readings are still on the way).
-                    let (status, body) = try await HTTPGet.fetch(url)
+                    let (status, body) = try await HTTPGet.fetch(url, headers: CloudProcess.readerHeaders, tls: cloud.clientTLS)
                     if status == 404 { seen[key] = (0, 0); continue }
                     guard status == 200 else { throw TestSupportError("GET \(url) → \(status)") }
                     let windows = try JSONDecoder().decode(WindowsResponse.self, from: body).windows

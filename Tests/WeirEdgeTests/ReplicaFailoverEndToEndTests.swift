@@ -17,7 +17,7 @@ import WeirTestSupport
             let b = try await CloudProcess.start(in: h.dir.file("b"), windows: ["1s", "60s"], store: store)
             h.cloud = a
             do {
-                try h.writeConfig(uplinkURL: "[\(a.url), \(b.url)]")
+                try h.writeConfig(uplink: "[\(a.url), \(b.url)]")
                 try await h.startEdge()
                 let total = 8_000
                 let publisher = try await h.publisher()

@@ -97,7 +97,7 @@ final class SimHarness: Sendable {
 
     /// The verifier for this run's truth and cloud.
     func verifier(allowLoss: Int = 0) throws -> Verifier {
-        Verifier(truth: try TruthStore.open(path: truthPath), cloud: try CloudClient(baseURL: cloudURL),
+        Verifier(truth: try TruthStore.open(path: truthPath), cloud: try CloudClient(baseURL: cloudURL, token: CloudProcess.readerToken),
                  options: .init(sizes: [10_000, 60_000], allowLoss: allowLoss))
     }
 

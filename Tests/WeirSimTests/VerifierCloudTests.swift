@@ -36,7 +36,7 @@ import WeirTestSupport
     }
 
     static func verify(truth path: String, cloud: CloudProcess, allowLoss: Int = 0) async throws -> VerificationReport {
-        let verifier = Verifier(truth: try TruthStore.open(path: path), cloud: try CloudClient(baseURL: cloud.url),
+        let verifier = Verifier(truth: try TruthStore.open(path: path), cloud: try CloudClient(baseURL: cloud.url, token: CloudProcess.readerToken),
                                 options: .init(sizes: [10_000, 60_000], allowLoss: allowLoss))
         return try await verifier.verify()
     }

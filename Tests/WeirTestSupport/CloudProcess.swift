@@ -16,18 +16,36 @@ public final class CloudProcess: Sendable {
     public let storePath: String
     public let process: ManagedProcess
 
-    /// `http://127.0.0.1:<port>`.
-    public var url: String { "http://127.0.0.1:\(port)" }
+    /// Whether it serves HTTPS (`tls:` in its config).
+    public let https: Bool
+    /// For HTTPS clouds started with `tls:`: what a client trusts, and under mutual TLS the
+    /// client certificate the test reads with (`readerCertificate`).
+    public let clientTLS: HTTPGet.TLS?
+    /// `Authorization` for the query API with ``readerToken``.
+    public static let readerHeaders = ["Authorization": "Bearer \(readerToken)"]
+    /// `http://127.0.0.1:<port>` (`https://` with TLS).
+    public var url: String { "\(https ? "https" : "http")://127.0.0.1:\(port)" }
+
+    /// The token of the reader every started cloud with gateway tokens has (devices `*`),
+    /// unless the test's `extraConfig` brings its own `readers:`. ``HTTPGet/json(_:_:token:)``
+    /// sends it by default.
+    public static let readerToken = "test-reader-token"
 
     /// Starts weir-cloud. `tokens` maps gateway names to plain tokens (their SHA-256 goes
-    /// into the config); with none, the server runs with `--insecure-no-auth`. Pass the
-    /// same `port` and `directory` again to restart it on its old store.
+    /// into the config, with a reader for ``readerToken``); with none, the server runs with
+    /// `--insecure-no-auth`. Pass the same `port` and `directory` again to restart it on
+    /// its old store. `gatewayOptions` adds YAML lines to a gateway's entry
+    /// (`max_readings_per_second: 100`, `devices: ["d*"]`). `extraConfig` is appended to the YAML (a `tls:` block makes it HTTPS).
     public static func start(
         in directory: String,
         port: Int? = nil,
         tokens: [String: String] = [:],
+        gatewayOptions: [String: [String]] = [:],
         windows: [String] = ["60s"],
         extraConfig: String = "",
+        tls: TestCertificates? = nil,
+        clientCAFile: String? = nil,
+        readerCertificate: IssuedCertificate? = nil,
         environment: [String: String] = [:],
         store: String? = nil
     ) async throws -> CloudProcess {
@@ -43,7 +61,15 @@ public final class CloudProcess: Sendable {
             config += "gateways:\n"
             for (gateway, token) in tokens.sorted(by: { $0.key < $1.key }) {
                 config += "  \(gateway):\n    token_sha256: \"\(try sha256Hex(token))\"\n"
+                for option in gatewayOptions[gateway] ?? [] { config += "    \(option)\n" }
             }
+        }
+        if !tokens.isEmpty && !extraConfig.contains("readers:") {
+            config += "readers:\n  test-reader:\n    token_sha256: \"\(try sha256Hex(readerToken))\"\n"
+        }
+        if let tls {
+            config += "tls:\n  cert_file: \(tls.serverCertFile)\n  key_file: \(tls.serverKeyFile)\n"
+            if let clientCAFile { config += "  client_ca_file: \(clientCAFile)\n" }
         }
         config += extraConfig
         let configPath = "\(directory)/weir-cloud-\(port).yaml"
@@ -59,10 +85,14 @@ public final class CloudProcess: Sendable {
             await process.killNow()
             throw error
         }
-        return CloudProcess(port: port, directory: directory, configPath: configPath, storePath: storePath, process: process)
+        return CloudProcess(port: port, directory: directory, configPath: configPath, storePath: storePath, process: process,
+                            https: tls != nil || extraConfig.contains("tls:"), clientTLS: tls.map { HTTPGet.TLS(caFile: $0.caFile, clientCertFile: readerCertificate?.certFile, clientKeyFile: readerCertificate?.keyFile) })
     }
 
-    private init(port: Int, directory: String, configPath: String, storePath: String, process: ManagedProcess) {
+    private init(port: Int, directory: String, configPath: String, storePath: String, process: ManagedProcess, https: Bool,
+                 clientTLS: HTTPGet.TLS?) {
+        self.https = https
+        self.clientTLS = clientTLS
         self.port = port
         self.directory = directory
         self.configPath = configPath

@@ -3,6 +3,7 @@
 //   bench/run cloud [--readings N] [--http-readings N] [--json-readings N] [--batch N] [--skip-floor] [--dir PATH]
 //   bench/run cloud --peers    (the peers' data end to end, see PeersBench.swift)
 //   bench/run cloud-pg         (weir-cloud on PostgreSQL, replicas, see PostgresBench.swift)
+//   bench/run cloud-tls        (HTTPS vs HTTP, see TLSBench.swift)
 //
 // Data: N readings (default 10M) over 1,000 devices × 3 metrics at 1 s spacing, in batches
 // of 10k readings, 5% duplicates (from the same and the previous batch), 10% out of order
@@ -37,6 +38,9 @@ struct Options {
     var peers = false
     var postgres = false
     var readingsGiven = false
+    var tls = false
+    var tlsReadings = 2_000_000
+    var tlsRounds = 200
     var directory = FileManager.default.temporaryDirectory.appendingPathComponent("weir-bench-cloud-\(getpid())").path
 
     init(_ args: [String]) throws {
@@ -57,6 +61,9 @@ struct Options {
             case "--skip-floor": skipFloor = true
             case "--peers": peers = true
             case "--postgres": postgres = true
+            case "--tls": tls = true
+            case "--tls-readings": tlsReadings = try number(arg)
+            case "--tls-rounds": tlsRounds = try number(arg)
             case "--json-readings":
                 guard let v = it.next(), let n = Int(v.replacingOccurrences(of: "_", with: "")), n >= 0 else {
                     throw BenchError("--json-readings needs a whole number (0 skips the JSON run)")
@@ -66,7 +73,7 @@ struct Options {
                 guard let v = it.next() else { throw BenchError("--dir needs a path") }
                 directory = v
             case "-h", "--help":
-                print("usage: weir-bench-cloud [--readings N (10000000)] [--http-readings N (= readings)] [--batch N (10000)] [--json-readings N (1000000)] [--skip-floor] [--dir PATH] [--peers] [--postgres]")
+                print("usage: weir-bench-cloud [--readings N (10000000)] [--http-readings N (= readings)] [--batch N (10000)] [--json-readings N (1000000)] [--skip-floor] [--dir PATH] [--peers] [--postgres] [--tls [--tls-readings N (2000000)] [--tls-rounds N (200)]]")
                 exit(0)
             default:
                 throw BenchError("unknown argument '\(arg)' (try --help)")
@@ -335,6 +342,10 @@ enum WeirBenchCloud {
             }
             if options.postgres {
                 try await PostgresBench.run(options)
+                return
+            }
+            if options.tls {
+                try await TLSBench.run(options)
                 return
             }
             print("weir-bench-cloud: \(options.readings) readings, 1000 devices × 3 metrics, 1 s spacing, batches of \(options.batchSize), 5% duplicates, 10% out of order")

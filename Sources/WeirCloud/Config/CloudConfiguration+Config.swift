@@ -1,3 +1,4 @@
+import Foundation
 import WeirCore
 import WeirSupport
 
@@ -14,7 +15,16 @@ extension CloudConfiguration {
     /// - `late_policy` (`update` | `drop`, default `update`)
     /// - `allowed_lateness` (duration, default `1h`)
     /// - `raw_retention` (duration, default `7d`)
-    /// - `gateways.<name>.token_sha256` (64 hex digits: SHA-256 of the gateway's token)
+    /// - `gateways.<name>.token_sha256` (64 hex digits: SHA-256 of the gateway's token, or
+    ///   a list of them while a token is rotated)
+    /// - `gateways.<name>.devices` (list of device patterns with `*`/`?`; default: any device)
+    /// - `gateways.<name>.max_readings_per_second` (number; default unlimited): over it `429`
+    /// - `readers.<name>.token_sha256` (hash or list of hashes), `readers.<name>.devices`
+    ///   (patterns, default `["*"]`): who may use the query API and which devices it sees
+    /// - `metrics_token_sha256` (hash): the token `GET /metrics` needs from a non-loopback
+    ///   client (without it `/metrics` answers loopback clients only)
+    /// - `tls.cert_file`, `tls.key_file` (PEM): serve HTTPS; `tls.client_ca_file` (PEM):
+    ///   require gateways' client certificates signed by this CA (mutual TLS)
     /// - `max_body` (size, default `16MiB`): larger request bodies get `413`
     /// - `max_decoded_body` (size, default `128MiB`): limit after decompression
     /// - `max_pending_batches` (default `64`): more waiting batches get `503` + `Retry-After`
@@ -23,8 +33,10 @@ extension CloudConfiguration {
     ///   the database (down, locked) is answered `503` and the sender resends it
     public static let knownKeys = [
         "listen", "store", "windows", "max_out_of_order", "late_policy", "allowed_lateness",
-        "raw_retention", "gateways.*.token_sha256", "max_body", "max_decoded_body",
-        "max_pending_batches", "prune_interval", "store_timeout",
+        "raw_retention", "gateways.*.token_sha256", "gateways.*.devices", "gateways.*.max_readings_per_second",
+        "readers.*.token_sha256", "readers.*.devices", "metrics_token_sha256",
+        "tls.cert_file", "tls.key_file", "tls.client_ca_file",
+        "max_body", "max_decoded_body", "max_pending_batches", "prune_interval", "store_timeout",
     ]
 
     /// Reads the configuration from `source`; a bad value throws naming its key.
@@ -46,10 +58,41 @@ extension CloudConfiguration {
         config.storeTimeout = try source.duration("store_timeout", default: config.storeTimeout)
         for gateway in source.children(of: "gateways") {
             let key = "gateways.\(gateway).token_sha256"
-            guard let hash = source.string(key) else {
+            guard let hashes = source.list(key), !hashes.isEmpty else {
                 throw source.problem(key, "gateway '\(gateway)' has no token_sha256")
             }
-            config.gateways[gateway] = hash.lowercased()
+            var access = GatewayAccess(tokenHashes: hashes.map { $0.lowercased() })
+            access.devices = source.list("gateways.\(gateway).devices")
+            let rateKey = "gateways.\(gateway).max_readings_per_second"
+            if let text = source.string(rateKey) {
+                guard let rate = Double(text.trimmingCharacters(in: .whitespaces)), rate > 0, rate.isFinite else {
+                    throw source.problem(rateKey, "'\(text.prefix(40))' is not a positive number of readings per second")
+                }
+                access.maxReadingsPerSecond = rate
+            }
+            config.gateways[gateway] = access
+        }
+        for reader in source.children(of: "readers") {
+            let key = "readers.\(reader).token_sha256"
+            guard let hashes = source.list(key), !hashes.isEmpty else {
+                throw source.problem(key, "reader '\(reader)' has no token_sha256")
+            }
+            config.readers[reader] = ReaderAccess(tokenHashes: hashes.map { $0.lowercased() },
+                                                  devices: source.list("readers.\(reader).devices") ?? ["*"])
+        }
+        config.metricsTokenHash = source.string("metrics_token_sha256")?.lowercased()
+        let certFile = source.string("tls.cert_file")
+        let keyFile = source.string("tls.key_file")
+        let clientCA = source.string("tls.client_ca_file")
+        switch (certFile, keyFile) {
+        case (let cert?, let key?):
+            config.tls = CloudTLSConfiguration(certFile: cert, keyFile: key, clientCAFile: clientCA)
+        case (nil, nil):
+            if clientCA != nil { throw source.problem("tls.client_ca_file", "needs tls.cert_file and tls.key_file (mutual TLS is part of HTTPS)") }
+        case (nil, _):
+            throw source.problem("tls.cert_file", "tls.key_file is set but tls.cert_file is not; HTTPS needs both")
+        case (_, nil):
+            throw source.problem("tls.key_file", "tls.cert_file is set but tls.key_file is not; HTTPS needs both")
         }
         do {
             try config.validate()

@@ -5,7 +5,8 @@ import WeirCore
 /// ```swift
 /// var config = CloudConfiguration()
 /// config.windowSizes = [.seconds(10), .seconds(60)]
-/// config.gateways = ["gw-1": SHA256.hex("secret-token")]
+/// config.gateways = ["gw-1": GatewayAccess(tokenHash: SHA256.hex("secret-token"))]
+/// config.readers = ["dashboard": ReaderAccess(tokenHashes: [SHA256.hex("reader-token")])]
 /// ```
 ///
 /// Loaded from YAML with environment overrides by ``CloudConfiguration/load(from:)``.
@@ -33,8 +34,16 @@ public struct CloudConfiguration: Sendable, Equatable {
     /// How long raw readings are kept for deduplication, in event time behind the
     /// device's newest reading; older readings are rejected as too late.
     public var rawRetention: Duration = .seconds(7 * 86_400)
-    /// Gateway name → SHA-256 (hex) of its bearer token.
-    public var gateways: [String: String] = [:]
+    /// Gateway name → its token hashes, devices and rate limit.
+    public var gateways: [String: GatewayAccess] = [:]
+    /// Reader name → its token hashes and the devices it sees. The query API needs one
+    /// (unless `insecureNoAuth`).
+    public var readers: [String: ReaderAccess] = [:]
+    /// SHA-256 (hex) of the token `GET /metrics` needs from a non-loopback client; `nil`:
+    /// `/metrics` answers loopback clients only.
+    public var metricsTokenHash: String?
+    /// HTTPS (and mutual TLS); `nil` serves plain HTTP.
+    public var tls: CloudTLSConfiguration?
     /// The largest request body accepted (compressed), in bytes.
     public var maxBodyBytes: Int = 16 << 20
     /// The largest body after decompression, in bytes.
@@ -45,7 +54,8 @@ public struct CloudConfiguration: Sendable, Equatable {
     public var pruneInterval: Duration = .seconds(60)
     /// How long a batch may wait for PostgreSQL before it is answered 503.
     public var storeTimeout: Duration = .seconds(15)
-    /// Start without any gateway token (every request is accepted). For development only.
+    /// Open mode, for development only: start without any gateway token, accept batches
+    /// without a token and answer the query API without a reader token.
     public var insecureNoAuth: Bool = false
 
     public init() {}
@@ -73,11 +83,58 @@ public struct CloudConfiguration: Sendable, Equatable {
         if storeTimeout <= .zero { throw WeirError(.badConfig, "config key 'store_timeout' must be positive") }
         if maxPendingBatches <= 0 { throw WeirError(.badConfig, "config key 'max_pending_batches' must be positive") }
         _ = try ListenAddress.parse(listen)
-        for (gateway, hash) in gateways {
-            let ok = hash.utf8.count == 64 && hash.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) || (65...70).contains($0) }
-            if !ok {
-                throw WeirError(.badConfig, "config key 'gateways.\(gateway).token_sha256': expected 64 hex digits (the SHA-256 of the token, e.g. from `printf %s TOKEN | sha256sum`)")
+        for (gateway, access) in gateways {
+            let key = "gateways.\(gateway).token_sha256"
+            if access.tokenHashes.isEmpty { throw WeirError(.badConfig, "config key '\(key)': gateway '\(gateway)' has no token hash") }
+            for hash in access.tokenHashes where !hash.isSHA256Hex {
+                throw WeirError(.badConfig, "config key '\(key)': expected 64 hex digits (the SHA-256 of the token, e.g. from `printf %s TOKEN | sha256sum`), got '\(hash.prefix(12))...' (\(hash.count) characters)")
             }
+            for pattern in access.devices ?? [] {
+                do { _ = try DeviceGlob(pattern) } catch {
+                    throw WeirError(.badConfig, "config key 'gateways.\(gateway).devices': \(error.message)")
+                }
+            }
+            if access.devices?.isEmpty == true {
+                throw WeirError(.badConfig, "config key 'gateways.\(gateway).devices': an empty list allows no device; leave the key out to allow every device")
+            }
+            if let rate = access.maxReadingsPerSecond, !(rate > 0 && rate.isFinite) {
+                throw WeirError(.badConfig, "config key 'gateways.\(gateway).max_readings_per_second': must be a positive number")
+            }
+        }
+        for (reader, access) in readers {
+            let key = "readers.\(reader).token_sha256"
+            if access.tokenHashes.isEmpty { throw WeirError(.badConfig, "config key '\(key)': reader '\(reader)' has no token hash") }
+            for hash in access.tokenHashes where !hash.isSHA256Hex {
+                throw WeirError(.badConfig, "config key '\(key)': expected 64 hex digits (the SHA-256 of the token, e.g. from `printf %s TOKEN | sha256sum`), got '\(hash.prefix(12))...' (\(hash.count) characters)")
+            }
+            for pattern in access.devices {
+                do { _ = try DeviceGlob(pattern) } catch {
+                    throw WeirError(.badConfig, "config key 'readers.\(reader).devices': \(error.message)")
+                }
+            }
+        }
+        // One token must identify one gateway (and one reader); a gateway's token may also
+        // be listed as a reader's.
+        var gatewayOf: [String: String] = [:]
+        for (gateway, access) in gateways.sorted(by: { $0.key < $1.key }) {
+            for hash in access.tokenHashes {
+                if let other = gatewayOf[hash.lowercased()], other != gateway {
+                    throw WeirError(.badConfig, "config key 'gateways.\(gateway).token_sha256': the same token hash is also gateway '\(other)'s; each gateway needs its own token")
+                }
+                gatewayOf[hash.lowercased()] = gateway
+            }
+        }
+        var readerOf: [String: String] = [:]
+        for (reader, access) in readers.sorted(by: { $0.key < $1.key }) {
+            for hash in access.tokenHashes {
+                if let other = readerOf[hash.lowercased()], other != reader {
+                    throw WeirError(.badConfig, "config key 'readers.\(reader).token_sha256': the same token hash is also reader '\(other)'s; each reader needs its own token")
+                }
+                readerOf[hash.lowercased()] = reader
+            }
+        }
+        if let hash = metricsTokenHash, !hash.isSHA256Hex {
+            throw WeirError(.badConfig, "config key 'metrics_token_sha256': expected 64 hex digits (the SHA-256 of the token), got \(hash.count) characters")
         }
     }
 }

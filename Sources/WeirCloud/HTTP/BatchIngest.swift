@@ -13,9 +13,15 @@ import WeirCore
 /// store transaction and answers `200` with the counts only after the commit.
 ///
 /// Answers: `400` for a body that is not a batch (JSON error naming the problem), `401`
-/// for a missing or unknown token, `403` for a token of another gateway, `413` over the
-/// size cap, `415` for an unknown type or encoding, `503` + `Retry-After` when too many
-/// batches are waiting for the store.
+/// for a missing or unknown token, `403` for a token of another gateway (or, under mutual
+/// TLS, a client certificate that does not name the token's gateway), `413` over the
+/// size cap, `415` for an unknown type or encoding, `429` + `Retry-After` over the
+/// gateway's `max_readings_per_second`, `503` + `Retry-After` when too many batches are
+/// waiting for the store.
+///
+/// A gateway bound to `devices:` has its readings and drop-ledger rows for other devices
+/// refused one by one (kept in the `rejected` table, counted `forbidden`); the rest of the
+/// batch is applied.
 public final class BatchIngest: Sendable {
     let store: any ReadingStore
     let authenticator: GatewayAuthenticator
@@ -24,16 +30,20 @@ public final class BatchIngest: Sendable {
     let maxPending: Int
     let pending = Atomic<Int>(0)
     let metrics = IngestMetrics()
+    let limiter = IngestRateLimiter()
+    /// Mutual TLS: the client certificate must name the gateway whose token it presents.
+    let checksClientCertificate: Bool
 
-    init(store: any ReadingStore, config: CloudConfiguration) {
+    init(store: any ReadingStore, config: CloudConfiguration) throws(WeirError) {
         self.store = store
-        self.authenticator = GatewayAuthenticator(gateways: config.gateways, insecureNoAuth: config.insecureNoAuth)
+        self.authenticator = try GatewayAuthenticator(gateways: config.gateways, insecureNoAuth: config.insecureNoAuth)
+        self.checksClientCertificate = config.tls?.clientCAFile != nil
         self.maxBodyBytes = config.maxBodyBytes
         self.maxDecodedBytes = config.maxDecodedBytes
         self.maxPending = config.maxPendingBatches
     }
 
-    func handle(_ request: Request, context: some RequestContext) async throws -> Response {
+    func handle(_ request: Request, context: CloudRequestContext) async throws -> Response {
         do {
             return try await apply(request, context: context)
         } catch var refusal as CloudHTTPError where Self.closesConnection(refusal.status) {
@@ -50,14 +60,36 @@ public final class BatchIngest: Sendable {
         [.badRequest, .unauthorized, .forbidden, .contentTooLarge, .unsupportedMediaType].contains(status)
     }
 
-    private func apply(_ request: Request, context: some RequestContext) async throws -> Response {
-        let tokenGateway = try authenticator.gateway(for: request)
-        let decoded = try await decode(request)
+    private func apply(_ request: Request, context: CloudRequestContext) async throws -> Response {
+        let gateway = try authenticator.gateway(for: request)
+        if checksClientCertificate, let gateway {
+            // The handshake already checked the certificate against client_ca_file.
+            let names = await ClientCertificateNames.ofPeer(on: context.channel) ?? []
+            guard names.contains(gateway.name) else {
+                metrics.forbiddenCertificate.increment()
+                throw CloudHTTPError(.forbidden, "the client certificate names \(names.isEmpty ? "no gateway" : names.map { "'\($0.prefix(64))'" }.joined(separator: ", ")), not gateway '\(gateway.name)' whose token was presented")
+            }
+        }
+        var decoded = try await decode(request)
         if let bad = decoded.batch.drops.firstIndex(where: { $0.count < 0 || $0.count > Self.maxDropCount || $0.from > $0.to }) {
             throw CloudHTTPError(.badRequest, "drops[\(bad)] is not a valid drop-ledger row (count 0–\(Self.maxDropCount), from ≤ to)")
         }
-        if let tokenGateway, tokenGateway != decoded.batch.gateway {
-            throw CloudHTTPError(.forbidden, "the token belongs to gateway '\(tokenGateway)', not '\(decoded.batch.gateway.prefix(128))'")
+        if let gateway, gateway.name != decoded.batch.gateway {
+            throw CloudHTTPError(.forbidden, "the token belongs to gateway '\(gateway.name)', not '\(decoded.batch.gateway.prefix(128))'")
+        }
+        if let gateway, let rate = gateway.maxReadingsPerSecond {
+            // Before the batch waits for the store: a gateway over its limit holds up no one.
+            if case .refused(let wait) = limiter.admit(gateway: gateway.name, readings: decoded.readingCount, perSecond: rate, now: .now) {
+                metrics.rateLimited.increment()
+                let seconds = max(1, Int((Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18).rounded(.up)))
+                throw CloudHTTPError(.tooManyRequests, "gateway '\(gateway.name)' is over its max_readings_per_second (\(Self.rateText(rate))); retry in \(seconds)s",
+                                     retryAfter: seconds)
+            }
+        }
+        var forbidden = 0
+        if let gateway, !gateway.devices.isAll {
+            forbidden = Self.bind(&decoded, to: gateway.devices, gateway: gateway.name)
+            if forbidden > 0 { metrics.forbidden.increment(by: forbidden) }
         }
         let waiting = pending.wrappingAdd(1, ordering: .relaxed).newValue
         defer { pending.wrappingSubtract(1, ordering: .relaxed) }
@@ -79,7 +111,68 @@ public final class BatchIngest: Sendable {
             "weir.gateway": "\(decoded.batch.gateway)", "weir.batch": "\(outcome.batch)",
             "weir.accepted": "\(outcome.accepted)", "weir.duplicates": "\(outcome.duplicates)",
         ])
-        return CloudJSON.response(BatchAnswer(outcome))
+        var answer = BatchAnswer(outcome)
+        answer.forbidden = forbidden
+        return CloudJSON.response(answer)
+    }
+
+    static func rateText(_ rate: Double) -> String {
+        rate == rate.rounded() && rate < 1e15 ? "\(Int64(rate))/s" : "\(rate)/s"
+    }
+
+    /// Refuses the readings and drop-ledger rows of devices outside `scope`: they move to
+    /// `rejected` / `rejectedDrops` (by their index in the body) and the rest stay. Returns
+    /// how many were refused.
+    static func bind(_ decoded: inout DecodedBatch, to scope: DeviceScope, gateway: String) -> Int {
+        func reason(_ device: String) -> String {
+            "forbidden: gateway '\(gateway)' may not write device '\(device.prefix(128))' (its devices: \(scope.text))"
+        }
+        let alreadyRejected = Set(decoded.rejected.map(\.index))
+        var kept: [Reading] = []
+        var refused: [RejectedReading] = []
+        var bodyIndex = 0
+        var lastDevice: String?
+        var lastAllowed = true
+        for (position, reading) in decoded.batch.readings.enumerated() {
+            while alreadyRejected.contains(bodyIndex) { bodyIndex += 1 }
+            // Batches come grouped by series: most readings repeat the last device.
+            if reading.device != lastDevice {
+                lastDevice = reading.device
+                lastAllowed = scope.allows(reading.device)
+                if !lastAllowed && refused.isEmpty {
+                    kept.reserveCapacity(decoded.batch.readings.count)
+                    kept.append(contentsOf: decoded.batch.readings.prefix(position))
+                }
+            }
+            if !lastAllowed {
+                refused.append(RejectedReading(
+                    index: bodyIndex, reason: reason(reading.device),
+                    raw: #"{"device":"\#(reading.device)","metric":"\#(reading.metric)","ts":\#(reading.ts),"value":\#(reading.value)}"#))
+            } else if !refused.isEmpty {
+                kept.append(reading)
+            }
+            bodyIndex += 1
+        }
+        if !refused.isEmpty {
+            decoded.batch.readings = kept
+            decoded.rejected = (decoded.rejected + refused).sorted { $0.index < $1.index }
+        }
+        var keptDrops: [DropRecord] = []
+        var refusedDrops: [RejectedReading] = []
+        for (index, drop) in decoded.batch.drops.enumerated() {
+            if scope.allows(drop.device) {
+                keptDrops.append(drop)
+            } else {
+                refusedDrops.append(RejectedReading(
+                    index: index, reason: "drop-ledger row: " + reason(drop.device),
+                    raw: #"{"drop":true,"device":"\#(drop.device)","metric":"\#(drop.metric)","from":\#(drop.from),"to":\#(drop.to),"count":\#(drop.count)}"#))
+            }
+        }
+        if !refusedDrops.isEmpty {
+            decoded.batch.drops = keptDrops
+            decoded.rejectedDrops = refusedDrops
+        }
+        return refused.count + refusedDrops.count
     }
 
     /// Reads and decodes the body; throws the HTTP error that fits the problem. What the
@@ -195,6 +288,8 @@ struct BatchAnswer: Codable {
     var tooLate: Int
     var droppedLate: Int
     var rejected: [Rejected]
+    /// Readings and drop-ledger rows of devices the gateway may not write (also in `rejected`).
+    var forbidden = 0
 
     init(_ outcome: BatchOutcome) {
         batch = outcome.batch
@@ -208,7 +303,7 @@ struct BatchAnswer: Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case batch, accepted, duplicates, late, conflicts, rejected
+        case batch, accepted, duplicates, late, conflicts, rejected, forbidden
         case tooLate = "too_late"
         case droppedLate = "dropped_late"
     }
@@ -226,6 +321,12 @@ struct IngestMetrics: Sendable {
     let droppedLate = Counter(label: "weir_cloud_dropped_late_total")
     let overloaded = Counter(label: "weir_cloud_overloaded_total")
     let failed = Counter(label: "weir_cloud_batch_failures_total")
+    /// Readings and drop-ledger rows refused because the gateway may not write their device.
+    let forbidden = Counter(label: "weir_cloud_forbidden_total")
+    /// Batches refused with 429 over a gateway's max_readings_per_second.
+    let rateLimited = Counter(label: "weir_cloud_rate_limited_total")
+    /// Batches refused because the client certificate does not name the token's gateway.
+    let forbiddenCertificate = Counter(label: "weir_cloud_forbidden_certificate_total")
     let commit = Metrics.Timer(label: "weir_cloud_commit_seconds", preferredDisplayUnit: .seconds)
     let watermarkLag = Gauge(label: "weir_cloud_watermark_lag_seconds")
 

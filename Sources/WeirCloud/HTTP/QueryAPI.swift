@@ -3,22 +3,37 @@ import HTTPTypes
 import Hummingbird
 import WeirCore
 
-/// The read side: `GET /v1/devices` and `GET /v1/devices/{device}/windows`.
+/// The read side: `GET /v1/devices` and `GET /v1/devices/{device}/windows`, behind a
+/// ``ReaderAuthMiddleware``: a reader sees only the devices its `devices:` patterns match,
+/// and any other device answers exactly like one that never sent a reading.
 struct QueryAPI: Sendable {
     let store: any ReadingStore
     let windowSizesMs: [Int64]
     let maxOutOfOrderMs: Int64
 
-    func devices(_ request: Request, context: some RequestContext) async throws -> Response {
-        CloudJSON.response(try await store.devices())
+    func devices(_ request: Request, context: some ReaderRequestContext) async throws -> Response {
+        let scope = try Self.scope(context)
+        let all = try await store.devices()
+        return CloudJSON.response(scope.isAll ? all : all.filter { scope.allows($0.device) })
+    }
+
+    /// The reader's devices; a route without the middleware is a programming error, and
+    /// answers as if no reader were given.
+    static func scope(_ context: some ReaderRequestContext) throws -> DeviceScope {
+        guard let reader = context.reader else {
+            throw CloudHTTPError(.unauthorized, "the query API needs a reader token")
+        }
+        return reader.devices
     }
 
     /// `?metric=temp&size=60s&from=<ms>&to=<ms>`: `metric` is required, `size` defaults to
     /// the first configured size, `from`/`to` to everything.
-    func windows(_ request: Request, context: some RequestContext) async throws -> Response {
+    func windows(_ request: Request, context: some ReaderRequestContext) async throws -> Response {
+        let scope = try Self.scope(context)
         guard let device = context.parameters.get("device") else {
             throw CloudHTTPError(.badRequest, "device missing from the path")
         }
+
         let query = request.uri.queryParameters
         guard let metric = query.get("metric"), !metric.isEmpty else {
             throw CloudHTTPError(.badRequest, "query parameter 'metric' is required, e.g. ?metric=temp&size=60s")
@@ -46,10 +61,13 @@ struct QueryAPI: Sendable {
         }
         let from = try bound("from", Int64.min)
         let to = try bound("to", Int64.max)
-        guard let summary = try await store.device(named: device),
+        // Outside the reader's devices: the same answer, at the same point, as an unknown
+        // device, so no answer tells the two apart.
+        guard scope.allows(device),
+              let summary = try await store.device(named: device),
               let windows = try await store.windows(device: device, metric: metric, sizeMs: sizeMs, from: from, to: to)
         else {
-            throw CloudHTTPError(.notFound, "no readings from device '\(device.prefix(128))'")
+            throw Self.unknownDevice(device)
         }
         let watermark = summary.watermark
         let body = WindowsAnswer(
@@ -63,6 +81,12 @@ struct QueryAPI: Sendable {
                     state: closed ? "closed" : "open", revision: record.revision, late: record.late)
             })
         return CloudJSON.response(body)
+    }
+}
+
+extension QueryAPI {
+    static func unknownDevice(_ device: String) -> CloudHTTPError {
+        CloudHTTPError(.notFound, "no readings from device '\(device.prefix(128))'")
     }
 }
 

@@ -112,4 +112,9 @@ public struct BatchChanges: Sendable {
     public var devices: [DeviceWrite] = []
     public var lateDrops: [LateDropRow] = []
     public var edgeDrops: [EdgeDropRow] = []
+    /// Drop-ledger rows the gateway may not write, for the `rejected` table (index `-1 - row`).
+    public var rejectedDrops: [RejectedReading] = []
+
+    /// Every row for the `rejected` table: refused readings, then refused drop-ledger rows.
+    public var rejectedRows: [RejectedReading] { outcome.rejected + rejectedDrops }
 }

@@ -153,6 +153,13 @@ public struct Reconciler: Sendable {
         var folded = FoldedBatch(changes: BatchChanges(gateway: batch.gateway, receivedAt: receivedAt, outcome: outcome),
                                  drops: batch.drops)
         folded.changes.raw.reserveCapacity(batch.readings.count)
+        // Refused drop-ledger rows share the rejected table; negative indices (-1 - row)
+        // keep them apart from readings' indices.
+        folded.changes.rejectedDrops = decoded.rejectedDrops.map { drop in
+            var row = drop
+            row.index = -1 - drop.index
+            return row
+        }
         let sizes = settings.windowSizesMs
         let moo = settings.maxOutOfOrderMs
         let dropPolicy = settings.latePolicy == .drop

@@ -153,7 +153,7 @@ struct SQLiteSession {
                 """, arguments: [row.deviceID, changes.gateway, changes.outcome.batch, row.index, drop.metric,
                                  drop.from, drop.to, drop.count, changes.receivedAt])
         }
-        for reading in changes.outcome.rejected {
+        for reading in changes.rejectedRows {
             try db.execute(sql: """
                 INSERT OR IGNORE INTO rejected (gateway, batch, idx, reason, raw, received_at) VALUES (?, ?, ?, ?, ?, ?)
                 """, arguments: [changes.gateway, changes.outcome.batch, reading.index, reading.reason, reading.raw,

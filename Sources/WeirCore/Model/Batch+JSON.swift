@@ -78,6 +78,9 @@ public struct DecodedBatch: Sendable, Hashable {
     public var rejected: [RejectedReading]
     /// How many readings the body held, valid or not.
     public var readingCount: Int
+    /// Drop-ledger rows refused before applying (a device the gateway may not write), by
+    /// their index in the body's `drops`; `batch.drops` no longer holds them.
+    public var rejectedDrops: [RejectedReading] = []
 
     public init(batch: Batch, rejected: [RejectedReading] = [], readingCount: Int? = nil) {
         self.batch = batch

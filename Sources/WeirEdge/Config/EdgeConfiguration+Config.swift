@@ -28,6 +28,8 @@ extension EdgeConfiguration {
     /// | `uplink.bandwidth` | unlimited (bytes/s, e.g. `64KiB`) |
     /// | `uplink.timeout`, `uplink.backoff_base`, `uplink.backoff_cap` | `30s`, `200ms`, `30s` |
     /// | `uplink.format` | `binary` (or `json`) |
+    /// | `uplink.ca_file` | none: the system's trust store (PEM CA that signed the cloud's certificate) |
+    /// | `uplink.client_cert_file` / `uplink.client_key_file` | none (PEM; mutual TLS) |
     /// | `max_clock_skew` / `on_bad_timestamp` | `5m` / `reject` (or `receive-time`) |
     /// | `filters[].match`, `.range.min/.max`, `.dedup`, `.deadband.abs/.percent/.heartbeat`, `.rate_limit`, `.downsample.bucket/.aggregate` | none |
     /// | `dead_letters.max_rows` | `10000` (of each kind: dead letters, clock notes) |
@@ -41,7 +43,7 @@ extension EdgeConfiguration {
         "buffer.path", "buffer.flush_interval", "buffer.chunk_max_readings", "buffer.max_bytes", "buffer.max_age",
         "uplink.url", "uplink.token", "uplink.token_file", "uplink.replay", "uplink.max_request_bytes",
         "uplink.max_request_readings", "uplink.bandwidth", "uplink.timeout", "uplink.backoff_base", "uplink.backoff_cap",
-        "uplink.format",
+        "uplink.format", "uplink.ca_file", "uplink.client_cert_file", "uplink.client_key_file",
         "max_clock_skew", "on_bad_timestamp",
         "filters.*.match", "filters.*.range.min", "filters.*.range.max", "filters.*.dedup",
         "filters.*.deadband.abs", "filters.*.deadband.percent", "filters.*.deadband.heartbeat",
@@ -179,6 +181,7 @@ extension EdgeConfiguration {
         }
         let format = try source.choice("uplink.format", WireFormat.allCases.map(\.rawValue), default: c.uplink.format.rawValue)
         c.uplink.format = WireFormat(rawValue: format) ?? .binary
+        try loadUplinkTLS(source, into: &c.uplink)
 
         // Clock
         c.clock.maxClockSkew = try source.duration("max_clock_skew", default: c.clock.maxClockSkew)

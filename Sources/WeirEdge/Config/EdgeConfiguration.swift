@@ -106,6 +106,13 @@ public struct EdgeConfiguration: Sendable {
         public var backoffBase: Duration = .milliseconds(200)
         public var backoffCap: Duration = .seconds(30)
         public var format: WireFormat = .binary
+        /// CA certificate(s) (PEM) trusted for the cloud's HTTPS certificate; `nil`: the
+        /// system's trust store.
+        public var caFile: String?
+        /// This gateway's client certificate (PEM) for mutual TLS, with `clientKeyFile`.
+        public var clientCertFile: String?
+        /// The client certificate's private key (PEM, unencrypted).
+        public var clientKeyFile: String?
         public init() {}
     }
 

@@ -17,6 +17,10 @@ import WeirCore
 ///   when every URL has failed in a row (a replica gets the same batch again safely:
 ///   the cloud applies it once);
 /// - 401/403: keep everything, back off, report "uplink unauthorized";
+/// - a certificate problem (the cloud's certificate does not verify against
+///   `uplink.ca_file` or does not name the host; the cloud refuses our client
+///   certificate): keep everything, back off, report "uplink certificate problem"
+///   naming the key to fix;
 /// - 404/405: keep everything, back off, report "uplink endpoint not found" — the URL is
 ///   wrong (weir-cloud always has `POST /v1/batches`), which says nothing about the batch;
 /// - 413: split the batch and send the halves; pieces the cloud commits are forwarded
@@ -39,6 +43,8 @@ struct UplinkService: Service {
         /// `failover`: another URL may do better (the connection failed, or a 5xx).
         case retry(after: Duration?, reason: String, failover: Bool)
         case unauthorized(status: Int, body: String)
+        /// The TLS handshake failed over a certificate; the message names the key to fix.
+        case certificateProblem(String)
         /// 404/405: `uplink.url` does not lead to weir-cloud's batch endpoint.
         case endpointNotFound(status: Int, body: String)
         case tooLarge
@@ -59,6 +65,8 @@ struct UplinkService: Service {
         // failed attempt (and "retrying" in status) instead of a request waiting it out.
         var config = HTTPClient.Configuration()
         config.timeout = .init(connect: .seconds(3), read: .milliseconds(configuration.uplink.timeout.milliseconds))
+        // The files were checked when the config loaded.
+        config.tlsConfiguration = try configuration.uplinkTLSConfiguration()
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
         do {
             try await cancelWhenGracefulShutdown {
@@ -152,6 +160,21 @@ struct UplinkService: Service {
                 logger.error("uplink unauthorized: the cloud refused the gateway token (\(status)); keeping every chunk and retrying",
                              metadata: ["weir.response": "\(body.prefix(200))"])
                 try? buffer.setUplinkState("uplink unauthorized", error: "uplink unauthorized (HTTP \(status)): \(body.prefix(200))")
+            }
+            try await pause(for: backoff.next())
+        case .certificateProblem(let message):
+            metrics.retries.increment()
+            metrics.uplinkUp.record(0)
+            if state != "certificate problem" {
+                state = "certificate problem"
+                var text = message
+                // Once per episode: which of unknown CA, expired or not yet valid it is.
+                if message.contains("did not verify"),
+                   let why = await CloudCertificateDiagnosis.explain(url: configuration.uplink.url, caFile: configuration.uplink.caFile) {
+                    text = "uplink certificate problem: \(why)"
+                }
+                logger.error("\(text); keeping every chunk and retrying")
+                try? buffer.setUplinkState("uplink certificate problem", error: text)
             }
             try await pause(for: backoff.next())
         case .endpointNotFound(let status, let body):
@@ -340,6 +363,7 @@ struct UplinkService: Service {
                 return .retry(after: nil, reason: "unexpected HTTP \(status) from \(url)", failover: false)
             }
         } catch {
+            if let problem = UplinkTLSProblem.describe(error, uplink: u) { return .certificateProblem(problem) }
             return .retry(after: nil, reason: "POST \(url)/v1/batches failed: \(error)", failover: true)
         }
     }

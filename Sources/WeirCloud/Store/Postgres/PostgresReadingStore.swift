@@ -290,8 +290,8 @@ public final class PostgresReadingStore: ReadingStore {
                 ON CONFLICT DO NOTHING
                 """, logger: logger)
         }
-        if !changes.outcome.rejected.isEmpty {
-            let r = changes.outcome.rejected
+        if !changes.rejectedRows.isEmpty {
+            let r = changes.rejectedRows
             try await connection.query("""
                 INSERT INTO rejected (gateway, batch, idx, reason, raw, received_at)
                 SELECT \(changes.gateway), \(batch), u.idx, u.reason, u.raw, \(at)::int8
