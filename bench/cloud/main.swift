@@ -2,6 +2,7 @@
 //
 //   bench/run cloud [--readings N] [--http-readings N] [--json-readings N] [--batch N] [--skip-floor] [--dir PATH]
 //   bench/run cloud --peers    (the peers' data end to end, see PeersBench.swift)
+//   bench/run cloud --reads    (the read side: windows/s through the API, see ReadsBench.swift)
 //
 // Data: N readings (default 10M) over 1,000 devices × 3 metrics at 1 s spacing, in batches
 // of 10k readings, 5% duplicates (from the same and the previous batch), 10% out of order
@@ -34,6 +35,7 @@ struct Options {
     var skipFloor = false
     var jsonReadings = 1_000_000
     var peers = false
+    var reads = false
     var directory = FileManager.default.temporaryDirectory.appendingPathComponent("weir-bench-cloud-\(getpid())").path
 
     init(_ args: [String]) throws {
@@ -51,6 +53,7 @@ struct Options {
             case "--batch": batchSize = try number(arg)
             case "--skip-floor": skipFloor = true
             case "--peers": peers = true
+            case "--reads": reads = true
             case "--json-readings":
                 guard let v = it.next(), let n = Int(v.replacingOccurrences(of: "_", with: "")), n >= 0 else {
                     throw BenchError("--json-readings needs a whole number (0 skips the JSON run)")
@@ -60,7 +63,7 @@ struct Options {
                 guard let v = it.next() else { throw BenchError("--dir needs a path") }
                 directory = v
             case "-h", "--help":
-                print("usage: weir-bench-cloud [--readings N (10000000)] [--http-readings N (= readings)] [--batch N (10000)] [--json-readings N (1000000)] [--skip-floor] [--dir PATH] [--peers]")
+                print("usage: weir-bench-cloud [--readings N (10000000)] [--http-readings N (= readings)] [--batch N (10000)] [--json-readings N (1000000)] [--skip-floor] [--dir PATH] [--peers] [--reads]")
                 exit(0)
             default:
                 throw BenchError("unknown argument '\(arg)' (try --help)")
@@ -325,6 +328,10 @@ enum WeirBenchCloud {
             PrometheusExport.bootstrap()
             if options.peers {
                 try await PeersBench.run(options)
+                return
+            }
+            if options.reads {
+                try await ReadsBench.run(options)
                 return
             }
             print("weir-bench-cloud: \(options.readings) readings, 1000 devices × 3 metrics, 1 s spacing, batches of \(options.batchSize), 5% duplicates, 10% out of order")

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import WeirCore
 
 /// The read side: `GET /v1/devices` and `GET /v1/devices/{device}/windows`.
@@ -51,18 +52,59 @@ struct QueryAPI: Sendable {
         else {
             throw CloudHTTPError(.notFound, "no readings from device '\(device.prefix(128))'")
         }
-        let watermark = summary.watermark
-        let body = WindowsAnswer(
-            device: device, metric: metric, sizeMs: sizeMs,
-            windows: windows.map { record in
-                let a = record.aggregate
-                let closed = watermark.map { record.end <= $0 } ?? false
-                return WindowsAnswer.Window(
-                    start: record.start, end: record.end, count: a.count, sum: a.sum, min: a.min, max: a.max,
-                    mean: a.mean, first: .init(ts: a.firstTs, value: a.firstValue), last: .init(ts: a.lastTs, value: a.lastValue),
-                    state: closed ? "closed" : "open", revision: record.revision, late: record.late)
-            })
-        return CloudJSON.response(body)
+        var json = JSONWriter(capacity: 256 + windows.count * 260)
+        WindowsAnswer.write(device: device, metric: metric, sizeMs: sizeMs, windows: windows,
+                            watermark: summary.watermark, into: &json)
+        return Self.jsonResponse(json)
+    }
+
+    static func jsonResponse(_ json: JSONWriter, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: json.buffer))
+    }
+}
+
+extension WindowsAnswer {
+    /// Writes the answer as JSON without `Codable` (the hot path of the read API): the same
+    /// fields `WindowsAnswer` decodes. A window is `closed` once the device's watermark
+    /// has reached its end.
+    static func write(device: String, metric: String, sizeMs: Int64, windows: [WindowRecord],
+                      watermark: Int64?, into json: inout JSONWriter) {
+        json.raw("{\"device\":")
+        json.string(device)
+        json.raw(",\"metric\":")
+        json.string(metric)
+        json.raw(",\"size_ms\":")
+        json.int(sizeMs)
+        json.raw(",\"windows\":[")
+        var first = true
+        for record in windows {
+            if first { first = false } else { json.raw(",") }
+            writeWindow(record, closed: watermark.map { record.end <= $0 } ?? false, into: &json)
+            json.raw("}")
+        }
+        json.raw("]}")
+    }
+
+    /// Writes one window's fields, leaving its object open (callers may add fields).
+    @inline(__always)
+    static func writeWindow(_ record: WindowRecord, closed: Bool, into json: inout JSONWriter) {
+        let a = record.aggregate
+        json.raw("{\"start\":"); json.int(record.start)
+        json.raw(",\"end\":"); json.int(record.end)
+        json.raw(",\"count\":"); json.int(a.count)
+        json.raw(",\"sum\":"); json.double(a.sum)
+        json.raw(",\"min\":"); json.double(a.min)
+        json.raw(",\"max\":"); json.double(a.max)
+        json.raw(",\"mean\":"); json.double(a.mean)
+        json.raw(",\"first\":{\"ts\":"); json.int(a.firstTs)
+        json.raw(",\"value\":"); json.double(a.firstValue)
+        json.raw("},\"last\":{\"ts\":"); json.int(a.lastTs)
+        json.raw(",\"value\":"); json.double(a.lastValue)
+        json.raw("},\"state\":"); if closed { json.raw("\"closed\"") } else { json.raw("\"open\"") }
+        json.raw(",\"revision\":"); json.int(record.revision)
+        json.raw(",\"late\":"); json.int(record.late)
     }
 }
 
