@@ -32,6 +32,12 @@ public enum CloudApplication {
         router.get("/v1/devices/:device/windows") { request, context in
             try await query.windows(request, context: context)
         }
+        if let feed = store as? any ChangeFeedSource {
+            let changes = ChangeFeedAPI(feed: feed)
+            router.get("/v1/changes") { request, context in
+                try await changes.changes(request, context: context)
+            }
+        }
         router.get("/healthz") { _, _ in
             // 503 with the reason when the store cannot commit or fold (DESIGN.md).
             let health = store.health()
@@ -73,7 +79,8 @@ public enum CloudApplication {
         case .sqlite(let path):
             // The pruner folds an idle store every prune_interval; a batch waiting much longer is a fold behind.
             return try SQLiteReadingStore(path: path, settings: ReconcileSettings(config), logger: logger,
-                                          maxUnfoldedAge: max(.seconds(300), config.pruneInterval * 5))
+                                          maxUnfoldedAge: max(.seconds(300), config.pruneInterval * 5),
+                                          changesRetention: config.changesRetention)
         case .postgres:
             throw WeirError(.badConfig, "store postgres:// is not available in this build yet; use sqlite:PATH")
         }

@@ -19,10 +19,12 @@ extension CloudConfiguration {
     /// - `max_decoded_body` (size, default `128MiB`): limit after decompression
     /// - `max_pending_batches` (default `64`): more waiting batches get `503` + `Retry-After`
     /// - `prune_interval` (duration, default `60s`): how often old raw readings are pruned
+    /// - `changes_retention` (duration, default `7d`): how long the changefeed keeps a change
+    /// - `gap_factor` (number, default `3`): a silence longer than this × a series' cadence is a gap
     public static let knownKeys = [
         "listen", "store", "windows", "max_out_of_order", "late_policy", "allowed_lateness",
         "raw_retention", "gateways.*.token_sha256", "max_body", "max_decoded_body",
-        "max_pending_batches", "prune_interval",
+        "max_pending_batches", "prune_interval", "changes_retention", "gap_factor",
     ]
 
     /// Reads the configuration from `source`; a bad value throws naming its key.
@@ -41,6 +43,11 @@ extension CloudConfiguration {
         config.maxDecodedBytes = Int(try source.byteSize("max_decoded_body", default: Int64(max(config.maxDecodedBytes, config.maxBodyBytes))))
         config.maxPendingBatches = try source.int("max_pending_batches", default: config.maxPendingBatches)
         config.pruneInterval = try source.duration("prune_interval", default: config.pruneInterval)
+        config.changesRetention = try source.duration("changes_retention", default: config.changesRetention)
+        if let factor = source.string("gap_factor") {
+            guard let value = Double(factor) else { throw source.problem("gap_factor", "expected a number such as 3, got '\(factor.prefix(40))'") }
+            config.gapFactor = value
+        }
         for gateway in source.children(of: "gateways") {
             let key = "gateways.\(gateway).token_sha256"
             guard let hash = source.string(key) else {

@@ -43,6 +43,11 @@ public struct CloudConfiguration: Sendable, Equatable {
     public var maxPendingBatches: Int = 64
     /// How often raw readings past `raw_retention` are pruned.
     public var pruneInterval: Duration = .seconds(60)
+    /// How long the changefeed keeps a change (wall clock since its commit); a cursor older
+    /// than what is kept answers `410`.
+    public var changesRetention: Duration = .seconds(7 * 86_400)
+    /// A silence longer than this many times a series' learned cadence is a gap.
+    public var gapFactor: Double = 3
     /// Start without any gateway token (every request is accepted). For development only.
     public var insecureNoAuth: Bool = false
 
@@ -68,6 +73,8 @@ public struct CloudConfiguration: Sendable, Equatable {
             throw WeirError(.badConfig, "config key 'max_decoded_body' must be at least max_body")
         }
         if pruneInterval <= .zero { throw WeirError(.badConfig, "config key 'prune_interval' must be positive") }
+        if changesRetention <= .zero { throw WeirError(.badConfig, "config key 'changes_retention' must be positive") }
+        if !(gapFactor >= 1 && gapFactor <= 1000) { throw WeirError(.badConfig, "config key 'gap_factor' must be between 1 and 1000") }
         if maxPendingBatches <= 0 { throw WeirError(.badConfig, "config key 'max_pending_batches' must be positive") }
         _ = try ListenAddress.parse(listen)
         for (gateway, hash) in gateways {

@@ -34,6 +34,10 @@ public final class SQLiteReadingStore: ReadingStore {
     private let state: Mutex<WriterState>
     /// Commits (and rollbacks) so far, counted under `state`'s lock; see ``read(locked:unlocked:)``.
     private let commits = Atomic<UInt64>(0)
+    /// The changefeed's notifier and name cache (see `SQLiteReadingStore+Changes.swift`).
+    let feed = ChangeFeedState()
+    /// How long changefeed rows are kept (wall clock since their commit).
+    let changesRetentionMs: Int64
     /// Commit and fold outcomes for `/healthz`, apart from `state` so health never waits on a commit.
     private let healthRecord: Mutex<StoreHealthRecord>
     private let settings: ReconcileSettings
@@ -47,7 +51,8 @@ public final class SQLiteReadingStore: ReadingStore {
     ///   - maxUnfoldedAge: `/healthz` reports `fold_behind` when a batch waits longer than
     ///     this to be folded (the retention pruner folds an idle store on every tick).
     public init(path: String, settings: ReconcileSettings, logger: Logger = Logger(label: "weir.cloud.store"),
-                foldEvery: Int = 64, maxUnfoldedAge: Duration = .seconds(300)) throws {
+                foldEvery: Int = 64, maxUnfoldedAge: Duration = .seconds(300),
+                changesRetention: Duration = .seconds(7 * 86_400)) throws {
         var configuration = Configuration()
         configuration.label = "weir-cloud"
         configuration.busyMode = .timeout(10)
@@ -68,6 +73,7 @@ public final class SQLiteReadingStore: ReadingStore {
             throw WeirError(.storage, "cannot open store sqlite:\(path): \(error)")
         }
         self.settings = settings
+        self.changesRetentionMs = changesRetention.milliseconds
         let writeBack = WriteBackLog(foldEvery: foldEvery)
         self.state = Mutex(WriterState(reconciler: Reconciler(settings: settings), writeBack: writeBack))
         self.healthRecord = Mutex(StoreHealthRecord(maxUnfoldedBatches: 2 * writeBack.foldEvery,
@@ -82,6 +88,8 @@ public final class SQLiteReadingStore: ReadingStore {
     struct WriterState {
         var reconciler: Reconciler
         var writeBack: WriteBackLog
+        /// The changefeed's writer side, logged in each batch's transaction.
+        var changes = ChangeLog()
     }
 
     public func apply(_ batch: DecodedBatch, receivedAt: Int64) async throws -> BatchOutcome {
@@ -110,9 +118,14 @@ public final class SQLiteReadingStore: ReadingStore {
                 var result: T?
                 try db.inTransaction(.immediate) {
                     if state.writeBack.needsReplay { try state.writeBack.load(db) }
+                    if state.changes.needsLoad {
+                        try state.changes.load(db, writeBack: &state.writeBack, maxOutOfOrderMs: settings.maxOutOfOrderMs,
+                                               sizes: settings.windowSizesMs)
+                    }
                     result = try body(db, &state)
                     return .commit
                 }
+                feed.notifier.advance(to: state.changes.latestCursor)
                 if state.writeBack.foldDue { foldAfterCommit(db, &state) }
                 let unfolded = state.writeBack.batchesSinceCheckpoint
                 healthRecord.withLock { $0.committed(at: Self.nowMs(), unfoldedBatches: unfolded) }
@@ -120,6 +133,7 @@ public final class SQLiteReadingStore: ReadingStore {
                 return result
             } catch {
                 state.reconciler.invalidateCaches()
+                state.changes.needsLoad = true
                 state.writeBack.needsReplay = true
                 do {
                     try state.writeBack.load(db)
@@ -182,6 +196,8 @@ public final class SQLiteReadingStore: ReadingStore {
         swap(&session.writeBack, &state.writeBack)
         defer { swap(&session.writeBack, &state.writeBack) }
         let outcome = try state.reconciler.apply(batch, receivedAt: receivedAt, session: &session, logger: logger)
+        try state.changes.record(db, windows: session.writeBack.pending, devices: session.writeBack.pendingDevices,
+                                 maxOutOfOrderMs: settings.maxOutOfOrderMs, committedAt: Self.nowMs())
         try session.writeBack.logPending(db)
         return outcome
     }
@@ -323,10 +339,16 @@ public final class SQLiteReadingStore: ReadingStore {
                         WHERE series.id = raw.series_id) - ?
                     """, arguments: [newest - retention, retention])
                 deleted = db.changesCount
+                _ = try Self.pruneChanges(db, retentionMs: self.changesRetentionMs, nowMs: Self.nowMs())
                 return .commit
             }
             return deleted
         }
+    }
+
+    /// A plain read of committed rows, without the overlay (tables the overlay does not cover).
+    func readCommitted<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await pool.read(body)
     }
 
     /// The integer a one-value query returns (diagnostics and tests).
