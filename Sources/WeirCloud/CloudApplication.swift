@@ -21,7 +21,13 @@ public enum CloudApplication {
     public static func makeRouter(config: CloudConfiguration, store: any ReadingStore) -> Router<BasicRequestContext> {
         PrometheusExport.bootstrap()
         let ingest = BatchIngest(store: store, config: config)
-        let query = QueryAPI(store: store, windowSizesMs: config.windowSizesMs, maxOutOfOrderMs: config.maxOutOfOrder.milliseconds)
+        var queryAPI = QueryAPI(store: store, windowSizesMs: config.windowSizesMs, maxOutOfOrderMs: config.maxOutOfOrder.milliseconds)
+        if let continuity = store as? any ContinuitySource {
+            queryAPI.continuity = continuity
+            queryAPI.recent = RecentActivityCache(source: continuity)
+            queryAPI.gapFactor = config.gapFactor
+        }
+        let query = queryAPI
         let router = Router()
         router.post("/v1/batches") { request, context in
             try await ingest.handle(request, context: context)
@@ -37,6 +43,9 @@ public enum CloudApplication {
             router.get("/v1/changes") { request, context in
                 try await changes.changes(request, context: context)
             }
+        }
+        router.get("/v1/devices/:device/gaps") { request, context in
+            try await query.gaps(request, context: context)
         }
         router.get("/healthz") { _, _ in
             // 503 with the reason when the store cannot commit or fold (DESIGN.md).

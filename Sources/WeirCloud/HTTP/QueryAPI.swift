@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import NIOCore
 import WeirCore
 
@@ -9,9 +10,43 @@ struct QueryAPI: Sendable {
     let store: any ReadingStore
     let windowSizesMs: [Int64]
     let maxOutOfOrderMs: Int64
+    /// Cadences, gaps and recent activity, when the store keeps them.
+    var continuity: (any ContinuitySource)? = nil
+    var recent: RecentActivityCache? = nil
+    var gapFactor: Double = 3
 
     func devices(_ request: Request, context: some RequestContext) async throws -> Response {
-        CloudJSON.response(try await store.devices())
+        let devices = try await store.devices()
+        let activity = try await recent?.get() ?? [:]
+        return CloudJSON.response(devices.map { DeviceListEntry(summary: $0, completeness1h: activity[$0.device]?.completeness1h) })
+    }
+
+    /// `GET /v1/devices/{device}/gaps?metric=M&from=&to=`.
+    func gaps(_ request: Request, context: some RequestContext) async throws -> Response {
+        guard let device = context.parameters.get("device") else {
+            throw CloudHTTPError(.badRequest, "device missing from the path")
+        }
+        let query = request.uri.queryParameters
+        guard let metric = query.get("metric"), !metric.isEmpty else {
+            throw CloudHTTPError(.badRequest, "query parameter 'metric' is required, e.g. ?metric=temp")
+        }
+        let from = try Self.bound(query, "from", Int64.min)
+        let to = try Self.bound(query, "to", Int64.max)
+        guard let continuity,
+              let found = try await continuity.continuity(device: device, metric: metric, from: from, to: to, gapFactor: gapFactor) else {
+            throw CloudHTTPError(.notFound, "no readings from device '\(device.prefix(128))'")
+        }
+        var json = JSONWriter()
+        GapsAnswer.write(device: device, metric: metric, found, gapFactor: gapFactor, into: &json)
+        return Self.jsonResponse(json)
+    }
+
+    static func bound(_ query: FlatDictionary<Substring, Substring>, _ name: String, _ fallback: Int64) throws -> Int64 {
+        guard let text = query.get(name) else { return fallback }
+        guard let value = Int64(text) else {
+            throw CloudHTTPError(.badRequest, "query parameter '\(name)' must be epoch milliseconds, got '\(text.prefix(40))'")
+        }
+        return value
     }
 
     /// `?metric=temp&size=60s&from=<ms>&to=<ms>`: `metric` is required, `size` defaults to
@@ -52,9 +87,10 @@ struct QueryAPI: Sendable {
         else {
             throw CloudHTTPError(.notFound, "no readings from device '\(device.prefix(128))'")
         }
-        var json = JSONWriter(capacity: 256 + windows.count * 260)
+        let cadence = try await continuity?.cadence(device: device, metric: metric)
+        var json = JSONWriter(capacity: 256 + windows.count * 300)
         WindowsAnswer.write(device: device, metric: metric, sizeMs: sizeMs, windows: windows,
-                            watermark: summary.watermark, into: &json)
+                            watermark: summary.watermark, cadenceMs: cadence, into: &json)
         return Self.jsonResponse(json)
     }
 
@@ -70,18 +106,27 @@ extension WindowsAnswer {
     /// fields `WindowsAnswer` decodes. A window is `closed` once the device's watermark
     /// has reached its end.
     static func write(device: String, metric: String, sizeMs: Int64, windows: [WindowRecord],
-                      watermark: Int64?, into json: inout JSONWriter) {
+                      watermark: Int64?, cadenceMs: Int64? = nil, into json: inout JSONWriter) {
         json.raw("{\"device\":")
         json.string(device)
         json.raw(",\"metric\":")
         json.string(metric)
         json.raw(",\"size_ms\":")
         json.int(sizeMs)
+        if let cadenceMs {
+            json.raw(",\"cadence_ms\":")
+            json.int(cadenceMs)
+        }
         json.raw(",\"windows\":[")
+        let expected = cadenceMs.map { Cadence.expected(sizeMs: sizeMs, cadenceMs: $0) }
         var first = true
         for record in windows {
             if first { first = false } else { json.raw(",") }
             writeWindow(record, closed: watermark.map { record.end <= $0 } ?? false, into: &json)
+            if let expected {
+                json.raw(",\"expected\":"); json.double(expected)
+                json.raw(",\"completeness\":"); json.double(Cadence.completeness(count: record.aggregate.count, expected: expected))
+            }
             json.raw("}")
         }
         json.raw("]}")
@@ -128,15 +173,98 @@ public struct WindowsAnswer: Codable, Sendable {
         public var state: String
         public var revision: Int64
         public var late: Int64
+        /// Readings the series' cadence expects in the window (when a cadence is known).
+        public var expected: Double?
+        /// `count / expected`, capped at 1.
+        public var completeness: Double?
     }
 
     public var device: String
     public var metric: String
     public var sizeMs: Int64
+    /// The series' learned cadence, when known.
+    public var cadenceMs: Int64?
     public var windows: [Window]
 
     enum CodingKeys: String, CodingKey {
         case device, metric, windows
         case sizeMs = "size_ms"
+        case cadenceMs = "cadence_ms"
+    }
+}
+
+/// One entry of `GET /v1/devices`: the summary and `completeness_1h`.
+public struct DeviceListEntry: Codable, Sendable {
+    public var summary: DeviceSummary
+    public var completeness1h: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case completeness1h = "completeness_1h"
+    }
+
+    public init(summary: DeviceSummary, completeness1h: Double?) {
+        self.summary = summary
+        self.completeness1h = completeness1h
+    }
+
+    public init(from decoder: any Decoder) throws {
+        summary = try DeviceSummary(from: decoder)
+        completeness1h = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(Double.self, forKey: .completeness1h)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try summary.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(completeness1h, forKey: .completeness1h)
+    }
+}
+
+/// The body of `GET /v1/devices/{device}/gaps`.
+public struct GapsAnswer: Codable, Sendable {
+    public struct Interval: Codable, Sendable, Hashable {
+        public var from: Int64
+        public var to: Int64
+        public var cause: String?
+        public var dropped: Int64?
+        public var count: Int64?
+    }
+
+    public var device: String
+    public var metric: String
+    public var cadenceMs: Int64?
+    public var gapFactor: Double
+    public var gaps: [Interval]
+    /// The edge's drop-ledger rows of the series in the range (`from`, `to`, `count`).
+    public var drops: [Interval]
+
+    enum CodingKeys: String, CodingKey {
+        case device, metric, gaps, drops
+        case cadenceMs = "cadence_ms"
+        case gapFactor = "gap_factor"
+    }
+
+    static func write(device: String, metric: String, _ found: SeriesContinuity, gapFactor: Double, into json: inout JSONWriter) {
+        json.raw("{\"device\":"); json.string(device)
+        json.raw(",\"metric\":"); json.string(metric)
+        json.raw(",\"cadence_ms\":"); json.int(found.cadenceMs)
+        json.raw(",\"gap_factor\":"); json.double(gapFactor)
+        json.raw(",\"gaps\":[")
+        for (i, gap) in found.gaps.enumerated() {
+            if i > 0 { json.raw(",") }
+            json.raw("{\"from\":"); json.int(gap.from)
+            json.raw(",\"to\":"); json.int(gap.to)
+            json.raw(",\"cause\":"); json.string(gap.cause.rawValue)
+            json.raw(",\"dropped\":"); json.int(gap.dropped)
+            json.raw("}")
+        }
+        json.raw("],\"drops\":[")
+        for (i, drop) in found.drops.enumerated() {
+            if i > 0 { json.raw(",") }
+            json.raw("{\"from\":"); json.int(drop.from)
+            json.raw(",\"to\":"); json.int(drop.to)
+            json.raw(",\"count\":"); json.int(drop.count)
+            json.raw("}")
+        }
+        json.raw("]}")
     }
 }

@@ -40,7 +40,7 @@ public final class SQLiteReadingStore: ReadingStore {
     let changesRetentionMs: Int64
     /// Commit and fold outcomes for `/healthz`, apart from `state` so health never waits on a commit.
     private let healthRecord: Mutex<StoreHealthRecord>
-    private let settings: ReconcileSettings
+    let settings: ReconcileSettings
     private let logger: Logger
 
     /// Opens (creating if needed) and migrates the database at `path`.
