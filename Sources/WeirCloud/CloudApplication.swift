@@ -47,6 +47,13 @@ public enum CloudApplication {
         router.get("/v1/devices/:device/gaps") { request, context in
             try await query.gaps(request, context: context)
         }
+        if let continuity = store as? any ContinuitySource, let source = store as? any DashboardSource,
+           let feed = store as? any ChangeFeedSource, let recent = query.recent {
+            let dashboard = Dashboard(store: store, continuity: continuity, source: source, feed: feed, recent: recent,
+                                      windowSizesMs: config.windowSizesMs, maxOutOfOrderMs: config.maxOutOfOrder.milliseconds,
+                                      gapFactor: config.gapFactor)
+            router.addRoutes(dashboard.routes())
+        }
         router.get("/healthz") { _, _ in
             // 503 with the reason when the store cannot commit or fold (DESIGN.md).
             let health = store.health()

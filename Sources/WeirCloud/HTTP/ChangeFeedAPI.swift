@@ -17,7 +17,8 @@ import WeirCore
 /// is the cursor, `event: change`, `data:` the change's JSON), following new commits until
 /// the client goes, the server shuts down, or `limit` changes were sent when `limit` was
 /// given; a `Last-Event-ID` header resumes after that cursor. A comment line every 15 s
-/// keeps proxies from closing an idle stream.
+/// keeps proxies from closing an idle stream. `device=NAME` keeps only that device's changes
+/// (`next` still moves past the others).
 struct ChangeFeedAPI: Sendable {
     let feed: any ChangeFeedSource
     static let defaultLimit = 1_000
@@ -49,11 +50,12 @@ struct ChangeFeedAPI: Sendable {
             }
             wait = min(max(wait, .zero), Self.maxWait)
         }
+        let device = query.get("device").map { String($0) }
         let accept = request.headers[.accept] ?? ""
         if accept.contains("text/event-stream") {
             // Refuse a gone cursor with a status the client sees before the stream starts.
             if case .gone(let oldest) = try await feed.changes(after: after, limit: 1) { throw Self.gone(oldest) }
-            return stream(after: after, limit: limitGiven ? limit : nil)
+            return stream(after: after, limit: limitGiven ? limit : nil, device: device)
         }
         var page = try await feed.changes(after: after, limit: limit)
         if case .changes(let found, _) = page, found.isEmpty, wait > .zero {
@@ -63,7 +65,8 @@ struct ChangeFeedAPI: Sendable {
         switch page {
         case .gone(let oldest):
             throw Self.gone(oldest)
-        case .changes(let changes, let next):
+        case .changes(var changes, let next):
+            if let device { changes.removeAll { $0.device != device } }
             var json = JSONWriter(capacity: 64 + changes.count * 320)
             json.raw("{\"changes\":[")
             for (i, change) in changes.enumerated() {
@@ -92,7 +95,7 @@ struct ChangeFeedAPI: Sendable {
         json.raw("}")
     }
 
-    private func stream(after: Int64, limit: Int?) -> Response {
+    private func stream(after: Int64, limit: Int?, device: String?) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
@@ -106,7 +109,11 @@ struct ChangeFeedAPI: Sendable {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 let want = limit.map { min($0 - sent, Self.maxLimit) } ?? Self.defaultLimit
                 if want <= 0 { break }
-                guard case .changes(let changes, let next) = try await feed.changes(after: cursor, limit: want) else { break }
+                guard case .changes(var changes, let next) = try await feed.changes(after: cursor, limit: want) else { break }
+                if changes.isEmpty == false, let device {
+                    changes.removeAll { $0.device != device }
+                    if changes.isEmpty { cursor = next; continue }
+                }
                 if !changes.isEmpty {
                     var json = JSONWriter(capacity: changes.count * 360)
                     for change in changes {
