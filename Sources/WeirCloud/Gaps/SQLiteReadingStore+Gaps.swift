@@ -158,7 +158,7 @@ extension SQLiteReadingStore: ContinuitySource {
     static func newestWindows(_ db: Database, seriesID: Int64, sizeMs: Int64, limit: Int, overlay: [WindowRecord]) throws -> [WindowRecord] {
         let s = try RawStatement(db, sql: """
             SELECT start, count, sum, min, max, first_ts, first_value, last_ts, last_value, revision, late
-            FROM windows WHERE series_id = ? AND size_ms = ? ORDER BY start DESC LIMIT ?
+            FROM windows INDEXED BY windows_by_series WHERE series_id = ? AND size_ms = ? ORDER BY start DESC LIMIT ?
             """)
         s.bind(1, seriesID)
         s.bind(2, sizeMs)
