@@ -112,7 +112,7 @@ import WeirTestSupport
         let poster = Task {
             for j in 0..<60 {
                 try await Task.sleep(for: .milliseconds(700))
-                try await Self.post(cloud, "live-\(j)", [("dev-a", "temp", open + 1_000 + Int64(j) * 100, 100 + Double(j) * 10)])
+                try await Self.post(cloud, "live-\(j)", [("dev-a", "temp", open + 1_000 + Int64(j) * 100, 26 + Double(j) * 0.3)])
             }
         }
         let live = try await chromium.dumpDOM("\(cloud.url)/devices/dev-a?range=1h&live_limit=1", in: dir.path,
