@@ -25,7 +25,13 @@ public enum CloudApplication {
     public static func makeRouter(config: CloudConfiguration, store: any ReadingStore) throws -> Router<CloudRequestContext> {
         PrometheusExport.bootstrap()
         let ingest = try BatchIngest(store: store, config: config)
-        let query = QueryAPI(store: store, windowSizesMs: config.windowSizesMs, maxOutOfOrderMs: config.maxOutOfOrder.milliseconds)
+        var queryAPI = QueryAPI(store: store, windowSizesMs: config.windowSizesMs, maxOutOfOrderMs: config.maxOutOfOrder.milliseconds)
+        if let continuity = store as? any ContinuitySource {
+            queryAPI.continuity = continuity
+            queryAPI.recent = RecentActivityCache(source: continuity)
+            queryAPI.gapFactor = config.gapFactor
+        }
+        let query = queryAPI
         let readers = try ReaderAuthenticator(readers: config.readers, insecureNoAuth: config.insecureNoAuth)
         let router = Router(context: CloudRequestContext.self)
         router.post("/v1/batches") { request, context in
@@ -37,6 +43,22 @@ public enum CloudApplication {
         }
         reads.get("/v1/devices/:device/windows") { request, context in
             try await query.windows(request, context: context)
+        }
+        if let feed = store as? any ChangeFeedSource {
+            let changes = ChangeFeedAPI(feed: feed)
+            reads.get("/v1/changes") { request, context in
+                try await changes.changes(request, context: context)
+            }
+        }
+        reads.get("/v1/devices/:device/gaps") { request, context in
+            try await query.gaps(request, context: context)
+        }
+        if let continuity = store as? any ContinuitySource, let source = store as? any DashboardSource,
+           let feed = store as? any ChangeFeedSource, let recent = query.recent {
+            let dashboard = Dashboard(store: store, continuity: continuity, source: source, feed: feed, recent: recent,
+                                      windowSizesMs: config.windowSizesMs, maxOutOfOrderMs: config.maxOutOfOrder.milliseconds,
+                                      gapFactor: config.gapFactor)
+            reads.addRoutes(dashboard.routes())
         }
         router.get("/healthz") { _, _ in
             // 503 with the reason when the store cannot commit or fold (DESIGN.md).
@@ -107,7 +129,8 @@ public enum CloudApplication {
         case .sqlite(let path):
             // The pruner folds an idle store every prune_interval; a batch waiting much longer is a fold behind.
             return try SQLiteReadingStore(path: path, settings: ReconcileSettings(config), logger: logger,
-                                          maxUnfoldedAge: max(.seconds(300), config.pruneInterval * 5))
+                                          maxUnfoldedAge: max(.seconds(300), config.pruneInterval * 5),
+                                          changesRetention: config.changesRetention)
         case .postgres(let url):
             return try await PostgresReadingStore.open(url: url, settings: ReconcileSettings(config), logger: logger,
                                                        batchTimeout: config.storeTimeout)

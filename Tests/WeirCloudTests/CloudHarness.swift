@@ -136,3 +136,12 @@ extension WindowsAnswer.Window {
         "\(start) n=\(count) sum=\(sum) min=\(min) max=\(max) first=\(first.ts):\(first.value) last=\(last.ts):\(last.value)"
     }
 }
+
+extension HTTPFields {
+    /// These fields with `other`'s added (a test's reader token plus one more header).
+    func merging(_ other: HTTPFields) -> HTTPFields {
+        var fields = self
+        for field in other { fields.append(field) }
+        return fields
+    }
+}

@@ -100,7 +100,9 @@ import Glibc
             #expect(answer.status == status, "\(what): \(answer.head)")
             #expect(answer.head.lowercased().contains("connection: close"), "\(what): \(answer.head)")
             #expect(answer.closed, "\(what): the server must close the connection after an early refusal")
-            #expect(answer.seconds < 1, "\(what): the answer took \(answer.seconds) s")
+            // Well under the server's 5 s lingering close; writing 27 MiB over loopback took
+            // up to 1.5 s in a loaded full-suite run (headless chromium beside it).
+            #expect(answer.seconds < 3, "\(what): the answer took \(answer.seconds) s")
             // The server still serves new connections.
             #expect(try await client.post(Batch(gateway: "gw-1", id: "after", readings: readings("d1", [(t0, 1)]))).0 == .ok)
         }

@@ -4,6 +4,7 @@
 //   bench/run cloud --peers    (the peers' data end to end, see PeersBench.swift)
 //   bench/run cloud-pg         (weir-cloud on PostgreSQL, replicas, see PostgresBench.swift)
 //   bench/run cloud-tls        (HTTPS vs HTTP, see TLSBench.swift)
+//   bench/run cloud --reads    (the read side: windows/s through the API, see ReadsBench.swift)
 //
 // Data: N readings (default 10M) over 1,000 devices × 3 metrics at 1 s spacing, in batches
 // of 10k readings, 5% duplicates (from the same and the previous batch), 10% out of order
@@ -41,6 +42,7 @@ struct Options {
     var tls = false
     var tlsReadings = 2_000_000
     var tlsRounds = 200
+    var reads = false
     var directory = FileManager.default.temporaryDirectory.appendingPathComponent("weir-bench-cloud-\(getpid())").path
 
     init(_ args: [String]) throws {
@@ -64,6 +66,7 @@ struct Options {
             case "--tls": tls = true
             case "--tls-readings": tlsReadings = try number(arg)
             case "--tls-rounds": tlsRounds = try number(arg)
+            case "--reads": reads = true
             case "--json-readings":
                 guard let v = it.next(), let n = Int(v.replacingOccurrences(of: "_", with: "")), n >= 0 else {
                     throw BenchError("--json-readings needs a whole number (0 skips the JSON run)")
@@ -73,7 +76,7 @@ struct Options {
                 guard let v = it.next() else { throw BenchError("--dir needs a path") }
                 directory = v
             case "-h", "--help":
-                print("usage: weir-bench-cloud [--readings N (10000000)] [--http-readings N (= readings)] [--batch N (10000)] [--json-readings N (1000000)] [--skip-floor] [--dir PATH] [--peers] [--postgres] [--tls [--tls-readings N (2000000)] [--tls-rounds N (200)]]")
+                print("usage: weir-bench-cloud [--readings N (10000000)] [--http-readings N (= readings)] [--batch N (10000)] [--json-readings N (1000000)] [--skip-floor] [--dir PATH] [--peers] [--postgres] [--reads] [--tls [--tls-readings N (2000000)] [--tls-rounds N (200)]]")
                 exit(0)
             default:
                 throw BenchError("unknown argument '\(arg)' (try --help)")
@@ -346,6 +349,10 @@ enum WeirBenchCloud {
             }
             if options.tls {
                 try await TLSBench.run(options)
+                return
+            }
+            if options.reads {
+                try await ReadsBench.run(options)
                 return
             }
             print("weir-bench-cloud: \(options.readings) readings, 1000 devices × 3 metrics, 1 s spacing, batches of \(options.batchSize), 5% duplicates, 10% out of order")

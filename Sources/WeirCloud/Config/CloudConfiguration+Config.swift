@@ -31,12 +31,15 @@ extension CloudConfiguration {
     /// - `prune_interval` (duration, default `60s`): how often old raw readings are pruned
     /// - `store_timeout` (duration, default `15s`): PostgreSQL only; a batch waiting longer for
     ///   the database (down, locked) is answered `503` and the sender resends it
+    /// - `changes_retention` (duration, default `7d`): how long the changefeed keeps a change
+    /// - `gap_factor` (number, default `3`): a silence longer than this × a series' cadence is a gap
     public static let knownKeys = [
         "listen", "store", "windows", "max_out_of_order", "late_policy", "allowed_lateness",
         "raw_retention", "gateways.*.token_sha256", "gateways.*.devices", "gateways.*.max_readings_per_second",
         "readers.*.token_sha256", "readers.*.devices", "metrics_token_sha256",
         "tls.cert_file", "tls.key_file", "tls.client_ca_file",
         "max_body", "max_decoded_body", "max_pending_batches", "prune_interval", "store_timeout",
+        "changes_retention", "gap_factor",
     ]
 
     /// Reads the configuration from `source`; a bad value throws naming its key.
@@ -56,6 +59,11 @@ extension CloudConfiguration {
         config.maxPendingBatches = try source.int("max_pending_batches", default: config.maxPendingBatches)
         config.pruneInterval = try source.duration("prune_interval", default: config.pruneInterval)
         config.storeTimeout = try source.duration("store_timeout", default: config.storeTimeout)
+        config.changesRetention = try source.duration("changes_retention", default: config.changesRetention)
+        if let factor = source.string("gap_factor") {
+            guard let value = Double(factor) else { throw source.problem("gap_factor", "expected a number such as 3, got '\(factor.prefix(40))'") }
+            config.gapFactor = value
+        }
         for gateway in source.children(of: "gateways") {
             let key = "gateways.\(gateway).token_sha256"
             guard let hashes = source.list(key), !hashes.isEmpty else {

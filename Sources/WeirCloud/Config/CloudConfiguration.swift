@@ -54,6 +54,11 @@ public struct CloudConfiguration: Sendable, Equatable {
     public var pruneInterval: Duration = .seconds(60)
     /// How long a batch may wait for PostgreSQL before it is answered 503.
     public var storeTimeout: Duration = .seconds(15)
+    /// How long the changefeed keeps a change (wall clock since its commit); a cursor older
+    /// than what is kept answers `410`.
+    public var changesRetention: Duration = .seconds(7 * 86_400)
+    /// A silence longer than this many times a series' learned cadence is a gap.
+    public var gapFactor: Double = 3
     /// Open mode, for development only: start without any gateway token, accept batches
     /// without a token and answer the query API without a reader token.
     public var insecureNoAuth: Bool = false
@@ -81,6 +86,8 @@ public struct CloudConfiguration: Sendable, Equatable {
         }
         if pruneInterval <= .zero { throw WeirError(.badConfig, "config key 'prune_interval' must be positive") }
         if storeTimeout <= .zero { throw WeirError(.badConfig, "config key 'store_timeout' must be positive") }
+        if changesRetention <= .zero { throw WeirError(.badConfig, "config key 'changes_retention' must be positive") }
+        if !(gapFactor >= 1 && gapFactor <= 1000) { throw WeirError(.badConfig, "config key 'gap_factor' must be between 1 and 1000") }
         if maxPendingBatches <= 0 { throw WeirError(.badConfig, "config key 'max_pending_batches' must be positive") }
         _ = try ListenAddress.parse(listen)
         for (gateway, access) in gateways {

@@ -1,6 +1,8 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import NIOCore
 import WeirCore
 
 /// The read side: `GET /v1/devices` and `GET /v1/devices/{device}/windows`, behind a
@@ -10,11 +12,17 @@ struct QueryAPI: Sendable {
     let store: any ReadingStore
     let windowSizesMs: [Int64]
     let maxOutOfOrderMs: Int64
+    /// Cadences, gaps and recent activity, when the store keeps them.
+    var continuity: (any ContinuitySource)? = nil
+    var recent: RecentActivityCache? = nil
+    var gapFactor: Double = 3
 
     func devices(_ request: Request, context: some ReaderRequestContext) async throws -> Response {
         let scope = try Self.scope(context)
         let all = try await store.devices()
-        return CloudJSON.response(scope.isAll ? all : all.filter { scope.allows($0.device) })
+        let visible = scope.isAll ? all : all.filter { scope.allows($0.device) }
+        let activity = try await recent?.get() ?? [:]
+        return CloudJSON.response(visible.map { DeviceListEntry(summary: $0, completeness1h: activity[$0.device]?.completeness1h) })
     }
 
     /// The reader's devices; a route without the middleware is a programming error, and
@@ -24,6 +32,38 @@ struct QueryAPI: Sendable {
             throw CloudHTTPError(.unauthorized, "the query API needs a reader token")
         }
         return reader.devices
+    }
+
+    /// `GET /v1/devices/{device}/gaps?metric=M&from=&to=`.
+    func gaps(_ request: Request, context: some ReaderRequestContext) async throws -> Response {
+        guard let device = context.parameters.get("device") else {
+            throw CloudHTTPError(.badRequest, "device missing from the path")
+        }
+        // A device outside the reader's globs answers exactly like an unknown one.
+        guard try Self.scope(context).allows(device) else {
+            throw CloudHTTPError(.notFound, "no readings from device '\(device.prefix(128))'")
+        }
+        let query = request.uri.queryParameters
+        guard let metric = query.get("metric"), !metric.isEmpty else {
+            throw CloudHTTPError(.badRequest, "query parameter 'metric' is required, e.g. ?metric=temp")
+        }
+        let from = try Self.bound(query, "from", Int64.min)
+        let to = try Self.bound(query, "to", Int64.max)
+        guard let continuity,
+              let found = try await continuity.continuity(device: device, metric: metric, from: from, to: to, gapFactor: gapFactor) else {
+            throw CloudHTTPError(.notFound, "no readings from device '\(device.prefix(128))'")
+        }
+        var json = JSONWriter()
+        GapsAnswer.write(device: device, metric: metric, found, gapFactor: gapFactor, into: &json)
+        return Self.jsonResponse(json)
+    }
+
+    static func bound(_ query: FlatDictionary<Substring, Substring>, _ name: String, _ fallback: Int64) throws -> Int64 {
+        guard let text = query.get(name) else { return fallback }
+        guard let value = Int64(text) else {
+            throw CloudHTTPError(.badRequest, "query parameter '\(name)' must be epoch milliseconds, got '\(text.prefix(40))'")
+        }
+        return value
     }
 
     /// `?metric=temp&size=60s&from=<ms>&to=<ms>`: `metric` is required, `size` defaults to
@@ -69,18 +109,69 @@ struct QueryAPI: Sendable {
         else {
             throw Self.unknownDevice(device)
         }
-        let watermark = summary.watermark
-        let body = WindowsAnswer(
-            device: device, metric: metric, sizeMs: sizeMs,
-            windows: windows.map { record in
-                let a = record.aggregate
-                let closed = watermark.map { record.end <= $0 } ?? false
-                return WindowsAnswer.Window(
-                    start: record.start, end: record.end, count: a.count, sum: a.sum, min: a.min, max: a.max,
-                    mean: a.mean, first: .init(ts: a.firstTs, value: a.firstValue), last: .init(ts: a.lastTs, value: a.lastValue),
-                    state: closed ? "closed" : "open", revision: record.revision, late: record.late)
-            })
-        return CloudJSON.response(body)
+        let cadence = try await continuity?.cadence(device: device, metric: metric)
+        var json = JSONWriter(capacity: 256 + windows.count * 300)
+        WindowsAnswer.write(device: device, metric: metric, sizeMs: sizeMs, windows: windows,
+                            watermark: summary.watermark, cadenceMs: cadence, into: &json)
+        return Self.jsonResponse(json)
+    }
+
+    static func jsonResponse(_ json: JSONWriter, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: json.buffer))
+    }
+}
+
+extension WindowsAnswer {
+    /// Writes the answer as JSON without `Codable` (the hot path of the read API): the same
+    /// fields `WindowsAnswer` decodes. A window is `closed` once the device's watermark
+    /// has reached its end.
+    static func write(device: String, metric: String, sizeMs: Int64, windows: [WindowRecord],
+                      watermark: Int64?, cadenceMs: Int64? = nil, into json: inout JSONWriter) {
+        json.raw("{\"device\":")
+        json.string(device)
+        json.raw(",\"metric\":")
+        json.string(metric)
+        json.raw(",\"size_ms\":")
+        json.int(sizeMs)
+        if let cadenceMs {
+            json.raw(",\"cadence_ms\":")
+            json.int(cadenceMs)
+        }
+        json.raw(",\"windows\":[")
+        let expected = cadenceMs.map { Cadence.expected(sizeMs: sizeMs, cadenceMs: $0) }
+        var first = true
+        for record in windows {
+            if first { first = false } else { json.raw(",") }
+            writeWindow(record, closed: watermark.map { record.end <= $0 } ?? false, into: &json)
+            if let expected {
+                json.raw(",\"expected\":"); json.double(expected)
+                json.raw(",\"completeness\":"); json.double(Cadence.completeness(count: record.aggregate.count, expected: expected))
+            }
+            json.raw("}")
+        }
+        json.raw("]}")
+    }
+
+    /// Writes one window's fields, leaving its object open (callers may add fields).
+    @inline(__always)
+    static func writeWindow(_ record: WindowRecord, closed: Bool, into json: inout JSONWriter) {
+        let a = record.aggregate
+        json.raw("{\"start\":"); json.int(record.start)
+        json.raw(",\"end\":"); json.int(record.end)
+        json.raw(",\"count\":"); json.int(a.count)
+        json.raw(",\"sum\":"); json.double(a.sum)
+        json.raw(",\"min\":"); json.double(a.min)
+        json.raw(",\"max\":"); json.double(a.max)
+        json.raw(",\"mean\":"); json.double(a.mean)
+        json.raw(",\"first\":{\"ts\":"); json.int(a.firstTs)
+        json.raw(",\"value\":"); json.double(a.firstValue)
+        json.raw("},\"last\":{\"ts\":"); json.int(a.lastTs)
+        json.raw(",\"value\":"); json.double(a.lastValue)
+        json.raw("},\"state\":"); if closed { json.raw("\"closed\"") } else { json.raw("\"open\"") }
+        json.raw(",\"revision\":"); json.int(record.revision)
+        json.raw(",\"late\":"); json.int(record.late)
     }
 }
 
@@ -110,15 +201,98 @@ public struct WindowsAnswer: Codable, Sendable {
         public var state: String
         public var revision: Int64
         public var late: Int64
+        /// Readings the series' cadence expects in the window (when a cadence is known).
+        public var expected: Double?
+        /// `count / expected`, capped at 1.
+        public var completeness: Double?
     }
 
     public var device: String
     public var metric: String
     public var sizeMs: Int64
+    /// The series' learned cadence, when known.
+    public var cadenceMs: Int64?
     public var windows: [Window]
 
     enum CodingKeys: String, CodingKey {
         case device, metric, windows
         case sizeMs = "size_ms"
+        case cadenceMs = "cadence_ms"
+    }
+}
+
+/// One entry of `GET /v1/devices`: the summary and `completeness_1h`.
+public struct DeviceListEntry: Codable, Sendable {
+    public var summary: DeviceSummary
+    public var completeness1h: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case completeness1h = "completeness_1h"
+    }
+
+    public init(summary: DeviceSummary, completeness1h: Double?) {
+        self.summary = summary
+        self.completeness1h = completeness1h
+    }
+
+    public init(from decoder: any Decoder) throws {
+        summary = try DeviceSummary(from: decoder)
+        completeness1h = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(Double.self, forKey: .completeness1h)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try summary.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(completeness1h, forKey: .completeness1h)
+    }
+}
+
+/// The body of `GET /v1/devices/{device}/gaps`.
+public struct GapsAnswer: Codable, Sendable {
+    public struct Interval: Codable, Sendable, Hashable {
+        public var from: Int64
+        public var to: Int64
+        public var cause: String?
+        public var dropped: Int64?
+        public var count: Int64?
+    }
+
+    public var device: String
+    public var metric: String
+    public var cadenceMs: Int64?
+    public var gapFactor: Double
+    public var gaps: [Interval]
+    /// The edge's drop-ledger rows of the series in the range (`from`, `to`, `count`).
+    public var drops: [Interval]
+
+    enum CodingKeys: String, CodingKey {
+        case device, metric, gaps, drops
+        case cadenceMs = "cadence_ms"
+        case gapFactor = "gap_factor"
+    }
+
+    static func write(device: String, metric: String, _ found: SeriesContinuity, gapFactor: Double, into json: inout JSONWriter) {
+        json.raw("{\"device\":"); json.string(device)
+        json.raw(",\"metric\":"); json.string(metric)
+        json.raw(",\"cadence_ms\":"); json.int(found.cadenceMs)
+        json.raw(",\"gap_factor\":"); json.double(gapFactor)
+        json.raw(",\"gaps\":[")
+        for (i, gap) in found.gaps.enumerated() {
+            if i > 0 { json.raw(",") }
+            json.raw("{\"from\":"); json.int(gap.from)
+            json.raw(",\"to\":"); json.int(gap.to)
+            json.raw(",\"cause\":"); json.string(gap.cause.rawValue)
+            json.raw(",\"dropped\":"); json.int(gap.dropped)
+            json.raw("}")
+        }
+        json.raw("],\"drops\":[")
+        for (i, drop) in found.drops.enumerated() {
+            if i > 0 { json.raw(",") }
+            json.raw("{\"from\":"); json.int(drop.from)
+            json.raw(",\"to\":"); json.int(drop.to)
+            json.raw(",\"count\":"); json.int(drop.count)
+            json.raw("}")
+        }
+        json.raw("]}")
     }
 }

@@ -114,6 +114,7 @@ extension SQLiteReadingStore {
                 ) WITHOUT ROWID;
                 """)
         }
+        registerChangeFeedMigrations(&migrator)
         return migrator
     }
 }

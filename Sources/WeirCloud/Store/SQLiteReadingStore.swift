@@ -32,9 +32,15 @@ public final class SQLiteReadingStore: ReadingStore {
     private let pool: DatabasePool
     /// The writer's in-memory state; also taken by readers that overlay dirty windows.
     private let state: Mutex<WriterState>
+    /// Commits (and rollbacks) so far, counted under `state`'s lock; see ``read(locked:unlocked:)``.
+    private let commits = Atomic<UInt64>(0)
+    /// The changefeed's notifier and name cache (see `SQLiteReadingStore+Changes.swift`).
+    let feed = ChangeFeedState()
+    /// How long changefeed rows are kept (wall clock since their commit).
+    let changesRetentionMs: Int64
     /// Commit and fold outcomes for `/healthz`, apart from `state` so health never waits on a commit.
     private let healthRecord: Mutex<StoreHealthRecord>
-    private let settings: ReconcileSettings
+    let settings: ReconcileSettings
     private let reconciler: Reconciler
     private let logger: Logger
 
@@ -46,7 +52,8 @@ public final class SQLiteReadingStore: ReadingStore {
     ///   - maxUnfoldedAge: `/healthz` reports `fold_behind` when a batch waits longer than
     ///     this to be folded (the retention pruner folds an idle store on every tick).
     public init(path: String, settings: ReconcileSettings, logger: Logger = Logger(label: "weir.cloud.store"),
-                foldEvery: Int = 64, maxUnfoldedAge: Duration = .seconds(300)) throws {
+                foldEvery: Int = 64, maxUnfoldedAge: Duration = .seconds(300),
+                changesRetention: Duration = .seconds(7 * 86_400)) throws {
         var configuration = Configuration()
         configuration.label = "weir-cloud"
         configuration.busyMode = .timeout(10)
@@ -67,6 +74,7 @@ public final class SQLiteReadingStore: ReadingStore {
             throw WeirError(.storage, "cannot open store sqlite:\(path): \(error)")
         }
         self.settings = settings
+        self.changesRetentionMs = changesRetention.milliseconds
         let writeBack = WriteBackLog(foldEvery: foldEvery)
         self.reconciler = Reconciler(settings: settings)
         self.state = Mutex(WriterState(writeBack: writeBack))
@@ -82,6 +90,8 @@ public final class SQLiteReadingStore: ReadingStore {
     struct WriterState {
         var keys = SQLiteSession.KeyCache()
         var writeBack: WriteBackLog
+        /// The changefeed's writer side, logged in each batch's transaction.
+        var changes = ChangeLog()
     }
 
     public func apply(_ batch: DecodedBatch, receivedAt: Int64) async throws -> BatchOutcome {
@@ -105,13 +115,19 @@ public final class SQLiteReadingStore: ReadingStore {
     /// disk), so readers go on answering exactly what is committed.
     private func transaction<T: Sendable>(_ db: Database, _ body: (Database, inout WriterState) throws -> T) throws -> T {
         try state.withLock { state in
+            defer { commits.add(1, ordering: .releasing) }
             do {
                 var result: T?
                 try db.inTransaction(.immediate) {
                     if state.writeBack.needsReplay { try state.writeBack.load(db) }
+                    if state.changes.needsLoad {
+                        try state.changes.load(db, writeBack: &state.writeBack, maxOutOfOrderMs: settings.maxOutOfOrderMs,
+                                               sizes: settings.windowSizesMs)
+                    }
                     result = try body(db, &state)
                     return .commit
                 }
+                feed.notifier.advance(to: state.changes.latestCursor)
                 if state.writeBack.foldDue { foldAfterCommit(db, &state) }
                 let unfolded = state.writeBack.batchesSinceCheckpoint
                 healthRecord.withLock { $0.committed(at: Self.nowMs(), unfoldedBatches: unfolded) }
@@ -119,6 +135,7 @@ public final class SQLiteReadingStore: ReadingStore {
                 return result
             } catch {
                 state.keys.removeAll()
+                state.changes.needsLoad = true
                 state.writeBack.needsReplay = true
                 do {
                     try state.writeBack.load(db)
@@ -133,12 +150,42 @@ public final class SQLiteReadingStore: ReadingStore {
     }
 
     /// Runs `body` on a read snapshot together with the overlay of the same committed state.
-    private func read<T: Sendable>(_ body: (Database, inout WriterState) throws -> T) throws -> T {
-        try state.withLock { state in
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database, inout WriterState) throws -> T) async throws -> T {
+        try await read(locked: body, unlocked: { _, result in result })
+    }
+
+    /// Like ``read(_:)``, but only `locked` runs under the state lock (it copies what it needs
+    /// of the overlay); `unlocked` then reads on the same snapshot while batches go on
+    /// committing. Long scans belong in `unlocked`.
+    ///
+    /// GRDB takes a reader's snapshot when the read starts, before `locked` can take the
+    /// lock, so a commit may come between (issue 12's stale view: a fold commits and empties
+    /// the overlay, the snapshot is from before it). The writer counts its commits under the
+    /// lock; a reader notes the count before its read starts and finds it unchanged under the
+    /// lock only if no commit came between, so its snapshot and overlay match. Otherwise it
+    /// tries again, and after two tries runs wholly under the lock (the lock is taken before
+    /// the snapshot, as the writer cannot commit meanwhile).
+    func read<Prepared: Sendable, T: Sendable>(
+        locked: @escaping @Sendable (Database, inout WriterState) throws -> Prepared,
+        unlocked: @escaping @Sendable (Database, Prepared) throws -> T
+    ) async throws -> T {
+        for _ in 0..<2 {
+            let seen = commits.load(ordering: .acquiring)
+            let attempt: T? = try await pool.read { db in
+                let prepared: Prepared? = try self.state.withLock { state in
+                    guard self.commits.load(ordering: .acquiring) == seen else { return nil }
+                    if state.writeBack.needsReplay { try state.writeBack.load(db) }
+                    return try locked(db, &state)
+                }
+                guard let prepared else { return nil }
+                return try unlocked(db, prepared)
+            }
+            if let attempt { return attempt }
+        }
+        return try state.withLock { state in
             try pool.read { db in
-                // No commit can happen while the lock is held, so the log matches the snapshot.
                 if state.writeBack.needsReplay { try state.writeBack.load(db) }
-                return try body(db, &state)
+                return try unlocked(db, try locked(db, &state))
             }
         }
     }
@@ -153,6 +200,8 @@ public final class SQLiteReadingStore: ReadingStore {
         let storedLedger = decoded.batch.drops.isEmpty ? [] : try session.loadLedger(decoded.batch, keys: keys)
         let changes = reconciler.decide(folded, storedWindows: storedWindows, storedLedger: storedLedger)
         try session.commit(changes, writeBack: &state.writeBack)
+        try state.changes.record(db, windows: state.writeBack.pending, devices: state.writeBack.pendingDevices,
+                                 maxOutOfOrderMs: settings.maxOutOfOrderMs, committedAt: Self.nowMs())
         try state.writeBack.logPending(db)
         // The cached newest ts moves with the batch (the whole cache is dropped if the commit fails).
         var newest: [Int64: Int64] = [:]
@@ -208,48 +257,84 @@ public final class SQLiteReadingStore: ReadingStore {
     }
 
     public func devices() async throws -> [DeviceSummary] {
-        try deviceSummaries(where: "", arguments: [])
+        try await deviceSummaries(where: "", arguments: [])
     }
 
     public func device(named name: String) async throws -> DeviceSummary? {
-        try deviceSummaries(where: "WHERE name = ?", arguments: [name]).first
+        try await deviceSummaries(where: "WHERE name = ?", arguments: [name]).first
     }
 
     /// Device rows overlaid with the changes not yet folded.
-    private func deviceSummaries(where clause: String, arguments: StatementArguments) throws -> [DeviceSummary] {
+    private func deviceSummaries(where clause: String, arguments: StatementArguments) async throws -> [DeviceSummary] {
         let moo = settings.maxOutOfOrderMs
-        return try read { db, state in
+        return try await read { db, state in
             try Row.fetchAll(db, sql: "\(Self.deviceColumns) \(clause) ORDER BY name", arguments: arguments).map { row in
                 state.writeBack.overlay(Self.summary(row, moo: moo), id: row["id"], maxOutOfOrderMs: moo)
             }
         }
     }
 
+    /// Reads the series' rows through one prepared statement straight into `WindowRecord`s
+    /// and merges the (sorted, usually short) overlay in while scanning; only the id lookups
+    /// and the overlay copy hold the state lock.
     public func windows(device: String, metric: String, sizeMs: Int64, from: Int64, to: Int64) async throws -> [WindowRecord]? {
-        try read { db, state in
+        try await read(locked: { db, state -> (seriesID: Int64?, overlay: [WindowRecord])? in
             guard let deviceID = try Int64.fetchOne(db, sql: "SELECT id FROM devices WHERE name = ?", arguments: [device]) else {
                 return nil
             }
             guard let seriesID = try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE device_id = ? AND metric = ?",
                                                     arguments: [deviceID, metric]) else {
-                return []
+                return (nil, [])
             }
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT start, count, sum, min, max, first_ts, first_value, last_ts, last_value, revision, late
-                FROM windows WHERE series_id = ? AND size_ms = ? AND start >= ? AND start < ? ORDER BY start
-                """, arguments: [seriesID, sizeMs, from, to])
-            var byStart: [Int64: WindowRecord] = [:]
-            while let row = try rows.next() {
-                let aggregate = WindowAggregate(count: row[1], sum: row[2], min: row[3], max: row[4],
-                                                firstTs: row[5], firstValue: row[6], lastTs: row[7], lastValue: row[8])
-                byStart[row[0]] = WindowRecord(sizeMs: sizeMs, start: row[0], aggregate: aggregate, revision: row[9], late: row[10])
+            let overlay = state.writeBack.dirtyWindows(seriesID: seriesID)
+                .filter { $0.sizeMs == sizeMs && $0.start >= from && $0.start < to }
+                .sorted { $0.start < $1.start }
+            return (seriesID, overlay)
+        }, unlocked: { db, located in
+            guard let located else { return nil }
+            guard let seriesID = located.seriesID else { return [] }
+            return try Self.scanWindows(db, seriesID: seriesID, sizeMs: sizeMs, from: from, to: to, overlay: located.overlay)
+        })
+    }
+
+    /// The stored windows of one series in `[from, to)`, ascending, with `overlay` (sorted by
+    /// start) replacing or adding rows.
+    ///
+    /// `INDEXED BY windows_by_series`: without statistics SQLite's planner takes the primary
+    /// key `(size_ms, start, series_id)` for this query (a range on `start`, and the order it
+    /// wants) and walks every series' windows of the size to find this one's — measured, the
+    /// cause of the windows API's 8,000 windows/s (issue 16).
+    static func scanWindows(_ db: Database, seriesID: Int64, sizeMs: Int64, from: Int64, to: Int64,
+                            overlay: [WindowRecord]) throws -> [WindowRecord] {
+        let s = try RawStatement(db, sql: """
+            SELECT start, count, sum, min, max, first_ts, first_value, last_ts, last_value, revision, late
+            FROM windows INDEXED BY windows_by_series
+            WHERE series_id = ? AND size_ms = ? AND start >= ? AND start < ? ORDER BY start
+            """)
+        s.bind(1, seriesID)
+        s.bind(2, sizeMs)
+        s.bind(3, from)
+        s.bind(4, to)
+        defer { s.reset() }
+        var result: [WindowRecord] = []
+        var next = 0  // the next overlay record not yet placed
+        while try s.step() {
+            let start = s.int64(0)
+            while next < overlay.count && overlay[next].start < start {
+                result.append(overlay[next])
+                next += 1
             }
-            for record in state.writeBack.dirtyWindows(seriesID: seriesID)
-            where record.sizeMs == sizeMs && record.start >= from && record.start < to {
-                byStart[record.start] = record
+            if next < overlay.count && overlay[next].start == start {
+                result.append(overlay[next])
+                next += 1
+                continue
             }
-            return byStart.values.sorted { $0.start < $1.start }
+            let aggregate = WindowAggregate(count: s.int64(1), sum: s.double(2), min: s.double(3), max: s.double(4),
+                                            firstTs: s.int64(5), firstValue: s.double(6), lastTs: s.int64(7), lastValue: s.double(8))
+            result.append(WindowRecord(sizeMs: sizeMs, start: start, aggregate: aggregate, revision: s.int64(9), late: s.int64(10)))
         }
+        result.append(contentsOf: overlay[next...])
+        return result
     }
 
     public func pruneRaw() async throws -> Int {
@@ -270,10 +355,16 @@ public final class SQLiteReadingStore: ReadingStore {
                         WHERE series.id = raw.series_id) - ?
                     """, arguments: [newest - retention, retention])
                 deleted = db.changesCount
+                _ = try Self.pruneChanges(db, retentionMs: self.changesRetentionMs, nowMs: Self.nowMs())
                 return .commit
             }
             return deleted
         }
+    }
+
+    /// A plain read of committed rows, without the overlay (tables the overlay does not cover).
+    func readCommitted<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await pool.read(body)
     }
 
     /// The integer a one-value query returns (diagnostics and tests).
