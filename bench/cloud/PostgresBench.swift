@@ -42,10 +42,10 @@ enum PostgresBench {
                 rows.append((Int64(series[i] / 3), Int64(series[i]), r.ts, r.value))
                 let start = WindowMath.start(of: r.ts, size: 60_000)
                 let key = "\(r.device)/\(r.metric)"
-                if truth[key, default: [:]][start] == nil {
-                    truth[key]![start] = WindowAggregate(ts: r.ts, value: r.value)
-                } else {
+                if truth[key]?[start] != nil {
                     truth[key]![start]!.add(ts: r.ts, value: r.value)
+                } else {
+                    truth[key, default: [:]][start] = WindowAggregate(ts: r.ts, value: r.value)
                 }
             }
             floorBatches.append(rows)
