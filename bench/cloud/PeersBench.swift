@@ -177,14 +177,7 @@ enum PeersBench {
             started = ContinuousClock.now
             var accepted = 0, duplicates = 0, late = 0
             for body in bodies {
-                var request = HTTPClientRequest(url: "\(cloud.url)/v1/batches")
-                request.method = .POST
-                request.headers.add(name: "Content-Type", value: "application/vnd.weir.batch")
-                request.body = .bytes(body)
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
-                let answer = try await response.body.collect(upTo: 1 << 20)
-                guard response.status == .ok else { throw BenchError("POST answered \(response.status): \(String(buffer: answer))") }
-                let counts = try JSONDecoder().decode([String: AnyCount].self, from: Data(answer.readableBytesView))
+                let counts = try await postWireBatch(body, to: cloud.url)
                 accepted += counts["accepted"]?.value ?? 0
                 duplicates += counts["duplicates"]?.value ?? 0
                 late += counts["late"]?.value ?? 0
@@ -241,6 +234,18 @@ enum PeersBench {
 }
 
 /// A JSON number field of the batch answer (other fields are ignored).
+/// POSTs one binary wire batch to weir-cloud at `url`; the counts of its `200` answer.
+func postWireBatch(_ body: ByteBuffer, to url: String) async throws -> [String: AnyCount] {
+    var request = HTTPClientRequest(url: "\(url)/v1/batches")
+    request.method = .POST
+    request.headers.add(name: "Content-Type", value: "application/vnd.weir.batch")
+    request.body = .bytes(body)
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+    let answer = try await response.body.collect(upTo: 1 << 20)
+    guard response.status == .ok else { throw BenchError("POST answered \(response.status): \(String(buffer: answer))") }
+    return try JSONDecoder().decode([String: AnyCount].self, from: Data(answer.readableBytesView))
+}
+
 struct AnyCount: Decodable {
     var value: Int?
     init(from decoder: any Decoder) throws {

@@ -103,15 +103,7 @@ enum PostgresBench {
     }
 
     static func post(_ body: ByteBuffer, to url: String) async throws -> Int {
-        var request = HTTPClientRequest(url: "\(url)/v1/batches")
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/vnd.weir.batch")
-        request.body = .bytes(body)
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
-        let answer = try await response.body.collect(upTo: 1 << 20)
-        guard response.status == .ok else { throw BenchError("POST answered \(response.status): \(String(buffer: answer))") }
-        let counts = try JSONDecoder().decode([String: AnyCount].self, from: Data(answer.readableBytesView))
-        return counts["accepted"]?.value ?? 0
+        try await postWireBatch(body, to: url)["accepted"]?.value ?? 0
     }
 
     /// COPY of the rows into a table keyed like `raw`; readings/s over the COPY time.
