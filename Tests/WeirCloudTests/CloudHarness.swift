@@ -60,6 +60,13 @@ struct CloudHarness {
         return try await CloudApplication.openStore(config: config, logger: logger)
     }
 
+    /// How many raw readings `store` (opened from this harness's config) keeps.
+    func rawCount(_ store: any ReadingStore) async throws -> Int {
+        if let sqlite = store as? SQLiteReadingStore { return try await sqlite.rawCount(sql: "SELECT COUNT(*) FROM raw") }
+        let database = String(config.store.split(separator: "/").last ?? "")
+        return Int(try PostgresServer.shared().psql("SELECT count(*) FROM raw", database: database)) ?? -1
+    }
+
     /// Runs `body` against a fresh application over a newly opened store, then closes it.
     func withClient<T: Sendable>(_ setup: TestingSetup = .router, _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
         let store = try await openConfiguredStore()

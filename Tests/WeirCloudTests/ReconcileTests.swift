@@ -372,16 +372,16 @@ import WeirCore
         }
     }
 
-    @Test func pruningRemovesOnlyRawReadingsPastRetentionPerDevice() async throws {
-        let harness = try CloudHarness { $0.rawRetention = .seconds(3600) }
+    @Test(arguments: StoreKind.allCases) func pruningRemovesOnlyRawReadingsPastRetentionPerDevice(store kind: StoreKind) async throws {
+        let harness = try CloudHarness(store: kind) { $0.rawRetention = .seconds(3600) }
         defer { harness.removeFiles() }
-        let store = try harness.openStore()
+        let store = try await harness.openConfiguredStore()
         let old = readings("a", [(t0, 1), (t0 + 1_000, 2)]) + readings("b", [(t0, 1)])
         _ = try await store.apply(DecodedBatch(batch: Batch(gateway: "gw-1", id: "b1", readings: old)), receivedAt: 0)
         // Device a moves 2 h ahead; b stays where it was, so its reading is kept.
         _ = try await store.apply(DecodedBatch(batch: Batch(gateway: "gw-1", id: "b2", readings: readings("a", [(t0 + 7_200_000, 3)]))), receivedAt: 0)
         #expect(try await store.pruneRaw() == 2)
-        #expect(try await store.rawCount(sql: "SELECT COUNT(*) FROM raw") == 2)
+        #expect(try await harness.rawCount(store) == 2)
         // Windows are untouched by pruning, and a resend of a pruned reading is too late, not new.
         #expect(try await store.windows(device: "a", metric: "temp", sizeMs: 60_000, from: .min, to: .max)?.first?.aggregate.count == 2)
         let again = try await store.apply(DecodedBatch(batch: Batch(gateway: "gw-1", id: "b1", readings: old)), receivedAt: 0)

@@ -429,46 +429,60 @@ public final class PostgresReadingStore: ReadingStore {
                 locked = got
             }
             guard locked else { return 0 }
-            defer { Task { [logger] in _ = try? await connection.query("SELECT pg_advisory_unlock(\(PostgresSchema.maintenanceLock))", logger: logger) } }
-            var deleted = 0
-            var partitions: [(name: String, upper: Int64)] = []
-            for try await name in try await connection.query("""
-                SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-                WHERE i.inhparent = 'raw'::regclass AND c.relname LIKE 'raw_p%'
-                """, logger: self.logger).decode(String.self) {
-                if let day = Int64(name.dropFirst("raw_p".count)) { partitions.append((name, (day + 1) * Self.partitionMs)) }
+            // The lock belongs to this connection's session: release it on this lease,
+            // before the connection goes back to the pool, whatever happens.
+            let unlock = "SELECT pg_advisory_unlock(\(PostgresSchema.maintenanceLock))"
+            do {
+                let deleted = try await self.prune(retention: retention, connection)
+                try await connection.query(PostgresQuery(unsafeSQL: unlock), logger: self.logger)
+                return deleted
+            } catch {
+                _ = try? await connection.query(PostgresQuery(unsafeSQL: unlock), logger: self.logger)
+                throw error
             }
-            for partition in partitions.sorted(by: { $0.upper < $1.upper }) {
-                // Droppable when every device with rows in it is past its own cutoff at the partition's end.
-                var droppable = false
-                var rows: Int64 = 0
-                for try await (count, oldestCutoff) in try await connection.query(PostgresQuery(unsafeSQL: """
-                    SELECT count(*), min(d.max_ts) - \(retention) FROM \(partition.name) r JOIN devices d ON d.id = r.device_id
-                    """), logger: self.logger).decode((Int64, Int64?).self) {
-                    rows = count
-                    droppable = count > 0 && (oldestCutoff.map { partition.upper <= $0 } ?? false)
-                }
-                if droppable {
-                    try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE \(partition.name)"), logger: self.logger)
-                    deleted += Int(rows)
-                    self.logger.info("dropped raw partition past raw_retention", metadata: [
-                        "weir.partition": "\(partition.name)", "weir.readings": "\(rows)"])
-                }
-            }
-            // What is left past retention (the default partition, days with a device still inside retention).
-            guard let newest = try await connection.query("SELECT max(max_ts) FROM devices", logger: self.logger)
-                .decode(Int64?.self).first(where: { _ in true }) ?? nil else { return deleted }
-            for try await count in try await connection.query("""
-                WITH gone AS (
-                    DELETE FROM raw r USING devices d
-                    WHERE r.ts < \(newest - retention) AND d.id = r.device_id AND r.ts < d.max_ts - \(retention)
-                    RETURNING 1)
-                SELECT count(*) FROM gone
-                """, logger: self.logger).decode(Int64.self) {
-                deleted += Int(count)
-            }
-            return deleted
         }
+    }
+
+    /// Drops and deletes what is past retention (the caller holds the maintenance lock).
+    private func prune(retention: Int64, _ connection: PostgresConnection) async throws -> Int {
+        var deleted = 0
+        var partitions: [(name: String, upper: Int64)] = []
+        for try await name in try await connection.query("""
+            SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = 'raw'::regclass AND c.relname LIKE 'raw_p%'
+            """, logger: self.logger).decode(String.self) {
+            if let day = Int64(name.dropFirst("raw_p".count)) { partitions.append((name, (day + 1) * Self.partitionMs)) }
+        }
+        for partition in partitions.sorted(by: { $0.upper < $1.upper }) {
+            // Droppable when every device with rows in it is past its own cutoff at the partition's end.
+            var droppable = false
+            var rows: Int64 = 0
+            for try await (count, oldestCutoff) in try await connection.query(PostgresQuery(unsafeSQL: """
+                SELECT count(*), min(d.max_ts) - \(retention) FROM \(partition.name) r JOIN devices d ON d.id = r.device_id
+                """), logger: self.logger).decode((Int64, Int64?).self) {
+                rows = count
+                droppable = count > 0 && (oldestCutoff.map { partition.upper <= $0 } ?? false)
+            }
+            if droppable {
+                try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE \(partition.name)"), logger: self.logger)
+                deleted += Int(rows)
+                self.logger.info("dropped raw partition past raw_retention", metadata: [
+                    "weir.partition": "\(partition.name)", "weir.readings": "\(rows)"])
+            }
+        }
+        // What is left past retention (the default partition, days with a device still inside retention).
+        guard let newest = try await connection.query("SELECT max(max_ts) FROM devices", logger: self.logger)
+            .decode(Int64?.self).first(where: { _ in true }) ?? nil else { return deleted }
+        for try await count in try await connection.query("""
+            WITH gone AS (
+                DELETE FROM raw r USING devices d
+                WHERE r.ts < \(newest - retention) AND d.id = r.device_id AND r.ts < d.max_ts - \(retention)
+                RETURNING 1)
+            SELECT count(*) FROM gone
+            """, logger: self.logger).decode(Int64.self) {
+            deleted += Int(count)
+        }
+        return deleted
     }
 
     // MARK: health and lifecycle
