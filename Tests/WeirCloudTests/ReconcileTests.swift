@@ -160,6 +160,27 @@ import WeirCore
         }
     }
 
+    /// Stored values come back bit for bit (PostgreSQL takes raw rows as COPY text): a
+    /// resend is a duplicate, never a conflict, whatever the value.
+    @Test(arguments: StoreKind.allCases) func everyFiniteValueIsStoredExactly(store: StoreKind) async throws {
+        let values: [Double] = [0.1, 1.0 / 3, -0.0, 5e-324, 1e-300, -123_456.789, 3.141592653589793,
+                                .greatestFiniteMagnitude, -.greatestFiniteMagnitude, 9_007_199_254_740_993]
+        let harness = try CloudHarness(store: store)
+        defer { harness.removeFiles() }
+        try await harness.withClient { client in
+            let sent = readings("d1", values.enumerated().map { (t0 + Int64($0.offset) * 1_000, $0.element) })
+            let (_, first) = try await client.post(Batch(gateway: "gw-1", id: "b1", readings: sent))
+            #expect(first?.accepted == values.count)
+            let (_, again) = try await client.post(Batch(gateway: "gw-1", id: "b2", readings: sent))
+            #expect(again?.duplicates == values.count)
+            #expect(again?.conflicts == 0)
+            let w = try #require(try await client.windows("d1").first)
+            #expect(w.count == values.count)
+            #expect(w.min == -.greatestFiniteMagnitude)
+            #expect(w.max == .greatestFiniteMagnitude)
+        }
+    }
+
     @Test(arguments: StoreKind.allCases) func everyConfiguredWindowSizeIsMaintained(store: StoreKind) async throws {
         let harness = try CloudHarness(store: store) { $0.windowSizes = [.seconds(10), .seconds(60), .seconds(3600)] }
         defer { harness.removeFiles() }

@@ -3,11 +3,14 @@
 // weir-cloud on PostgreSQL, in one run on a private server (scripts/pg-private, fsync on):
 //   1. the floor: COPY of the stored raw rows (device, series, ts, value) into a table with
 //      the raw table's key, one transaction per batch, through postgres-nio;
-//   2. one weir-cloud replica over HTTP (binary batches, one client);
-//   3. two replicas on the same database, two clients, each posting to its own replica.
-// Same batches as `bench/run cloud` (1,000 devices × 3 metrics, 5% duplicates, 10% out of
-// order), default 2M readings. Prints readings/s, the ratio to the floor, each replica's
-// peak RSS, and checks every window of every run against the generator's truth.
+//   2. one weir-cloud replica over HTTP, one client posting every batch in turn;
+//   3. the same replica, two clients (one per gateway) posting at once;
+//   4. two replicas on the same database, each gateway's client posting to its own replica.
+// Same readings as `bench/run cloud` (1,000 devices × 3 metrics, 5% duplicates, 10% out of
+// order), default 2M, from two gateways with 500 devices each (even and odd devices: a
+// fleet's gateways do not share devices), batches of --batch readings. Prints readings/s,
+// the ratio to the floor, each replica's peak RSS, and checks every window of every run
+// against the generator's truth.
 import AsyncHTTPClient
 import Foundation
 import Logging
@@ -27,28 +30,34 @@ enum PostgresBench {
         defer { server.stop() }
 
         // The batches, encoded first (the edge encodes while it buffers), and the truth.
-        var generator = BatchGenerator(total: total, batchSize: options.batchSize)
-        var bodies: [ByteBuffer] = []
+        // Each generated batch is split by gateway: gateway k has the devices d with d % 2 == k.
+        var generator = BatchGenerator(total: total, batchSize: 2 * options.batchSize)
+        var bodies: [[ByteBuffer]] = [[], []]
         var floorBatches: [[(Int64, Int64, Int64, Double)]] = []
         var seen = Set<Int64>()
         var truth: [String: [Int64: WindowAggregate]] = [:]
         while let (readings, series) = generator.next() {
-            let batch = Batch(gateway: "gw-1", id: "gw-1:\(bodies.count + 1)", readings: readings)
-            bodies.append(ByteBuffer(bytes: try WireBatch.encode(batch)))
-            var rows: [(Int64, Int64, Int64, Double)] = []
-            for (i, r) in readings.enumerated() {
-                let identity = Int64(series[i]) << 40 | (r.ts - BatchGenerator.base)
-                guard seen.insert(identity).inserted else { continue }
-                rows.append((Int64(series[i] / 3), Int64(series[i]), r.ts, r.value))
-                let start = WindowMath.start(of: r.ts, size: 60_000)
-                let key = "\(r.device)/\(r.metric)"
-                if truth[key]?[start] != nil {
-                    truth[key]![start]!.add(ts: r.ts, value: r.value)
-                } else {
-                    truth[key, default: [:]][start] = WindowAggregate(ts: r.ts, value: r.value)
+            for gateway in 0..<2 {
+                let mine = readings.indices.filter { series[$0] / 3 % 2 == gateway }
+                let name = "gw-\(gateway + 1)"
+                let batch = Batch(gateway: name, id: "\(name):\(bodies[gateway].count + 1)", readings: mine.map { readings[$0] })
+                bodies[gateway].append(ByteBuffer(bytes: try WireBatch.encode(batch)))
+                var rows: [(Int64, Int64, Int64, Double)] = []
+                for i in mine {
+                    let r = readings[i]
+                    let identity = Int64(series[i]) << 40 | (r.ts - BatchGenerator.base)
+                    guard seen.insert(identity).inserted else { continue }
+                    rows.append((Int64(series[i] / 3), Int64(series[i]), r.ts, r.value))
+                    let start = WindowMath.start(of: r.ts, size: 60_000)
+                    let key = "\(r.device)/\(r.metric)"
+                    if truth[key]?[start] != nil {
+                        truth[key]![start]!.add(ts: r.ts, value: r.value)
+                    } else {
+                        truth[key, default: [:]][start] = WindowAggregate(ts: r.ts, value: r.value)
+                    }
                 }
+                floorBatches.append(rows)
             }
-            floorBatches.append(rows)
         }
         let distinct = seen.count
         let wire = bodies
@@ -58,25 +67,26 @@ enum PostgresBench {
         print(String(format: "floor  (COPY of the %d stored rows, one transaction per batch): %10.0f readings/s", distinct, floor))
 
         setenv("WEIR_BIN_DIR", URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path, 1)
-        for replicas in [1, 2] {
+        for (replicas, clients) in [(1, 1), (1, 2), (2, 2)] {
             let store = try server.createDatabase()
             var clouds: [CloudProcess] = []
             for r in 0..<replicas {
-                let directory = options.directory + "/pg-\(replicas)-\(r)"
+                let directory = options.directory + "/pg-\(replicas)-\(clients)-\(r)"
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 clouds.append(try await CloudProcess.start(in: directory, windows: ["60s"], store: store))
             }
             do {
                 let urls = clouds.map(\.url)
+                // What each client posts, in order: one client posts both gateways' batches in turn.
+                let streams: [[ByteBuffer]] = clients == 2 ? wire
+                    : [zip(wire[0], wire[1]).flatMap { [$0, $1] } + wire[0].dropFirst(wire[1].count) + wire[1].dropFirst(wire[0].count)]
                 let started = ContinuousClock.now
                 let accepted = try await withThrowingTaskGroup(of: Int.self) { group in
-                    for client in 0..<replicas {
+                    for (client, stream) in streams.enumerated() {
+                        let url = urls[client % replicas]
                         group.addTask {
                             var accepted = 0
-                            // Client k posts batches k, k + replicas, ... to replica k, in order.
-                            for i in stride(from: client, to: wire.count, by: replicas) {
-                                accepted += try await post(wire[i], to: urls[client])
-                            }
+                            for body in stream { accepted += try await post(body, to: url) }
                             return accepted
                         }
                     }
@@ -85,8 +95,8 @@ enum PostgresBench {
                 let took = seconds(ContinuousClock.now - started)
                 let rate = Double(total) / took
                 let rss = clouds.map { String(format: "%.0f MB", peakRSSMB(pid: $0.process.pid)) }.joined(separator: ", ")
-                print(String(format: "%d replica%@ over HTTP (%d client%@): %10.0f readings/s   ratio to floor %.2f   (%.1f s; peak RSS %@)",
-                             replicas, replicas == 1 ? "" : "s", replicas, replicas == 1 ? "" : "s", rate, rate / floor, took, rss))
+                print(String(format: "%d replica%@ over HTTP, %d client%@: %10.0f readings/s   ratio to floor %.2f   (%.1f s; peak RSS %@)",
+                             replicas, replicas == 1 ? "" : "s", clients, clients == 1 ? "" : "s", rate, rate / floor, took, rss))
                 guard accepted == distinct else { throw BenchError("accepted \(accepted) readings, expected \(distinct) distinct") }
                 let wrong = try await check(urls[replicas - 1], truth)
                 print("  accepted \(accepted) = distinct readings; \(windows) windows checked on replica \(replicas): \(wrong) wrong")

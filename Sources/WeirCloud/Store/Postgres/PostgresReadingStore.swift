@@ -40,6 +40,7 @@ public final class PostgresReadingStore: ReadingStore {
     private let location: PostgresLocation
     private let settings: ReconcileSettings
     private let reconciler: Reconciler
+    private let keys = PostgresKeys()
     private let logger: Logger
     private let healthRecord: Mutex<StoreHealthRecord>
     private let retries = Counter(label: "weir_cloud_store_retries_total")
@@ -82,16 +83,18 @@ public final class PostgresReadingStore: ReadingStore {
 
     public func apply(_ decoded: DecodedBatch, receivedAt: Int64) async throws -> BatchOutcome {
         let plan = Reconciler.plan(decoded)
+        let named = keys.keys(devices: plan.devices, series: plan.series)
         var attempt = 1
         while true {
             do {
                 let outcome = try await withTimeout(batchTimeout, "committing batch \(decoded.batch.id)") {
                     try await self.client.withConnection { connection in
                         try await self.transaction(connection) { connection in
-                            try await self.apply(decoded, plan: plan, receivedAt: receivedAt, connection)
+                            try await self.apply(decoded, plan: plan, named: named, receivedAt: receivedAt, connection)
                         }
                     }
                 }
+                keys.committed(devices: named.devices, series: Self.seriesKeys(plan, named))
                 healthRecord.withLock { $0.committed(at: Self.nowMs(), unfoldedBatches: 0) }
                 return outcome
             } catch let error where Self.isRetryable(error) && attempt < Self.maxAttempts {
@@ -122,9 +125,9 @@ public final class PostgresReadingStore: ReadingStore {
         return result
     }
 
-    private func apply(_ decoded: DecodedBatch, plan: BatchPlan, receivedAt: Int64,
+    private func apply(_ decoded: DecodedBatch, plan: BatchPlan, named: (devices: [Int64], series: [Int64]), receivedAt: Int64,
                        _ connection: PostgresConnection) async throws -> BatchOutcome {
-        let keys = try await loadKeys(plan, connection)
+        let keys = try await loadKeys(plan, named: named, connection)
         let storedRaw = try await loadRaw(reconciler.rawLookups(decoded, keys: keys), connection)
         let folded = try reconciler.fold(decoded, keys: keys, storedRaw: storedRaw, receivedAt: receivedAt, logger: logger)
         let storedWindows = try await loadWindows(folded.windowLookups, connection)
@@ -134,20 +137,37 @@ public final class PostgresReadingStore: ReadingStore {
         return changes.outcome
     }
 
-    /// Creates the batch's new devices and series and locks its device rows in id order.
-    private func loadKeys(_ plan: BatchPlan, _ connection: PostgresConnection) async throws -> BatchKeys {
+    /// The series rows of `plan`, keyed by device and series (`named` are the plan's keys in order).
+    private static func seriesKeys(_ plan: BatchPlan, _ named: (devices: [Int64], series: [Int64])) -> [PostgresKeys.SeriesKey] {
+        var deviceKey: [String: Int64] = [:]
+        for (name, key) in zip(plan.devices, named.devices) { deviceKey[name] = key }
+        return zip(plan.series, named.series).map { PostgresKeys.SeriesKey(device: deviceKey[$0.device]!, series: $1) }
+    }
+
+    /// Creates the batch's devices and series not known to be stored, and locks its device
+    /// rows in id order.
+    private func loadKeys(_ plan: BatchPlan, named: (devices: [Int64], series: [Int64]),
+                          _ connection: PostgresConnection) async throws -> BatchKeys {
         var keys = BatchKeys()
         guard !plan.devices.isEmpty else { return keys }
-        let devices = plan.devices.map { (id: Self.deviceID($0), name: $0) }.sorted { $0.id < $1.id }
-        let ids = devices.map(\.id)
-        try await connection.query("""
-            INSERT INTO devices (id, name) SELECT * FROM unnest(\(ids)::int8[], \(devices.map(\.name))::text[])
-            ON CONFLICT (id) DO NOTHING
-            """, logger: logger)
         var names: [Int64: String] = [:]
-        for device in devices { names[device.id] = device.name }
+        for (name, id) in zip(plan.devices, named.devices) {
+            if let other = names[id], other != name {
+                throw WeirError(.storage, "devices \(name) and \(other) have the same key \(id); rename one")
+            }
+            names[id] = name
+        }
+        let seriesKeys = Self.seriesKeys(plan, named)
+        let unknown = self.keys.unknown(devices: named.devices, series: seriesKeys)
+        if !unknown.devices.isEmpty {
+            try await connection.query("""
+                INSERT INTO devices (id, name)
+                SELECT * FROM unnest(\(unknown.devices.map { named.devices[$0] })::int8[], \(unknown.devices.map { plan.devices[$0] })::text[])
+                ON CONFLICT (id) DO NOTHING
+                """, logger: logger)
+        }
         let rows = try await connection.query("""
-            SELECT id, name, max_ts FROM devices WHERE id = ANY(\(ids)::int8[]) ORDER BY id FOR UPDATE
+            SELECT id, name, max_ts FROM devices WHERE id = ANY(\(named.devices.sorted())::int8[]) ORDER BY id FOR UPDATE
             """, logger: logger)
         for try await (id, name, maxTs) in rows.decode((Int64, String, Int64?).self) {
             guard names[id] == name else {
@@ -155,24 +175,15 @@ public final class PostgresReadingStore: ReadingStore {
             }
             keys.devices[name] = StoredDevice(id: id, maxTs: maxTs)
         }
-        guard keys.devices.count == devices.count else {
-            throw WeirError(.storage, "PostgreSQL: \(devices.count - keys.devices.count) of the batch's devices were neither inserted nor found")
+        guard keys.devices.count == plan.devices.count else {
+            throw WeirError(.storage, "PostgreSQL: \(plan.devices.count - keys.devices.count) of the batch's devices were neither inserted nor found")
         }
-        if !plan.series.isEmpty {
-            var deviceIDs: [Int64] = []
-            var seriesIDs: [Int64] = []
-            var metrics: [String] = []
-            for name in plan.series {
-                let deviceID = keys.devices[name.device]!.id  // every series' device is in the plan
-                let id = Self.seriesID(name)
-                keys.series[name] = id
-                deviceIDs.append(deviceID)
-                seriesIDs.append(id)
-                metrics.append(name.metric)
-            }
+        for (name, key) in zip(plan.series, seriesKeys) { keys.series[name] = key.series }
+        if !unknown.series.isEmpty {
             try await connection.query("""
                 INSERT INTO series (device_id, id, metric)
-                SELECT * FROM unnest(\(deviceIDs)::int8[], \(seriesIDs)::int8[], \(metrics)::text[])
+                SELECT * FROM unnest(\(unknown.series.map { seriesKeys[$0].device })::int8[], \(unknown.series.map { seriesKeys[$0].series })::int8[],
+                                     \(unknown.series.map { plan.series[$0].metric })::text[])
                 ON CONFLICT (device_id, id) DO NOTHING
                 """, logger: logger)
         }
@@ -227,86 +238,104 @@ public final class PostgresReadingStore: ReadingStore {
     }
 
     private func commit(_ changes: BatchChanges, _ connection: PostgresConnection) async throws {
-        let at = changes.receivedAt
-        let batch = changes.outcome.batch
         if !changes.raw.isEmpty {
-            let raw = changes.raw
-            try await connection.query("""
-                INSERT INTO raw (device_id, series_id, ts, value, applied)
-                SELECT * FROM unnest(\(raw.map(\.deviceID))::int8[], \(raw.map(\.seriesID))::int8[], \(raw.map(\.ts))::int8[],
-                                     \(raw.map(\.value))::float8[], \(raw.map(\.applied))::bool[])
-                """, logger: logger)
+            // COPY: the fastest way in, and every row is new (decided under the device locks).
+            let rows = RawCopyText.encode(changes.raw)
+            try await connection.copyFrom(table: "raw", columns: ["device_id", "series_id", "ts", "value", "applied"],
+                                          logger: logger) { writer in
+                try await writer.write(rows)
+            }
         }
+        try await connection.query(try Self.writes(changes), logger: logger)
+    }
+
+    /// Every write of a batch but its raw rows, as one statement: windows, device counters,
+    /// audit rows (data-modifying `WITH` parts), then the batch record.
+    static func writes(_ changes: BatchChanges) throws -> PostgresQuery {
+        var s = PostgresStatement()
+        var parts: [String] = []
+        let at = try s.bind(changes.receivedAt)
+        let gateway = try s.bind(changes.gateway)
+        let batch = try s.bind(changes.outcome.batch)
         if !changes.windows.isEmpty {
             let w = changes.windows
-            try await connection.query("""
-                INSERT INTO windows (device_id, series_id, size_ms, start, count, sum, min, max, first_ts, first_value,
-                                     last_ts, last_value, revision, late)
-                SELECT * FROM unnest(\(w.map(\.deviceID))::int8[], \(w.map(\.key.seriesID))::int8[], \(w.map(\.key.sizeMs))::int8[],
-                                     \(w.map(\.key.start))::int8[], \(w.map(\.record.aggregate.count))::int8[],
-                                     \(w.map(\.record.aggregate.sum))::float8[], \(w.map(\.record.aggregate.min))::float8[],
-                                     \(w.map(\.record.aggregate.max))::float8[], \(w.map(\.record.aggregate.firstTs))::int8[],
-                                     \(w.map(\.record.aggregate.firstValue))::float8[], \(w.map(\.record.aggregate.lastTs))::int8[],
-                                     \(w.map(\.record.aggregate.lastValue))::float8[], \(w.map(\.record.revision))::int8[],
-                                     \(w.map(\.record.late))::int8[])
-                ON CONFLICT (device_id, series_id, size_ms, start) DO UPDATE SET
-                    count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max,
-                    first_ts = excluded.first_ts, first_value = excluded.first_value, last_ts = excluded.last_ts,
-                    last_value = excluded.last_value, revision = excluded.revision, late = excluded.late
-                """, logger: logger)
+            parts.append("""
+                windows_written AS (
+                    INSERT INTO windows (device_id, series_id, size_ms, start, count, sum, min, max, first_ts, first_value,
+                                         last_ts, last_value, revision, late)
+                    SELECT * FROM unnest(\(try s.bind(w.map(\.deviceID)))::int8[], \(try s.bind(w.map(\.key.seriesID)))::int8[],
+                        \(try s.bind(w.map(\.key.sizeMs)))::int8[], \(try s.bind(w.map(\.key.start)))::int8[],
+                        \(try s.bind(w.map(\.record.aggregate.count)))::int8[], \(try s.bind(w.map(\.record.aggregate.sum)))::float8[],
+                        \(try s.bind(w.map(\.record.aggregate.min)))::float8[], \(try s.bind(w.map(\.record.aggregate.max)))::float8[],
+                        \(try s.bind(w.map(\.record.aggregate.firstTs)))::int8[], \(try s.bind(w.map(\.record.aggregate.firstValue)))::float8[],
+                        \(try s.bind(w.map(\.record.aggregate.lastTs)))::int8[], \(try s.bind(w.map(\.record.aggregate.lastValue)))::float8[],
+                        \(try s.bind(w.map(\.record.revision)))::int8[], \(try s.bind(w.map(\.record.late)))::int8[])
+                    ON CONFLICT (device_id, series_id, size_ms, start) DO UPDATE SET
+                        count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max,
+                        first_ts = excluded.first_ts, first_value = excluded.first_value, last_ts = excluded.last_ts,
+                        last_value = excluded.last_value, revision = excluded.revision, late = excluded.late)
+                """)
         }
         if !changes.devices.isEmpty {
             let d = changes.devices
-            try await connection.query("""
-                UPDATE devices AS d SET max_ts = NULLIF(u.max_ts, \(Int64.min)), last_seen = GREATEST(d.last_seen, u.last_seen),
-                    readings = d.readings + u.readings, duplicates = d.duplicates + u.duplicates, late = d.late + u.late,
-                    conflicts = d.conflicts + u.conflicts, too_late = d.too_late + u.too_late,
-                    dropped_late = d.dropped_late + u.dropped_late, dropped_at_edge = d.dropped_at_edge + u.dropped_at_edge
-                FROM unnest(\(d.map(\.id))::int8[], \(d.map { $0.maxTs ?? Int64.min })::int8[], \(d.map(\.lastSeen))::int8[],
-                            \(d.map(\.delta.readings))::int8[], \(d.map(\.delta.duplicates))::int8[], \(d.map(\.delta.late))::int8[],
-                            \(d.map(\.delta.conflicts))::int8[], \(d.map(\.delta.tooLate))::int8[],
-                            \(d.map(\.delta.droppedLate))::int8[], \(d.map(\.delta.droppedAtEdge))::int8[])
-                    AS u(id, max_ts, last_seen, readings, duplicates, late, conflicts, too_late, dropped_late, dropped_at_edge)
-                WHERE d.id = u.id
-                """, logger: logger)
+            parts.append("""
+                devices_written AS (
+                    UPDATE devices AS d SET max_ts = NULLIF(u.max_ts, \(try s.bind(Int64.min))), last_seen = GREATEST(d.last_seen, u.last_seen),
+                        readings = d.readings + u.readings, duplicates = d.duplicates + u.duplicates, late = d.late + u.late,
+                        conflicts = d.conflicts + u.conflicts, too_late = d.too_late + u.too_late,
+                        dropped_late = d.dropped_late + u.dropped_late, dropped_at_edge = d.dropped_at_edge + u.dropped_at_edge
+                    FROM unnest(\(try s.bind(d.map(\.id)))::int8[], \(try s.bind(d.map { $0.maxTs ?? Int64.min }))::int8[],
+                                \(try s.bind(d.map(\.lastSeen)))::int8[], \(try s.bind(d.map(\.delta.readings)))::int8[],
+                                \(try s.bind(d.map(\.delta.duplicates)))::int8[], \(try s.bind(d.map(\.delta.late)))::int8[],
+                                \(try s.bind(d.map(\.delta.conflicts)))::int8[], \(try s.bind(d.map(\.delta.tooLate)))::int8[],
+                                \(try s.bind(d.map(\.delta.droppedLate)))::int8[], \(try s.bind(d.map(\.delta.droppedAtEdge)))::int8[])
+                        AS u(id, max_ts, last_seen, readings, duplicates, late, conflicts, too_late, dropped_late, dropped_at_edge)
+                    WHERE d.id = u.id)
+                """)
         }
         if !changes.lateDrops.isEmpty {
             let l = changes.lateDrops
-            try await connection.query("""
-                INSERT INTO late_dropped (device_id, series_id, ts, value, watermark, received_at)
-                SELECT *, \(at)::int8 FROM unnest(\(l.map(\.deviceID))::int8[], \(l.map(\.seriesID))::int8[], \(l.map(\.ts))::int8[],
-                                     \(l.map(\.value))::float8[], \(l.map(\.watermark))::int8[])
-                ON CONFLICT DO NOTHING
-                """, logger: logger)
+            parts.append("""
+                late_written AS (
+                    INSERT INTO late_dropped (device_id, series_id, ts, value, watermark, received_at)
+                    SELECT *, \(at)::int8 FROM unnest(\(try s.bind(l.map(\.deviceID)))::int8[], \(try s.bind(l.map(\.seriesID)))::int8[],
+                        \(try s.bind(l.map(\.ts)))::int8[], \(try s.bind(l.map(\.value)))::float8[], \(try s.bind(l.map(\.watermark)))::int8[])
+                    ON CONFLICT DO NOTHING)
+                """)
         }
         if !changes.edgeDrops.isEmpty {
             let e = changes.edgeDrops
-            try await connection.query("""
-                INSERT INTO edge_drops (device_id, gateway, batch, idx, metric, from_ts, to_ts, count, received_at)
-                SELECT u.device_id, \(changes.gateway), \(batch), u.idx, u.metric, u.from_ts, u.to_ts, u.count, \(at)::int8
-                FROM unnest(\(e.map(\.deviceID))::int8[], \(e.map { Int64($0.index) })::int8[], \(e.map(\.drop.metric))::text[],
-                            \(e.map(\.drop.from))::int8[], \(e.map(\.drop.to))::int8[], \(e.map(\.drop.count))::int8[])
-                    AS u(device_id, idx, metric, from_ts, to_ts, count)
-                ON CONFLICT DO NOTHING
-                """, logger: logger)
+            parts.append("""
+                edge_drops_written AS (
+                    INSERT INTO edge_drops (device_id, gateway, batch, idx, metric, from_ts, to_ts, count, received_at)
+                    SELECT u.device_id, \(gateway), \(batch), u.idx, u.metric, u.from_ts, u.to_ts, u.count, \(at)::int8
+                    FROM unnest(\(try s.bind(e.map(\.deviceID)))::int8[], \(try s.bind(e.map { Int64($0.index) }))::int8[],
+                                \(try s.bind(e.map(\.drop.metric)))::text[], \(try s.bind(e.map(\.drop.from)))::int8[],
+                                \(try s.bind(e.map(\.drop.to)))::int8[], \(try s.bind(e.map(\.drop.count)))::int8[])
+                        AS u(device_id, idx, metric, from_ts, to_ts, count)
+                    ON CONFLICT DO NOTHING)
+                """)
         }
         if !changes.rejectedRows.isEmpty {
             let r = changes.rejectedRows
-            try await connection.query("""
-                INSERT INTO rejected (gateway, batch, idx, reason, raw, received_at)
-                SELECT \(changes.gateway), \(batch), u.idx, u.reason, u.raw, \(at)::int8
-                FROM unnest(\(r.map { Int64($0.index) })::int8[], \(r.map(\.reason))::text[], \(r.map(\.raw))::text[]) AS u(idx, reason, raw)
-                ON CONFLICT DO NOTHING
-                """, logger: logger)
+            parts.append("""
+                rejected_written AS (
+                    INSERT INTO rejected (gateway, batch, idx, reason, raw, received_at)
+                    SELECT \(gateway), \(batch), u.idx, u.reason, u.raw, \(at)::int8
+                    FROM unnest(\(try s.bind(r.map { Int64($0.index) }))::int8[], \(try s.bind(r.map(\.reason)))::text[],
+                                \(try s.bind(r.map(\.raw)))::text[]) AS u(idx, reason, raw)
+                    ON CONFLICT DO NOTHING)
+                """)
         }
         let o = changes.outcome
-        try await connection.query("""
+        let record = """
             INSERT INTO batches (gateway, batch, first_received_at, last_received_at, received, accepted, duplicates, late, conflicts)
-            VALUES (\(changes.gateway), \(batch), \(at), \(at), \(Int64(o.received)), \(Int64(o.accepted)), \(Int64(o.duplicates)),
-                    \(Int64(o.late)), \(Int64(o.conflicts)))
+            VALUES (\(gateway), \(batch), \(at), \(at), \(try s.bind(Int64(o.received))), \(try s.bind(Int64(o.accepted))),
+                    \(try s.bind(Int64(o.duplicates))), \(try s.bind(Int64(o.late))), \(try s.bind(Int64(o.conflicts))))
             ON CONFLICT (gateway, batch) DO UPDATE SET last_received_at = excluded.last_received_at,
                 deliveries = batches.deliveries + 1
-            """, logger: logger)
+            """
+        return s.query(parts.isEmpty ? record : "WITH " + parts.joined(separator: ",\n") + "\n" + record)
     }
 
     // MARK: queries
@@ -498,22 +527,9 @@ public final class PostgresReadingStore: ReadingStore {
 
     // MARK: keys and helpers
 
-    /// A device's key: the first 63 bits of SHA-256("device\0" + name).
-    static func deviceID(_ name: String) -> Int64 {
-        key("device\u{0}\(name)")
-    }
+    static func deviceID(_ name: String) -> Int64 { PostgresKeys.deviceID(name) }
 
-    /// A series' key: the first 63 bits of SHA-256("series\0" + device + "\0" + metric).
-    static func seriesID(_ name: SeriesName) -> Int64 {
-        key("series\u{0}\(name.device)\u{0}\(name.metric)")
-    }
-
-    private static func key(_ text: String) -> Int64 {
-        let digest = SHA256.hash(Array(text.utf8))
-        var value: UInt64 = 0
-        for byte in digest.prefix(8) { value = value << 8 | UInt64(byte) }
-        return Int64(bitPattern: value & 0x7FFF_FFFF_FFFF_FFFF)
-    }
+    static func seriesID(_ name: SeriesName) -> Int64 { PostgresKeys.seriesID(name) }
 
     /// Deadlock (40P01) and serialization failure (40001): the transaction can be retried.
     static func isRetryable(_ error: any Error) -> Bool {
