@@ -106,10 +106,10 @@ extension EdgeBuffer {
         adjustBytes(-freed)
     }
 
-    /// Records the broker connection's state for `status` (`connected`, `not connected`,
-    /// `stopped`) and, when given, why it is not connected.
-    public func setBrokerState(_ state: String, error: String?, now: Int64 = EdgeClock.nowMs()) throws {
-        try setState(prefix: "mqtt", state, error: error, now: now)
+    /// Records the broker connection's state for `status` and, when given, why it is not
+    /// connected.
+    public func setBrokerState(_ state: BrokerState, error: String?, now: Int64 = EdgeClock.nowMs()) throws {
+        try setState(prefix: "mqtt", state.rawValue, error: error, now: now)
     }
 
     /// Records ingest's liveness for `status`: `starting`, `ok`, `stalled` (since when,

@@ -50,7 +50,7 @@ extension EdgeBuffer {
                 uplinkURL: meta["uplink_url"],
                 lastUplinkError: meta["uplink_last_error"],
                 lastUplinkErrorAt: meta["uplink_last_error_at"].flatMap(Int64.init),
-                brokerState: meta["mqtt_state"] ?? "unknown",
+                brokerState: meta["mqtt_state"] ?? BrokerState.unknown.rawValue,
                 lastBrokerError: meta["mqtt_last_error"],
                 lastBrokerErrorAt: meta["mqtt_last_error_at"].flatMap(Int64.init),
                 ingestState: meta["ingest_state"].flatMap(IngestState.init) ?? .unknown,
