@@ -46,7 +46,7 @@ extension EdgeBuffer {
                 lastRejection: lastRejection,
                 deadLetterRows: rows - noteRows,
                 clockNoteRows: noteRows,
-                uplinkState: meta["uplink_state"] ?? "idle",
+                uplinkState: meta["uplink_state"] ?? UplinkState.idle.rawValue,
                 uplinkURL: meta["uplink_url"],
                 lastUplinkError: meta["uplink_last_error"],
                 lastUplinkErrorAt: meta["uplink_last_error_at"].flatMap(Int64.init),

@@ -27,6 +27,8 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
     /// of a bad timestamp, `on_bad_timestamp: receive-time`); not dead letters, capped
     /// apart from them. The `clock_replaced` counter has them all.
     public var clockNoteRows: Int = 0
+    /// The ``UplinkState`` last recorded, as its text (a file written by an older edge may
+    /// hold a word this one does not use).
     public var uplinkState: String
     /// The weir-cloud URL the uplink sends to (one of `uplink.url`'s list).
     public var uplinkURL: String? = nil
