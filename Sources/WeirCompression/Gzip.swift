@@ -9,7 +9,7 @@ public enum Gzip {
             // windowBits 15 + 16 selects the gzip wrapper.
             guard deflateInit2_(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY,
                                 ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-                throw CompressionError("gzip: deflateInit failed")
+                throw CompressionError(.library, "gzip: deflateInit failed")
             }
             defer { deflateEnd(&stream) }
             let bound = Int(deflateBound(&stream, uLong(src.count))) + 32
@@ -21,7 +21,7 @@ public enum Gzip {
                 stream.avail_out = uInt(dst.count)
                 return deflate(&stream, Z_FINISH)
             }
-            guard status == Z_STREAM_END else { throw CompressionError("gzip: deflate failed (\(status))") }
+            guard status == Z_STREAM_END else { throw CompressionError(.library, "gzip: deflate failed (\(status))") }
             out.removeSubrange(Int(stream.total_out)...)
             return out
         }
@@ -33,7 +33,7 @@ public enum Gzip {
             var stream = z_stream()
             // windowBits 15 + 32: detect gzip or zlib headers automatically.
             guard inflateInit2_(&stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-                throw CompressionError("gzip: inflateInit failed")
+                throw CompressionError(.library, "gzip: inflateInit failed")
             }
             defer { inflateEnd(&stream) }
             stream.next_in = UnsafeMutablePointer(mutating: src.baseAddress?.assumingMemoryBound(to: Bytef.self))
@@ -48,7 +48,7 @@ public enum Gzip {
                     return (s, dst.count - Int(stream.avail_out))
                 }
                 if out.count + produced > maxSize {
-                    throw CompressionError("gzip stream decompresses to more than \(maxSize) bytes")
+                    throw CompressionError(.tooLarge, "gzip stream decompresses to more than \(maxSize) bytes")
                 }
                 out.append(contentsOf: chunk[0..<produced])
                 switch status {
@@ -57,10 +57,10 @@ public enum Gzip {
                 case Z_OK:
                     continue
                 case Z_BUF_ERROR where stream.avail_in == 0:
-                    throw CompressionError("gzip stream is truncated after \(src.count) bytes")
+                    throw CompressionError(.truncated, "gzip stream is truncated after \(src.count) bytes")
                 default:
                     let why = stream.msg.map { String(cString: $0) } ?? "code \(status)"
-                    throw CompressionError("gzip stream is damaged at input byte \(Int(stream.total_in)): \(why)")
+                    throw CompressionError(.damaged, "gzip stream is damaged at input byte \(Int(stream.total_in)): \(why)")
                 }
             }
         }

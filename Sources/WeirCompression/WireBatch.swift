@@ -40,12 +40,12 @@ public enum WireBatch {
     public static func unwrap(_ bytes: [UInt8], maxSize: Int) throws -> [UInt8] {
         if BatchCodec.looksLikeBatch(bytes) {
             guard bytes.count <= maxSize else {
-                throw CompressionError("batch is \(bytes.count) bytes, more than the \(maxSize) allowed")
+                throw CompressionError(.tooLarge, "batch is \(bytes.count) bytes, more than the \(maxSize) allowed")
             }
             return bytes
         }
         guard bytes.starts(with: zstdMagic) else {
-            throw CompressionError("not a Weir wire batch: expected a zstd frame (28 b5 2f fd) or the codec magic \"WEIR\", got \(prefixHex(bytes))")
+            throw CompressionError(.wrongFormat, "not a Weir wire batch: expected a zstd frame (28 b5 2f fd) or the codec magic \"WEIR\", got \(prefixHex(bytes))")
         }
         return try Zstd.decompress(bytes, maxSize: maxSize)
     }

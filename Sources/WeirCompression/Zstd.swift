@@ -18,7 +18,7 @@ public enum Zstd {
                 count = ZSTD_isError(written) != 0 ? 0 : written
             }
             if ZSTD_isError(written) != 0 {
-                throw CompressionError("zstd compression failed: \(String(cString: ZSTD_getErrorName(written)))")
+                throw CompressionError(.library, "zstd compression failed: \(String(cString: ZSTD_getErrorName(written)))")
             }
             return out
         }
@@ -28,7 +28,7 @@ public enum Zstd {
     /// an error (a small input must not make us allocate without bound).
     public static func decompress(_ input: some ContiguousCollection<UInt8>, maxSize: Int) throws(CompressionError) -> [UInt8] {
         try input.withUnsafeBytesCompat { (src: UnsafeRawBufferPointer) throws(CompressionError) -> [UInt8] in
-            guard let dctx = ZSTD_createDCtx() else { throw CompressionError("zstd: out of memory") }
+            guard let dctx = ZSTD_createDCtx() else { throw CompressionError(.library, "zstd: out of memory") }
             defer { ZSTD_freeDCtx(dctx) }
             if let whole = decompressWholeFrame(src, dctx, maxSize: maxSize) { return whole }
             var out: [UInt8] = []
@@ -42,17 +42,17 @@ public enum Zstd {
                     return (r, outBuf.pos)
                 }
                 if ZSTD_isError(result) != 0 {
-                    throw CompressionError("zstd stream is damaged at input byte \(inBuf.pos): \(String(cString: ZSTD_getErrorName(result)))")
+                    throw CompressionError(.damaged, "zstd stream is damaged at input byte \(inBuf.pos): \(String(cString: ZSTD_getErrorName(result)))")
                 }
                 lastResult = result
                 if out.count + produced > maxSize {
-                    throw CompressionError("zstd stream decompresses to more than \(maxSize) bytes")
+                    throw CompressionError(.tooLarge, "zstd stream decompresses to more than \(maxSize) bytes")
                 }
                 out.append(contentsOf: chunk[0..<produced])
                 if inBuf.pos == inBuf.size && produced < chunk.count { break }
             }
             if lastResult != 0 {
-                throw CompressionError("zstd stream is truncated (frame incomplete after \(src.count) bytes)")
+                throw CompressionError(.truncated, "zstd stream is truncated (frame incomplete after \(src.count) bytes)")
             }
             return out
         }
@@ -80,13 +80,6 @@ extension Zstd {
         }
         return ok ? out : nil
     }
-}
-
-/// Compression or decompression failed; the message says why.
-public struct CompressionError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
 }
 
 /// Contiguous byte collections whose storage can be borrowed (`[UInt8]`, `ArraySlice`, `ContiguousArray`).

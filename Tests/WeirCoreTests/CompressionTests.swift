@@ -33,4 +33,23 @@ import WeirCompression
         #expect(throws: CompressionError.self) { try Zstd.decompress(Array("not zstd".utf8), maxSize: 1 << 20) }
         #expect(throws: CompressionError.self) { try Gzip.decompress(Array("not gzip".utf8), maxSize: 1 << 20) }
     }
+
+    /// The cloud answers 413 for `.tooLarge` and 400 for the rest, so the code must say which.
+    @Test func theCodeSaysWhichFailureItIs() throws {
+        let bomb = try Zstd.compress([UInt8](repeating: 0, count: 4 << 20))
+        func code(_ body: () throws -> [UInt8]) -> CompressionError.Code? {
+            do { _ = try body(); return nil } catch { return (error as? CompressionError)?.code }
+        }
+        #expect(code { try Zstd.decompress(bomb, maxSize: 1 << 20) } == .tooLarge)
+        #expect(code { try Gzip.decompress(try Gzip.compress([UInt8](repeating: 0, count: 4 << 20)), maxSize: 1 << 20) } == .tooLarge)
+        let z = try Zstd.compress(text)
+        #expect(code { try Zstd.decompress(z[0..<(z.count - 1)], maxSize: 1 << 20) } == .truncated)
+        #expect(code { try Zstd.decompress(Array("not zstd".utf8), maxSize: 1 << 20) } == .damaged)
+        do {
+            _ = try WireBatch.unwrap(Array("{}".utf8), maxSize: 1 << 20)
+            Issue.record("a JSON body unwrapped as a wire batch")
+        } catch let error as CompressionError {
+            #expect(error.code == .wrongFormat)
+        }
+    }
 }

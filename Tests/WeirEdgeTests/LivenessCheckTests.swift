@@ -71,14 +71,14 @@ struct LivenessCheckTests {
         #expect(health.snapshot.status == .starting)
         health.markSubscribed()
         #expect(health.snapshot.status == .ok && health.snapshot.httpStatus == 200)
-        #expect(health.update(stall: (1_000, "stuck"), broker: "connected", inboundWaiting: 16, lastProgressSeconds: 12, nowMs: 13_000) == .stalled)
-        #expect(health.update(stall: (1_000, "stuck longer"), broker: "connected", inboundWaiting: 16, lastProgressSeconds: 13, nowMs: 14_000) == .none)
+        #expect(health.update(stall: (1_000, "stuck"), broker: .connected, inboundWaiting: 16, lastProgressSeconds: 12, nowMs: 13_000) == .stalled)
+        #expect(health.update(stall: (1_000, "stuck longer"), broker: .connected, inboundWaiting: 16, lastProgressSeconds: 13, nowMs: 14_000) == .none)
         #expect(health.snapshot.httpStatus == 503)
         #expect(health.snapshot.since == 1_000)
         #expect(health.snapshot.reason == "stuck longer")
-        #expect(health.update(stall: nil, broker: "connected", inboundWaiting: 0, lastProgressSeconds: 0, nowMs: 21_000) == .resumed(after: 20_000))
+        #expect(health.update(stall: nil, broker: .connected, inboundWaiting: 0, lastProgressSeconds: 0, nowMs: 21_000) == .resumed(after: 20_000))
         #expect(health.snapshot.status == .ok && health.snapshot.since == nil)
-        #expect(health.update(stall: nil, broker: "connected", inboundWaiting: 0, lastProgressSeconds: 0, nowMs: 22_000) == .none)
+        #expect(health.update(stall: nil, broker: .connected, inboundWaiting: 0, lastProgressSeconds: 0, nowMs: 22_000) == .none)
     }
 
     @Test("sd_notify: datagrams reach the socket named by NOTIFY_SOCKET; the watchdog interval comes from WATCHDOG_USEC")

@@ -260,8 +260,7 @@ public final class BatchIngest: Sendable {
 
     /// Decompression output over the cap is `413`; a damaged stream is `400`.
     static func compressionProblem(_ error: CompressionError, what: String) -> CloudHTTPError {
-        // The compression helpers word their size-cap failure "... more than N bytes".
-        if error.message.contains("more than") {
+        if error.code == .tooLarge {
             return CloudHTTPError(.contentTooLarge, "\(what): \(error.message)")
         }
         return CloudHTTPError(.badRequest, "\(what) cannot be decompressed: \(error.message)")

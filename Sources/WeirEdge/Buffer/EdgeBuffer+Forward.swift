@@ -106,10 +106,10 @@ extension EdgeBuffer {
         adjustBytes(-freed)
     }
 
-    /// Records the broker connection's state for `status` (`connected`, `not connected`,
-    /// `stopped`) and, when given, why it is not connected.
-    public func setBrokerState(_ state: String, error: String?, now: Int64 = EdgeClock.nowMs()) throws {
-        try setState(prefix: "mqtt", state, error: error, now: now)
+    /// Records the broker connection's state for `status` and, when given, why it is not
+    /// connected.
+    public func setBrokerState(_ state: BrokerState, error: String?, now: Int64 = EdgeClock.nowMs()) throws {
+        try setState(prefix: "mqtt", state.rawValue, error: error, now: now)
     }
 
     /// Records ingest's liveness for `status`: `starting`, `ok`, `stalled` (since when,
@@ -121,9 +121,10 @@ extension EdgeBuffer {
         }
     }
 
-    /// Records the uplink's state for `status` (`nil` error: healthy).
-    public func setUplinkState(_ state: String, error: String?, now: Int64 = EdgeClock.nowMs()) throws {
-        try setState(prefix: "uplink", state, error: error, now: now)
+    /// Records the uplink's state for `status` and, when given, the error that goes with
+    /// it (the last error stays until another replaces it).
+    public func setUplinkState(_ state: UplinkState, error: String?, now: Int64 = EdgeClock.nowMs()) throws {
+        try setState(prefix: "uplink", state.rawValue, error: error, now: now)
     }
 
     /// The weir-cloud URL the uplink sends to (of `uplink.url`'s list), for `status`.

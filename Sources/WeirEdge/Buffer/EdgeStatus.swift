@@ -27,14 +27,16 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
     /// of a bad timestamp, `on_bad_timestamp: receive-time`); not dead letters, capped
     /// apart from them. The `clock_replaced` counter has them all.
     public var clockNoteRows: Int = 0
+    /// The ``UplinkState`` last recorded, as its text (a file written by an older edge may
+    /// hold a word this one does not use).
     public var uplinkState: String
     /// The weir-cloud URL the uplink sends to (one of `uplink.url`'s list).
     public var uplinkURL: String? = nil
     public var lastUplinkError: String?
     public var lastUplinkErrorAt: Int64?
-    /// The broker connection: `connected`, `not connected`, `stopped` (the edge is not
-    /// running), or `unknown` (no edge has run on this file yet).
-    public var brokerState: String = "unknown"
+    /// The ``BrokerState`` last recorded, as its text: `connected`, `not connected`,
+    /// `stopped` (the edge is not running), or `unknown` (no edge has run on this file yet).
+    public var brokerState: String = BrokerState.unknown.rawValue
     /// Why the broker connection last failed or was lost, and when (epoch ms).
     public var lastBrokerError: String?
     public var lastBrokerErrorAt: Int64?
@@ -66,7 +68,7 @@ public struct EdgeStatus: Sendable, Codable, Hashable {
             "oldest chunk age:     \(age(oldestAgeMs))",
             "forward lag:          \(age(forwardLagMs))",
             "last forward:         \(sinceLastForwardMs.map { "\(age($0)) ago" } ?? "never")",
-            "broker:               \(brokerState)" + (brokerState == "connected" ? "" : lastBrokerError.map { " (last error: \($0))" } ?? ""),
+            "broker:               \(brokerState)" + (brokerState == BrokerState.connected.rawValue ? "" : lastBrokerError.map { " (last error: \($0))" } ?? ""),
             "ingest:               \(ingestLine)",
             "uplink:               \(uplinkState)" + (uplinkURL.map { " (to \($0))" } ?? ""),
             "last uplink error:    \(lastUplinkError ?? "none")",

@@ -11,7 +11,7 @@ public final class EdgeHealth: Sendable {
         public var reason: String?
         /// Subscribed to every topic since start.
         public var subscribed: Bool
-        public var broker: String
+        public var broker: BrokerState
         /// Messages received and waiting for the consumer.
         public var inboundWaiting: Int
         /// Seconds the hand-over has not moved while messages waited (0 when none wait).
@@ -34,7 +34,7 @@ public final class EdgeHealth: Sendable {
         case resumed(after: Int64)
     }
 
-    private let state = Mutex(Snapshot(status: .starting, subscribed: false, broker: "not connected",
+    private let state = Mutex(Snapshot(status: .starting, subscribed: false, broker: .notConnected,
                                        inboundWaiting: 0, lastProgressSeconds: 0))
 
     public init() {}
@@ -50,7 +50,7 @@ public final class EdgeHealth: Sendable {
     }
 
     /// Records one liveness check. `stall` is when (epoch ms) and why, or `nil`.
-    public func update(stall: (sinceMs: Int64, reason: String)?, broker: String, inboundWaiting: Int,
+    public func update(stall: (sinceMs: Int64, reason: String)?, broker: BrokerState, inboundWaiting: Int,
                        lastProgressSeconds: Double, nowMs: Int64) -> Change {
         state.withLock { s in
             s.broker = broker

@@ -45,7 +45,7 @@ struct LivenessMonitor: Service {
         let progress = check.sinceProgress(inputs)
         let progressSeconds = Double(progress.components.seconds) + Double(progress.components.attoseconds) / 1e18
         let change = health.update(stall: stall.map { (nowMs - Self.ms(now - $0.since), $0.reason) },
-                                   broker: client.isConnected ? "connected" : "not connected",
+                                   broker: client.isConnected ? .connected : .notConnected,
                                    inboundWaiting: inputs.inbound.waiting, lastProgressSeconds: progressSeconds, nowMs: nowMs)
         metrics.ingestStalled.record(stall == nil ? 0 : 1)
         metrics.ingestLastProgress.record(progressSeconds)

@@ -32,7 +32,7 @@ struct IngestService: Service {
     static let gatherMinCapacity = 128
 
     func run() async throws {
-        defer { try? sealer.buffer.setBrokerState("stopped", error: nil) }
+        defer { try? sealer.buffer.setBrokerState(.stopped, error: nil) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             // Ends once the queue is finished (after `disconnect`) and drained.
             group.addTask { await consume() }
@@ -122,7 +122,7 @@ struct IngestService: Service {
             let connected = client.isConnected
             if connected == wasConnected || Task.isCancelled { continue }
             wasConnected = connected
-            try? sealer.buffer.setBrokerState(connected ? "connected" : "not connected", error: connected ? nil : client.lastError ?? "connection lost")
+            try? sealer.buffer.setBrokerState(connected ? .connected : .notConnected, error: connected ? nil : client.lastError ?? "connection lost")
         }
     }
 
@@ -131,14 +131,14 @@ struct IngestService: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 try await client.connect()
-                try? sealer.buffer.setBrokerState("connected", error: nil)
+                try? sealer.buffer.setBrokerState(.connected, error: nil)
                 logger.info("connected to the broker", metadata: ["weir.broker": "\(configuration.mqtt.url)", "weir.client": "\(configuration.mqttClientID)"])
                 return
             } catch let error as MQTTError where error.code == .refused {
-                try? sealer.buffer.setBrokerState("not connected", error: error.message)
+                try? sealer.buffer.setBrokerState(.notConnected, error: error.message)
                 throw error
             } catch let error as MQTTError where error.code == .tls {
-                try? sealer.buffer.setBrokerState("not connected", error: error.message)
+                try? sealer.buffer.setBrokerState(.notConnected, error: error.message)
                 // Not a broker that is still starting: say so loudly, and keep trying (the
                 // broker's certificate may be the one that gets fixed).
                 logger.error("cannot connect to the broker: \(error.message); nothing is received until this is fixed; retrying",
@@ -146,7 +146,7 @@ struct IngestService: Service {
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(30))
             } catch {
-                try? sealer.buffer.setBrokerState("not connected", error: "\(error)")
+                try? sealer.buffer.setBrokerState(.notConnected, error: "\(error)")
                 logger.warning("broker not reachable yet; retrying", metadata: ["weir.error": "\(error)"])
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(30))

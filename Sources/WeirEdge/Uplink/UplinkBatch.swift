@@ -7,9 +7,9 @@ import WeirCore
 ///
 /// It holds the chunks as stored (compressed) and the request body, not their readings:
 /// a 50,000-reading batch is a few hundred kilobytes while it waits for the cloud.
-struct UplinkBatch: Sendable {
+struct UplinkBatch: Sendable, Equatable {
     /// One chunk's share: its sequence number and how many readings of the batch are its.
-    struct Part: Sendable {
+    struct Part: Sendable, Equatable {
         var seq: Int64
         var count: Int
     }
