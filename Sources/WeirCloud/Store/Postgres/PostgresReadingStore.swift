@@ -195,12 +195,17 @@ public final class PostgresReadingStore: ReadingStore {
         var found: [RawKey: Double] = [:]
         let low = lookups.map(\.key.ts).min()!
         let high = lookups.map(\.key.ts).max()!
+        // One index probe per key (LATERAL ... LIMIT 1 keeps the planner from hashing a
+        // whole day's partition instead), in the partitions of the batch's ts range.
         let rows = try await connection.query("""
-            SELECT r.series_id, r.ts, r.value FROM raw r
-            JOIN unnest(\(lookups.map(\.deviceID))::int8[], \(lookups.map(\.key.seriesID))::int8[], \(lookups.map(\.key.ts))::int8[])
+            SELECT r.series_id, r.ts, r.value
+            FROM unnest(\(lookups.map(\.deviceID))::int8[], \(lookups.map(\.key.seriesID))::int8[], \(lookups.map(\.key.ts))::int8[])
                 AS k(device_id, series_id, ts)
-              ON r.device_id = k.device_id AND r.series_id = k.series_id AND r.ts = k.ts
-            WHERE r.ts BETWEEN \(low) AND \(high)
+            CROSS JOIN LATERAL (
+                SELECT r.series_id, r.ts, r.value FROM raw r
+                WHERE r.device_id = k.device_id AND r.series_id = k.series_id AND r.ts = k.ts
+                  AND r.ts BETWEEN \(low) AND \(high)
+                LIMIT 1) r
             """, logger: logger)
         for try await (seriesID, ts, value) in rows.decode((Int64, Int64, Double).self) {
             found[RawKey(seriesID: seriesID, ts: ts)] = value
@@ -212,13 +217,16 @@ public final class PostgresReadingStore: ReadingStore {
                              _ connection: PostgresConnection) async throws -> [WindowKey: WindowRecord] {
         guard !lookups.isEmpty else { return [:] }
         var found: [WindowKey: WindowRecord] = [:]
+        // One index probe per window: a join would hash the whole table once it is large.
         let rows = try await connection.query("""
             SELECT w.series_id, w.size_ms, w.start, w.count, w.sum, w.min, w.max, w.first_ts, w.first_value,
                    w.last_ts, w.last_value, w.revision, w.late
-            FROM windows w
-            JOIN unnest(\(lookups.map(\.deviceID))::int8[], \(lookups.map(\.key.seriesID))::int8[],
+            FROM unnest(\(lookups.map(\.deviceID))::int8[], \(lookups.map(\.key.seriesID))::int8[],
                         \(lookups.map(\.key.sizeMs))::int8[], \(lookups.map(\.key.start))::int8[]) AS k(device_id, series_id, size_ms, start)
-              ON w.device_id = k.device_id AND w.series_id = k.series_id AND w.size_ms = k.size_ms AND w.start = k.start
+            CROSS JOIN LATERAL (
+                SELECT * FROM windows w
+                WHERE w.device_id = k.device_id AND w.series_id = k.series_id AND w.size_ms = k.size_ms AND w.start = k.start
+                LIMIT 1) w
             """, logger: logger)
         for try await row in rows {
             let record = try Self.windowRecord(row, from: 1)
@@ -278,19 +286,21 @@ public final class PostgresReadingStore: ReadingStore {
         }
         if !changes.devices.isEmpty {
             let d = changes.devices
+            let ids = try s.bind(d.map(\.id))
+            // `d.id = ANY(ids)` lets the planner probe the key instead of hashing every device.
             parts.append("""
                 devices_written AS (
                     UPDATE devices AS d SET max_ts = NULLIF(u.max_ts, \(try s.bind(Int64.min))), last_seen = GREATEST(d.last_seen, u.last_seen),
                         readings = d.readings + u.readings, duplicates = d.duplicates + u.duplicates, late = d.late + u.late,
                         conflicts = d.conflicts + u.conflicts, too_late = d.too_late + u.too_late,
                         dropped_late = d.dropped_late + u.dropped_late, dropped_at_edge = d.dropped_at_edge + u.dropped_at_edge
-                    FROM unnest(\(try s.bind(d.map(\.id)))::int8[], \(try s.bind(d.map { $0.maxTs ?? Int64.min }))::int8[],
+                    FROM unnest(\(ids)::int8[], \(try s.bind(d.map { $0.maxTs ?? Int64.min }))::int8[],
                                 \(try s.bind(d.map(\.lastSeen)))::int8[], \(try s.bind(d.map(\.delta.readings)))::int8[],
                                 \(try s.bind(d.map(\.delta.duplicates)))::int8[], \(try s.bind(d.map(\.delta.late)))::int8[],
                                 \(try s.bind(d.map(\.delta.conflicts)))::int8[], \(try s.bind(d.map(\.delta.tooLate)))::int8[],
                                 \(try s.bind(d.map(\.delta.droppedLate)))::int8[], \(try s.bind(d.map(\.delta.droppedAtEdge)))::int8[])
                         AS u(id, max_ts, last_seen, readings, duplicates, late, conflicts, too_late, dropped_late, dropped_at_edge)
-                    WHERE d.id = u.id)
+                    WHERE d.id = u.id AND d.id = ANY(\(ids)::int8[]))
                 """)
         }
         if !changes.lateDrops.isEmpty {
