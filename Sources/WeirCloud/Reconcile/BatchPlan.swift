@@ -16,11 +16,21 @@ public struct SeriesName: Hashable, Sendable {
 }
 
 /// What a batch names: the store creates what is new and locks the devices.
+///
+/// Devices and series are interned to dense indexes once, when the batch is planned, so
+/// every later step reaches a reading's series and device by array index, not by hashing
+/// names again.
 public struct BatchPlan: Sendable {
     /// Devices of the batch's readings and drop-ledger rows, distinct and sorted by name.
     public var devices: [String]
     /// `(device, metric)` of the batch's readings, distinct, in order of first appearance.
     public var series: [SeriesName]
+    /// For each of `series`, the index of its device in `devices`.
+    public var seriesDevice: [Int]
+    /// For each of the batch's readings, the index of its series in `series`.
+    public var readingSeries: [Int]
+    /// For each of the batch's drop-ledger rows, the index of its device in `devices`.
+    public var dropDevice: [Int]
 }
 
 /// A device's stored key and newest event ts, as the batch's transaction sees it.
@@ -35,12 +45,15 @@ public struct StoredDevice: Sendable, Hashable {
     }
 }
 
-/// The keys of a batch's devices and series, loaded (and created where new) by the store.
+/// The keys of a batch's devices and series, loaded (and created where new) by the store,
+/// in the plan's order.
 public struct BatchKeys: Sendable {
-    public var devices: [String: StoredDevice]
-    public var series: [SeriesName: Int64]
+    /// One per `plan.devices`, same order.
+    public var devices: [StoredDevice]
+    /// One per `plan.series`, same order.
+    public var series: [Int64]
 
-    public init(devices: [String: StoredDevice] = [:], series: [SeriesName: Int64] = [:]) {
+    public init(devices: [StoredDevice] = [], series: [Int64] = []) {
         self.devices = devices
         self.series = series
     }

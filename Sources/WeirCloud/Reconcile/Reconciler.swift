@@ -10,8 +10,8 @@ import WeirCore
 /// ```swift
 /// let plan = Reconciler.plan(decoded)                          // names the batch touches
 /// let keys = try store.loadKeys(plan)                           // create new ones, lock the devices
-/// let raw = try store.loadRaw(reconciler.rawLookups(decoded, keys: keys))
-/// var folded = try reconciler.fold(decoded, keys: keys, storedRaw: raw, receivedAt: now)
+/// let raw = try store.loadRaw(reconciler.rawLookups(decoded, plan: plan, keys: keys))
+/// var folded = try reconciler.fold(decoded, plan: plan, keys: keys, storedRaw: raw, receivedAt: now)
 /// let windows = try store.loadWindows(folded.windowLookups)
 /// let changes = reconciler.decide(folded, storedWindows: windows, storedLedger: ledger)
 /// try store.commit(changes)                                     // then answer changes.outcome
@@ -50,41 +50,70 @@ public struct Reconciler: Sendable {
 
     // MARK: plan
 
-    /// The devices and series a batch names (step 1).
+    /// The devices and series a batch names (step 1), each reading's series and each
+    /// series' device as indexes: one device-name hash per change of series, none per reading
+    /// of a series that continues.
     public static func plan(_ decoded: DecodedBatch) -> BatchPlan {
-        var devices = Set<String>()
+        let readings = decoded.batch.readings
+        var deviceIndex: [String: Int] = [:]
+        var names: [String] = []
+        var metrics: [[(metric: String, series: Int)]] = []
         var series: [SeriesName] = []
-        var seen = Set<SeriesName>()
+        var seriesDevice: [Int] = []
+        var readingSeries: [Int] = []
+        readingSeries.reserveCapacity(readings.count)
+        func device(_ name: String) -> Int {
+            if let index = deviceIndex[name] { return index }
+            deviceIndex[name] = names.count
+            names.append(name)
+            metrics.append([])
+            return names.count - 1
+        }
+        var last = -1
         var lastDevice = ""
         var lastMetric = ""
-        var first = true
-        for reading in decoded.batch.readings {
-            // Binary batches come grouped by series: most readings repeat the last one.
-            if !first && reading.device == lastDevice && reading.metric == lastMetric { continue }
-            first = false
+        for reading in readings {
+            // Binary batches come grouped by series: most readings continue the last one.
+            if last >= 0 && reading.device == lastDevice && reading.metric == lastMetric {
+                readingSeries.append(last)
+                continue
+            }
+            let d = device(reading.device)
+            // A device has few metrics: a scan beats a hash.
+            if let known = metrics[d].first(where: { $0.metric == reading.metric }) {
+                last = known.series
+            } else {
+                last = series.count
+                series.append(SeriesName(device: reading.device, metric: reading.metric))
+                seriesDevice.append(d)
+                metrics[d].append((reading.metric, last))
+            }
+            readingSeries.append(last)
             lastDevice = reading.device
             lastMetric = reading.metric
-            let name = SeriesName(device: reading.device, metric: reading.metric)
-            if seen.insert(name).inserted {
-                series.append(name)
-                devices.insert(reading.device)
-            }
         }
-        for drop in decoded.batch.drops { devices.insert(drop.device) }
-        return BatchPlan(devices: devices.sorted(), series: series)
+        var dropDevice = decoded.batch.drops.map { device($0.device) }
+        // Devices sorted by name; indexes renumbered to match.
+        let order = names.indices.sorted { names[$0] < names[$1] }
+        var rank = [Int](repeating: 0, count: names.count)
+        for (position, index) in order.enumerated() { rank[index] = position }
+        for i in seriesDevice.indices { seriesDevice[i] = rank[seriesDevice[i]] }
+        for i in dropDevice.indices { dropDevice[i] = rank[dropDevice[i]] }
+        return BatchPlan(devices: order.map { names[$0] }, series: series, seriesDevice: seriesDevice,
+                         readingSeries: readingSeries, dropDevice: dropDevice)
     }
 
     /// The stored readings the decision needs (step 2): readings no newer than their
     /// device's newest stored reading (a newer one cannot be stored yet) and not past
     /// `raw_retention` (those are rejected without a look).
-    public func rawLookups(_ decoded: DecodedBatch, keys: BatchKeys) throws -> [(deviceID: Int64, key: RawKey)] {
+    public func rawLookups(_ decoded: DecodedBatch, plan: BatchPlan, keys: BatchKeys) -> [(deviceID: Int64, key: RawKey)] {
         var lookups: [(deviceID: Int64, key: RawKey)] = []
-        var cursor = KeyCursor()
-        for reading in decoded.batch.readings {
-            let (seriesID, device) = try cursor.keys(of: reading, in: keys)
+        for (index, reading) in decoded.batch.readings.enumerated() {
+            let series = plan.readingSeries[index]
+            let device = keys.devices[plan.seriesDevice[series]]
             guard let maxTs = device.maxTs, reading.ts <= maxTs, Self.tsRange.contains(reading.ts),
                   reading.ts >= maxTs - settings.rawRetentionMs else { continue }
-            lookups.append((device.id, RawKey(seriesID: seriesID, ts: reading.ts)))
+            lookups.append((device.id, RawKey(seriesID: keys.series[series], ts: reading.ts)))
         }
         return lookups
     }
@@ -116,19 +145,21 @@ public struct Reconciler: Sendable {
             /// The series' new readings in this batch by ts, built once its readings stop
             /// arriving in ascending order.
             var inBatch: [Int64: Double]?
-            /// Index in `changes.raw` of the series' first new reading.
-            var firstRaw: Int?
+            /// Index in `changes.raw` of the series' newest new reading (-1: none yet).
+            var lastRaw = -1
             var deltas: [WindowDelta] = []
         }
 
         var changes: BatchChanges
-        var devices: [DeviceState] = []
-        var deviceSlots: [String: Int] = [:]
-        var series: [SeriesState] = []
-        var seriesSlots: [Int64: Int] = [:]
+        /// One per `plan.devices` (slot = index in the plan).
+        var devices: [DeviceState]
+        /// One per `plan.series`.
+        var series: [SeriesState]
+        /// For each row of `changes.raw`, the index of the same series' previous row (-1: none).
+        var previousRaw: [Int] = []
         var touchedDevices: [Int] = []
         var drops: [DropRecord]
-        var dropDeviceIDs: [Int64] = []
+        var dropSlots: [Int]
 
         /// The stored windows the decision needs: every window a new reading falls in.
         public var windowLookups: [(deviceID: Int64, key: WindowKey)] {
@@ -144,15 +175,22 @@ public struct Reconciler: Sendable {
     /// Classifies every reading against the loaded state (step 3): out of range, too late,
     /// duplicate (of a stored reading or of an earlier one in the batch), late, dropped by
     /// policy, or new; and folds the new ones into per-window deltas.
-    public func fold(_ decoded: DecodedBatch, keys: BatchKeys, storedRaw: [RawKey: Double], receivedAt: Int64,
+    public func fold(_ decoded: DecodedBatch, plan: BatchPlan, keys: BatchKeys, storedRaw: [RawKey: Double], receivedAt: Int64,
                      logger: Logger? = nil) throws -> FoldedBatch {
+        guard keys.devices.count == plan.devices.count, keys.series.count == plan.series.count else {
+            throw WeirError(.storage, "the store loaded \(keys.devices.count) of \(plan.devices.count) devices and \(keys.series.count) of \(plan.series.count) series")
+        }
         let batch = decoded.batch
         var outcome = BatchOutcome(batch: batch.id)
         outcome.received = decoded.readingCount
         outcome.rejected = decoded.rejected
-        var folded = FoldedBatch(changes: BatchChanges(gateway: batch.gateway, receivedAt: receivedAt, outcome: outcome),
-                                 drops: batch.drops)
+        var folded = FoldedBatch(
+            changes: BatchChanges(gateway: batch.gateway, receivedAt: receivedAt, outcome: outcome),
+            devices: zip(plan.devices, keys.devices).map { FoldedBatch.DeviceState(name: $0, id: $1.id, maxTsBefore: $1.maxTs) },
+            series: zip(keys.series, plan.seriesDevice).map { FoldedBatch.SeriesState(id: $0, deviceSlot: $1) },
+            drops: batch.drops, dropSlots: plan.dropDevice)
         folded.changes.raw.reserveCapacity(batch.readings.count)
+        folded.previousRaw.reserveCapacity(batch.readings.count)
         // Refused drop-ledger rows share the rejected table; negative indices (-1 - row)
         // keep them apart from readings' indices.
         folded.changes.rejectedDrops = decoded.rejectedDrops.map { drop in
@@ -164,16 +202,9 @@ public struct Reconciler: Sendable {
         let moo = settings.maxOutOfOrderMs
         let dropPolicy = settings.latePolicy == .drop
 
-        var lastDevice = ""
-        var lastMetric = ""
-        var lastSlots = (series: -1, device: -1)
         for (index, reading) in batch.readings.enumerated() {
-            if lastSlots.series < 0 || reading.device != lastDevice || reading.metric != lastMetric {
-                lastSlots = try slots(of: reading, keys: keys, &folded)
-                lastDevice = reading.device
-                lastMetric = reading.metric
-            }
-            let (seriesSlot, slot) = lastSlots
+            let seriesSlot = plan.readingSeries[index]
+            let slot = plan.seriesDevice[seriesSlot]
             let ts = reading.ts
             guard Self.tsRange.contains(ts) else {
                 // Window and watermark arithmetic would overflow near Int64's ends.
@@ -230,6 +261,8 @@ public struct Reconciler: Sendable {
                 continue
             }
             let deviceID = folded.devices[slot].id
+            folded.previousRaw.append(folded.series[seriesSlot].lastRaw)
+            folded.series[seriesSlot].lastRaw = folded.changes.raw.count
             folded.changes.raw.append(RawRow(deviceID: deviceID, seriesID: seriesID, ts: ts, value: reading.value, applied: !dropIt))
 
             if isLate {
@@ -258,16 +291,6 @@ public struct Reconciler: Sendable {
                     folded.series[seriesSlot].deltas.append(FoldedBatch.WindowDelta(
                         sizeMs: size, start: start, aggregate: WindowAggregate(ts: ts, value: reading.value), late: windowLate))
                 }
-            }
-        }
-        for drop in batch.drops {
-            guard let device = keys.devices[drop.device] else {
-                throw WeirError(.storage, "the store did not load device \(drop.device) of a drop-ledger row")
-            }
-            folded.dropDeviceIDs.append(device.id)
-            if folded.deviceSlots[drop.device] == nil {
-                folded.deviceSlots[drop.device] = folded.devices.count
-                folded.devices.append(FoldedBatch.DeviceState(name: drop.device, id: device.id, maxTsBefore: device.maxTs))
             }
         }
         return folded
@@ -311,8 +334,8 @@ public struct Reconciler: Sendable {
         // Drop-ledger rows from the edge, each once.
         var touched = folded.touchedDevices
         for (index, drop) in folded.drops.enumerated() where !storedLedger.contains(index) {
-            let slot = folded.deviceSlots[drop.device]!  // every drop's device got a slot in fold
-            changes.edgeDrops.append(EdgeDropRow(deviceID: folded.dropDeviceIDs[index], index: index, drop: drop))
+            let slot = folded.dropSlots[index]
+            changes.edgeDrops.append(EdgeDropRow(deviceID: folded.devices[slot].id, index: index, drop: drop))
             if !folded.devices[slot].delta.touched {
                 folded.devices[slot].delta.touched = true
                 touched.append(slot)
@@ -344,10 +367,12 @@ public struct Reconciler: Sendable {
         // Inside the batch: while a series' readings ascend, each is new.
         if let newest = folded.series[seriesSlot].newestInBatch, ts <= newest {
             if folded.series[seriesSlot].inBatch == nil {
+                // The series' rows so far, newest first along the chain: the first value of a ts wins.
                 var seen: [Int64: Double] = [:]
-                let id = folded.series[seriesSlot].id
-                for row in folded.changes.raw[(folded.series[seriesSlot].firstRaw ?? 0)...] where row.seriesID == id {
-                    if seen[row.ts] == nil { seen[row.ts] = row.value }
+                var i = folded.series[seriesSlot].lastRaw
+                while i >= 0 {
+                    seen[folded.changes.raw[i].ts] = folded.changes.raw[i].value
+                    i = folded.previousRaw[i]
                 }
                 folded.series[seriesSlot].inBatch = seen
             }
@@ -355,51 +380,8 @@ public struct Reconciler: Sendable {
         } else {
             folded.series[seriesSlot].newestInBatch = ts
         }
-        if folded.series[seriesSlot].firstRaw == nil { folded.series[seriesSlot].firstRaw = folded.changes.raw.count }
         if folded.series[seriesSlot].inBatch != nil { folded.series[seriesSlot].inBatch?[ts] = value }
         return nil
-    }
-
-    /// The series and device slots of a reading, adding them to the batch if new.
-    private func slots(of reading: Reading, keys: BatchKeys, _ folded: inout FoldedBatch) throws -> (series: Int, device: Int) {
-        guard let device = keys.devices[reading.device] else {
-            throw WeirError(.storage, "the store did not load device \(reading.device)")
-        }
-        guard let seriesID = keys.series[SeriesName(device: reading.device, metric: reading.metric)] else {
-            throw WeirError(.storage, "the store did not load series \(reading.device)/\(reading.metric)")
-        }
-        let deviceSlot: Int
-        if let slot = folded.deviceSlots[reading.device] {
-            deviceSlot = slot
-        } else {
-            deviceSlot = folded.devices.count
-            folded.devices.append(FoldedBatch.DeviceState(name: reading.device, id: device.id, maxTsBefore: device.maxTs))
-            folded.deviceSlots[reading.device] = deviceSlot
-        }
-        if let slot = folded.seriesSlots[seriesID] { return (slot, deviceSlot) }
-        let slot = folded.series.count
-        folded.series.append(FoldedBatch.SeriesState(id: seriesID, deviceSlot: deviceSlot))
-        folded.seriesSlots[seriesID] = slot
-        return (slot, deviceSlot)
-    }
-
-    /// Walks a batch's readings, looking keys up only when the series changes.
-    private struct KeyCursor {
-        var device = ""
-        var metric = ""
-        var last: (Int64, StoredDevice)?
-
-        mutating func keys(of reading: Reading, in keys: BatchKeys) throws -> (Int64, StoredDevice) {
-            if let last, reading.device == device, reading.metric == metric { return last }
-            guard let stored = keys.devices[reading.device],
-                  let seriesID = keys.series[SeriesName(device: reading.device, metric: reading.metric)] else {
-                throw WeirError(.storage, "the store did not load series \(reading.device)/\(reading.metric)")
-            }
-            device = reading.device
-            metric = reading.metric
-            last = (seriesID, stored)
-            return (seriesID, stored)
-        }
     }
 
     static func rawText(_ reading: Reading) -> String {

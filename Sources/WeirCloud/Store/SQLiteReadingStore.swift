@@ -193,11 +193,12 @@ public final class SQLiteReadingStore: ReadingStore {
     /// One batch inside the writer's transaction: plan, load, decide, commit (``Reconciler``).
     private func apply(_ decoded: DecodedBatch, receivedAt: Int64, db: Database, state: inout WriterState) throws -> BatchOutcome {
         let session = SQLiteSession(db)
-        let keys = try session.loadKeys(Reconciler.plan(decoded), cache: &state.keys, writeBack: state.writeBack)
-        let storedRaw = try session.loadRaw(reconciler.rawLookups(decoded, keys: keys))
-        let folded = try reconciler.fold(decoded, keys: keys, storedRaw: storedRaw, receivedAt: receivedAt, logger: logger)
+        let plan = Reconciler.plan(decoded)
+        let keys = try session.loadKeys(plan, cache: &state.keys, writeBack: state.writeBack)
+        let storedRaw = try session.loadRaw(reconciler.rawLookups(decoded, plan: plan, keys: keys))
+        let folded = try reconciler.fold(decoded, plan: plan, keys: keys, storedRaw: storedRaw, receivedAt: receivedAt, logger: logger)
         let storedWindows = try session.loadWindows(folded.windowLookups, writeBack: state.writeBack)
-        let storedLedger = decoded.batch.drops.isEmpty ? [] : try session.loadLedger(decoded.batch, keys: keys)
+        let storedLedger = decoded.batch.drops.isEmpty ? [] : try session.loadLedger(decoded.batch, plan: plan, keys: keys)
         let changes = reconciler.decide(folded, storedWindows: storedWindows, storedLedger: storedLedger)
         try session.commit(changes, writeBack: &state.writeBack)
         try state.changes.record(db, windows: state.writeBack.pending, devices: state.writeBack.pendingDevices,
@@ -206,7 +207,7 @@ public final class SQLiteReadingStore: ReadingStore {
         // The cached newest ts moves with the batch (the whole cache is dropped if the commit fails).
         var newest: [Int64: Int64] = [:]
         for device in changes.devices { newest[device.id] = device.maxTs }
-        for (name, stored) in keys.devices {
+        for (name, stored) in zip(plan.devices, keys.devices) {
             if let ts = newest[stored.id] { state.keys.devices[name] = StoredDevice(id: stored.id, maxTs: ts) }
         }
         return changes.outcome

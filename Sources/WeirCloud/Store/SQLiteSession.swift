@@ -30,7 +30,7 @@ struct SQLiteSession {
         keys.devices.reserveCapacity(plan.devices.count)
         for name in plan.devices {
             if let cached = cache.devices[name] {
-                keys.devices[name] = cached
+                keys.devices.append(cached)
                 continue
             }
             let device: StoredDevice
@@ -43,17 +43,15 @@ struct SQLiteSession {
                 device = StoredDevice(id: db.lastInsertedRowID, maxTs: nil)
             }
             cache.devices[name] = device
-            keys.devices[name] = device
+            keys.devices.append(device)
         }
         keys.series.reserveCapacity(plan.series.count)
-        for name in plan.series {
+        for (index, name) in plan.series.enumerated() {
             if let cached = cache.series[name] {
-                keys.series[name] = cached
+                keys.series.append(cached)
                 continue
             }
-            guard let deviceID = keys.devices[name.device]?.id else {
-                throw WeirError(.storage, "SQLite: series \(name.device)/\(name.metric) of an unknown device")
-            }
+            let deviceID = keys.devices[plan.seriesDevice[index]].id
             let id: Int64
             if let stored = try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE device_id = ? AND metric = ?",
                                                arguments: [deviceID, name.metric]) {
@@ -63,7 +61,7 @@ struct SQLiteSession {
                 id = db.lastInsertedRowID
             }
             cache.series[name] = id
-            keys.series[name] = id
+            keys.series.append(id)
         }
         return keys
     }
@@ -114,10 +112,10 @@ struct SQLiteSession {
     }
 
     /// Indexes of the batch's drop-ledger rows stored before (a resend).
-    func loadLedger(_ batch: Batch, keys: BatchKeys) throws -> Set<Int> {
+    func loadLedger(_ batch: Batch, plan: BatchPlan, keys: BatchKeys) throws -> Set<Int> {
         var stored = Set<Int>()
-        for (index, drop) in batch.drops.enumerated() {
-            guard let deviceID = keys.devices[drop.device]?.id else { continue }
+        for index in batch.drops.indices {
+            let deviceID = keys.devices[plan.dropDevice[index]].id
             if try Bool.fetchOne(db, sql: """
                 SELECT 1 FROM edge_drops WHERE device_id = ? AND gateway = ? AND batch = ? AND idx = ?
                 """, arguments: [deviceID, batch.gateway, batch.id, index]) == true {

@@ -128,10 +128,10 @@ public final class PostgresReadingStore: ReadingStore {
     private func apply(_ decoded: DecodedBatch, plan: BatchPlan, named: (devices: [Int64], series: [Int64]), receivedAt: Int64,
                        _ connection: PostgresConnection) async throws -> BatchOutcome {
         let keys = try await loadKeys(plan, named: named, connection)
-        let storedRaw = try await loadRaw(reconciler.rawLookups(decoded, keys: keys), connection)
-        let folded = try reconciler.fold(decoded, keys: keys, storedRaw: storedRaw, receivedAt: receivedAt, logger: logger)
+        let storedRaw = try await loadRaw(reconciler.rawLookups(decoded, plan: plan, keys: keys), connection)
+        let folded = try reconciler.fold(decoded, plan: plan, keys: keys, storedRaw: storedRaw, receivedAt: receivedAt, logger: logger)
         let storedWindows = try await loadWindows(folded.windowLookups, connection)
-        let storedLedger = decoded.batch.drops.isEmpty ? [] : try await loadLedger(decoded.batch, keys: keys, connection)
+        let storedLedger = decoded.batch.drops.isEmpty ? [] : try await loadLedger(decoded.batch, plan: plan, keys: keys, connection)
         let changes = reconciler.decide(folded, storedWindows: storedWindows, storedLedger: storedLedger)
         try await commit(changes, connection)
         return changes.outcome
@@ -139,17 +139,14 @@ public final class PostgresReadingStore: ReadingStore {
 
     /// The series rows of `plan`, keyed by device and series (`named` are the plan's keys in order).
     private static func seriesKeys(_ plan: BatchPlan, _ named: (devices: [Int64], series: [Int64])) -> [PostgresKeys.SeriesKey] {
-        var deviceKey: [String: Int64] = [:]
-        for (name, key) in zip(plan.devices, named.devices) { deviceKey[name] = key }
-        return zip(plan.series, named.series).map { PostgresKeys.SeriesKey(device: deviceKey[$0.device]!, series: $1) }
+        zip(plan.seriesDevice, named.series).map { PostgresKeys.SeriesKey(device: named.devices[$0], series: $1) }
     }
 
     /// Creates the batch's devices and series not known to be stored, and locks its device
     /// rows in id order.
     private func loadKeys(_ plan: BatchPlan, named: (devices: [Int64], series: [Int64]),
                           _ connection: PostgresConnection) async throws -> BatchKeys {
-        var keys = BatchKeys()
-        guard !plan.devices.isEmpty else { return keys }
+        guard !plan.devices.isEmpty else { return BatchKeys() }
         var names: [Int64: String] = [:]
         for (name, id) in zip(plan.devices, named.devices) {
             if let other = names[id], other != name {
@@ -169,16 +166,18 @@ public final class PostgresReadingStore: ReadingStore {
         let rows = try await connection.query("""
             SELECT id, name, max_ts FROM devices WHERE id = ANY(\(named.devices.sorted())::int8[]) ORDER BY id FOR UPDATE
             """, logger: logger)
+        var locked: [Int64: StoredDevice] = [:]
         for try await (id, name, maxTs) in rows.decode((Int64, String, Int64?).self) {
             guard names[id] == name else {
                 throw WeirError(.storage, "devices \(name) and \(names[id] ?? "?") have the same key \(id); rename one")
             }
-            keys.devices[name] = StoredDevice(id: id, maxTs: maxTs)
+            locked[id] = StoredDevice(id: id, maxTs: maxTs)
         }
-        guard keys.devices.count == plan.devices.count else {
-            throw WeirError(.storage, "PostgreSQL: \(plan.devices.count - keys.devices.count) of the batch's devices were neither inserted nor found")
+        let devices = named.devices.compactMap { locked[$0] }
+        guard devices.count == plan.devices.count else {
+            throw WeirError(.storage, "PostgreSQL: \(plan.devices.count - devices.count) of the batch's devices were neither inserted nor found")
         }
-        for (name, key) in zip(plan.series, seriesKeys) { keys.series[name] = key.series }
+        let keys = BatchKeys(devices: devices, series: named.series)
         if !unknown.series.isEmpty {
             try await connection.query("""
                 INSERT INTO series (device_id, id, metric)
@@ -235,8 +234,8 @@ public final class PostgresReadingStore: ReadingStore {
         return found
     }
 
-    private func loadLedger(_ batch: Batch, keys: BatchKeys, _ connection: PostgresConnection) async throws -> Set<Int> {
-        let ids = Array(Set(batch.drops.compactMap { keys.devices[$0.device]?.id }))
+    private func loadLedger(_ batch: Batch, plan: BatchPlan, keys: BatchKeys, _ connection: PostgresConnection) async throws -> Set<Int> {
+        let ids = Array(Set(plan.dropDevice.map { keys.devices[$0].id }))
         var stored = Set<Int>()
         let rows = try await connection.query("""
             SELECT idx FROM edge_drops WHERE device_id = ANY(\(ids)::int8[]) AND gateway = \(batch.gateway) AND batch = \(batch.id)
