@@ -196,7 +196,7 @@ extension CloudApplication {
     public static func serve(configFile: String?, listen: String?, store: String?, insecureNoAuth: Bool) async throws {
         var logger = Logger(label: "weir.cloud")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        let source = try await ConfigSource.load(file: configFile, environmentPrefix: "WEIR_CLOUD")
+        let source = try ConfigSource.load(file: configFile, environmentPrefix: "WEIR_CLOUD")
         var config = try CloudConfiguration.load(from: source)
         if let listen { config.listen = listen }
         if let store { config.store = store }

@@ -200,8 +200,8 @@ import WeirSupport
     func badValuesNameTheKey(_ yaml: String, _ key: String) async throws {
         let path = try write(yaml)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        await #expect {
-            let source = try await ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [:])
+        #expect {
+            let source = try ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [:])
             _ = try CloudConfiguration.load(from: source)
         } throws: { error in
             "\(error)".contains(key)
@@ -219,7 +219,7 @@ import WeirSupport
             metrics_token_sha256: "\(SHA256.hex("m"))"
             """)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let config = try CloudConfiguration.load(from: try await ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [:]))
+        let config = try CloudConfiguration.load(from: try ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [:]))
         #expect(config.gateways["gw-plant-a"] == GatewayAccess(tokenHashes: [SHA256.hex("old"), SHA256.hex("new")], devices: ["plant-a-*"], maxReadingsPerSecond: 50_000))
         #expect(config.gateways["gw-2"] == GatewayAccess(tokenHash: SHA256.hex("x")))
         #expect(config.readers["dashboard"]?.devices == ["plant-a-*", "lab-?"])

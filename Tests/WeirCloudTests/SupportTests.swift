@@ -121,7 +121,7 @@ import WeirSupport
                 token_sha256: "\(SHA256.hex("b"))"
             """)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let source = try await ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [
+        let source = try ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [
             "WEIR_CLOUD_LISTEN": "0.0.0.0:8081",
             "WEIR_CLOUD_WINDOWS": "5s,60s,1h",
             "WEIR_CLOUD_GATEWAYS_GW_2_TOKEN_SHA256": SHA256.hex("c"),
@@ -144,14 +144,16 @@ import WeirSupport
         ("late_policy: maybe", "late_policy"),
         ("listen: nowhere", "listen"),
         ("maxOutOfOrder: 5s", "unknown key"),
+        ("listen: 127.0.0.1:8080\nmaxOutOfOrder: 5s", "line 2): unknown key"),
+        ("windows: [10s]\nmax_out_of_order: soon", "line 2): 'soon' is not a duration"),
         ("gateways:\n  gw-1: {token_sha256: abc}", "token_sha256"),
         ("windows: [10s, 10s]", "twice"),
     ])
     func badValuesNameTheKey(_ yaml: String, _ words: String) async throws {
         let path = try write(yaml)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        await #expect {
-            let source = try await ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [:])
+        #expect {
+            let source = try ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [:])
             _ = try CloudConfiguration.load(from: source)
         } throws: { error in
             "\(error)".contains(words)
@@ -159,8 +161,8 @@ import WeirSupport
     }
 
     @Test func missingFileIsNamed() async {
-        await #expect {
-            _ = try await ConfigSource.load(file: "/nonexistent/weir.yaml", environmentPrefix: "WEIR_CLOUD", environment: [:])
+        #expect {
+            _ = try ConfigSource.load(file: "/nonexistent/weir.yaml", environmentPrefix: "WEIR_CLOUD", environment: [:])
         } throws: { error in
             "\(error)".contains("/nonexistent/weir.yaml")
         }
@@ -179,7 +181,7 @@ import WeirSupport
     @Test func theShippedExampleLoads() async throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("cloud/weir-cloud.yaml").path
-        let config = try CloudConfiguration.load(from: try await ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [:]))
+        let config = try CloudConfiguration.load(from: try ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [:]))
         #expect(config.gateways["gw-1"] == GatewayAccess(tokenHash: SHA256.hex("test")))
         #expect(config.windowSizesMs == [60_000])
     }
