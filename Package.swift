@@ -149,7 +149,7 @@ let package = Package(
         .executableTarget(
             name: "weir-sim",
             dependencies: [
-                "WeirSim", "WeirCore", "WeirMQTT",
+                "WeirSim", "WeirCore", "WeirMQTT", "WeirSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -236,7 +236,7 @@ let package = Package(
         .testTarget(
             name: "WeirSimTests",
             dependencies: [
-                "WeirSim", "WeirCloud", "WeirCore", "WeirMQTT", "WeirTestSupport",
+                "WeirSim", "WeirCloud", "WeirCore", "WeirMQTT", "WeirSupport", "WeirTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -5,6 +5,7 @@ import FoundationNetworking
 import Testing
 import WeirCloud
 import WeirTestSupport
+import WeirSupport
 
 /// The dashboard in a real browser: a real weir-cloud with a planted gap, an edge drop and a
 /// late revision, driven by headless Chromium. Screenshots go to
@@ -56,7 +57,7 @@ import WeirTestSupport
     }
 
     func exercise(_ cloud: CloudProcess, _ chromium: HeadlessChromium, _ dir: TemporaryDirectory) async throws {
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = WallClock.nowMs()
         let s = now / Self.minute * Self.minute - 50 * Self.minute
         // dev-a sends temp and hum every 10 s for 50 min; it is silent from minute 10 to 18
         // (a gap, no data); the gateway dropped temp from minute 30 to 34 (drop ledger: 24).

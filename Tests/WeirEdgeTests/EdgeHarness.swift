@@ -5,6 +5,7 @@ import WeirCore
 import WeirEdge
 import WeirMQTT
 import WeirTestSupport
+import WeirSupport
 
 /// One end-to-end setup: a temp folder, a real mosquitto, optionally a real weir-cloud,
 /// and weir-edge processes started from a generated config. `shutdown()` stops all of it;
@@ -25,7 +26,7 @@ final class EdgeHarness: @unchecked Sendable {
         self.broker = broker
         self.cloudPort = cloudPort
         bufferPath = dir.file("edge.db")
-        baseTs = (Int64(Date().timeIntervalSince1970 * 1000) / 60_000 - 10) * 60_000
+        baseTs = (WallClock.nowMs() / 60_000 - 10) * 60_000
         configPath = dir.file("weir-edge.yaml")
         try writeConfig(extra: edgeConfig)
     }

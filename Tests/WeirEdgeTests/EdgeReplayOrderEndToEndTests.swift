@@ -5,6 +5,7 @@ import WeirCore
 import WeirEdge
 import WeirMQTT
 import WeirTestSupport
+import WeirSupport
 
 /// `uplink.replay` as a user sees it: a backlog built while the cloud is down, the cloud
 /// back while devices keep publishing live readings. What shows the order is the cloud's
@@ -70,7 +71,7 @@ struct EdgeReplayOrderEndToEndTests {
             _ = try await h.waitForStatus { $0.readings >= Int64(backlog) && $0.uplinkState == "retrying" }
 
             // Live readings from now on, while the cloud is still down and after it is back.
-            let liveBase = EdgeClock.nowMs()
+            let liveBase = WallClock.nowMs()
             let live = LivePublisher()
             let publishing = Task {
                 var k = 0

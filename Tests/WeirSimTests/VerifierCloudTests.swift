@@ -4,6 +4,7 @@ import Testing
 import WeirCore
 import WeirTestSupport
 @testable import WeirSim
+import WeirSupport
 
 /// The verifier against a real weir-cloud whose data is broken on purpose: it must catch
 /// a lost reading, a double count (an extra reading), a changed value and a conflict.

@@ -7,6 +7,7 @@ import NIOCore
 import Synchronization
 import WeirCompression
 import WeirCore
+import WeirSupport
 
 /// `POST /v1/batches`: authenticates the gateway, reads the body within the size cap,
 /// undoes `Content-Encoding`, decodes the batch by `Content-Type`, applies it in one
@@ -100,7 +101,7 @@ public final class BatchIngest: Sendable {
         let started = ContinuousClock.now
         let outcome: BatchOutcome
         do {
-            outcome = try await store.apply(decoded, receivedAt: Self.nowMs())
+            outcome = try await store.apply(decoded, receivedAt: WallClock.nowMs())
         } catch {
             context.logger.error("batch not applied", metadata: ["weir.batch": "\(decoded.batch.id.prefix(64))", "weir.error": "\(error)"])
             metrics.failed.increment()
@@ -267,10 +268,6 @@ public final class BatchIngest: Sendable {
         return CloudHTTPError(.badRequest, "\(what) cannot be decompressed: \(error.message)")
     }
 
-    /// Wall-clock time in epoch milliseconds.
-    static func nowMs() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
-    }
 }
 
 /// The `200` body of `POST /v1/batches`.
@@ -341,7 +338,7 @@ struct IngestMetrics: Sendable {
         droppedLate.increment(by: outcome.droppedLate)
         commit.recordNanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
         if let watermark = outcome.newestWatermark {
-            watermarkLag.record(Double(BatchIngest.nowMs() - watermark) / 1000)
+            watermarkLag.record(Double(WallClock.nowMs() - watermark) / 1000)
         }
     }
 }

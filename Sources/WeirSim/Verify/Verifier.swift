@@ -1,4 +1,5 @@
 import WeirCore
+import WeirSupport
 
 /// `weir-sim verify`: recomputes every window of every configured size from the truth,
 /// fetches the cloud's through its query API, and compares them.

@@ -92,7 +92,7 @@ public final class PostgresReadingStore: ReadingStore {
                         }
                     }
                 }
-                healthRecord.withLock { $0.committed(at: Self.nowMs(), unfoldedBatches: 0) }
+                healthRecord.withLock { $0.committed(at: WallClock.nowMs(), unfoldedBatches: 0) }
                 return outcome
             } catch let error where Self.isRetryable(error) && attempt < Self.maxAttempts {
                 retries.increment()
@@ -101,7 +101,7 @@ public final class PostgresReadingStore: ReadingStore {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(Int.random(in: 1...(10 * attempt))))
             } catch {
-                healthRecord.withLock { $0.commitFailed(at: Self.nowMs(), WeirError(.storage, Self.describe(error))) }
+                healthRecord.withLock { $0.commitFailed(at: WallClock.nowMs(), WeirError(.storage, Self.describe(error))) }
                 throw WeirError(.storage, "PostgreSQL: \(Self.describe(error))")
             }
         }
@@ -384,7 +384,7 @@ public final class PostgresReadingStore: ReadingStore {
     /// left there (it is pruned row by row).
     func createPartitions() async throws {
         try await client.withConnection { connection in
-            var newest = Self.nowMs()
+            var newest = WallClock.nowMs()
             for try await ts in try await connection.query("SELECT max(max_ts) FROM devices", logger: self.logger).decode(Int64?.self) {
                 if let ts { newest = max(newest, ts) }
             }
@@ -488,7 +488,7 @@ public final class PostgresReadingStore: ReadingStore {
     // MARK: health and lifecycle
 
     public func health() -> StoreHealth {
-        healthRecord.withLock { $0.health(now: Self.nowMs()) }
+        healthRecord.withLock { $0.health(now: WallClock.nowMs()) }
     }
 
     public func close() async throws {
@@ -531,10 +531,6 @@ public final class PostgresReadingStore: ReadingStore {
         }
         if let error = error as? WeirError { return error.message }
         return "\(error)"
-    }
-
-    static func nowMs() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
     }
 }
 
