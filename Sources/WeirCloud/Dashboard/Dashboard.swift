@@ -56,7 +56,7 @@ struct Dashboard: Sendable {
             }
             sizeMs = parsed
         }
-        let newest = (summary.watermark ?? 0) + maxOutOfOrderMs
+        let newest = Watermark.newestTs(behind: summary.watermark ?? 0, maxOutOfOrderMs: maxOutOfOrderMs)
         var rangeName: String? = query.get("range").map { String($0) } ?? "1d"
         var to = WindowMath.start(of: newest, size: sizeMs) + sizeMs
         var from: Int64

@@ -144,7 +144,7 @@ extension WindowsAnswer {
         var first = true
         for record in windows {
             if first { first = false } else { json.raw(",") }
-            writeWindow(record, closed: watermark.map { record.end <= $0 } ?? false, into: &json)
+            writeWindow(record, closed: WindowState(end: record.end, watermark: watermark) == .closed, into: &json)
             if let expected {
                 json.raw(",\"expected\":"); json.double(expected)
                 json.raw(",\"completeness\":"); json.double(Cadence.completeness(count: record.aggregate.count, expected: expected))

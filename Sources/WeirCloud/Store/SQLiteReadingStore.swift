@@ -410,7 +410,7 @@ public final class SQLiteReadingStore: ReadingStore {
 
     private static func summary(_ row: Row, moo: Int64) -> DeviceSummary {
         let maxTs: Int64? = row[2]
-        return DeviceSummary(device: row[0], lastSeen: row[1], watermark: maxTs.map { $0 - moo }, readings: row[3],
+        return DeviceSummary(device: row[0], lastSeen: row[1], watermark: maxTs.map { Watermark.of(newestTs: $0, maxOutOfOrderMs: moo) }, readings: row[3],
                              duplicates: row[4], late: row[5], conflicts: row[6], tooLate: row[7],
                              droppedLate: row[8], droppedAtEdge: row[9])
     }

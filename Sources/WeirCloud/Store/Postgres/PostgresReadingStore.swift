@@ -359,7 +359,7 @@ public final class PostgresReadingStore: ReadingStore {
     private func summary(_ row: PostgresRow) throws -> DeviceSummary {
         let (name, lastSeen, maxTs, readings, duplicates, late, conflicts, tooLate, droppedLate, droppedAtEdge) =
             try row.decode((String, Int64?, Int64?, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self)
-        return DeviceSummary(device: name, lastSeen: lastSeen, watermark: maxTs.map { $0 - settings.maxOutOfOrderMs },
+        return DeviceSummary(device: name, lastSeen: lastSeen, watermark: maxTs.map { Watermark.of(newestTs: $0, maxOutOfOrderMs: settings.maxOutOfOrderMs) },
                              readings: readings, duplicates: duplicates, late: late, conflicts: conflicts, tooLate: tooLate,
                              droppedLate: droppedLate, droppedAtEdge: droppedAtEdge)
     }
