@@ -66,12 +66,9 @@ public enum CloudApplication {
             return CloudJSON.response(health, status: health.isHealthy ? .ok : .serviceUnavailable)
         }
         let metricsTokenHash = config.metricsTokenHash
-        router.get("/metrics") { request, context in
+        router.addRoutes(PrometheusExport.routes(context: CloudRequestContext.self) { request, context in
             try checkMetricsAccess(request, context: context, tokenHash: metricsTokenHash)
-            var headers = HTTPFields()
-            headers[.contentType] = PrometheusExport.contentType
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: PrometheusExport.render())))
-        }
+        })
         return router
     }
 
