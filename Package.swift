@@ -51,6 +51,14 @@ let package = Package(
             linkerSettings: [.linkedLibrary("m")]
         ),
 
+        // The HTTP API's bodies (`WindowsAnswer`, `BatchAnswer`): one definition, written by
+        // weir-cloud and read by weir-sim, the tests and the benchmarks. Codable, no I/O.
+        .target(
+            name: "WeirWire",
+            dependencies: ["WeirCore"],
+            swiftSettings: swiftSettings
+        ),
+
         // Adapters around the core.
         .target(
             name: "WeirCompression",
@@ -83,7 +91,7 @@ let package = Package(
         .target(
             name: "WeirCloud",
             dependencies: [
-                "WeirCore", "WeirCompression", "WeirSupport",
+                "WeirCore", "WeirCompression", "WeirSupport", "WeirWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -124,7 +132,7 @@ let package = Package(
         .target(
             name: "WeirSim",
             dependencies: [
-                "WeirCore", "WeirMQTT", "WeirSupport",
+                "WeirCore", "WeirMQTT", "WeirSupport", "WeirWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -163,7 +171,7 @@ let package = Package(
         .executableTarget(
             name: "weir-bench-cloud",
             dependencies: [
-                "WeirCore", "WeirCompression", "WeirCloud", "WeirTestSupport",
+                "WeirCore", "WeirCompression", "WeirCloud", "WeirTestSupport", "WeirWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -217,7 +225,7 @@ let package = Package(
         .testTarget(
             name: "WeirCloudTests",
             dependencies: [
-                "WeirCloud", "WeirCore", "WeirCompression", "WeirSupport", "WeirTestSupport",
+                "WeirCloud", "WeirCore", "WeirCompression", "WeirSupport", "WeirTestSupport", "WeirWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -238,7 +246,7 @@ let package = Package(
         .testTarget(
             name: "WeirSimTests",
             dependencies: [
-                "WeirSim", "WeirCloud", "WeirCore", "WeirMQTT", "WeirSupport", "WeirTestSupport",
+                "WeirSim", "WeirCloud", "WeirCore", "WeirMQTT", "WeirSupport", "WeirTestSupport", "WeirWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

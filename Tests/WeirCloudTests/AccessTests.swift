@@ -6,6 +6,7 @@ import Testing
 @testable import WeirCloud
 import WeirCore
 import WeirSupport
+import WeirWire
 
 /// Who may read which device, which gateway may write which device, token rotation and
 /// the per-gateway rate limit, through the router.

@@ -7,6 +7,7 @@ import Testing
 import WeirCore
 import WeirSupport
 import WeirTestSupport
+import WeirWire
 
 /// The real `weir-cloud serve` process: SIGTERM stops it cleanly, SIGKILL loses nothing
 /// that was answered 200, and both restart on the same store with the same windows.

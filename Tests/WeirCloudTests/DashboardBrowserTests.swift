@@ -6,6 +6,7 @@ import Testing
 import WeirCloud
 import WeirTestSupport
 import WeirSupport
+import WeirWire
 
 /// The dashboard in a real browser: a real weir-cloud with a planted gap, an edge drop and a
 /// late revision, driven by headless Chromium. Screenshots go to

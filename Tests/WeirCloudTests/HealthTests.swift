@@ -8,6 +8,7 @@ import Testing
 @testable import WeirCloud
 import WeirCore
 import WeirSupport
+import WeirWire
 
 /// `GET /healthz` reports the store: real commit and fold failures on a store whose file
 /// may not grow (SQLite's `max_page_count`, which holds for root too, unlike chmod).

@@ -6,6 +6,7 @@ import Testing
 @testable import WeirCloud
 import WeirCore
 import WeirTestSupport
+import WeirWire
 
 /// weir-cloud replicas on one PostgreSQL database (real processes, a private server):
 /// whatever the interleaving, each reading is applied once and every replica answers the

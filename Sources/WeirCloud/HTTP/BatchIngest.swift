@@ -8,6 +8,7 @@ import Synchronization
 import WeirCompression
 import WeirCore
 import WeirSupport
+import WeirWire
 
 /// `POST /v1/batches`: authenticates the gateway, reads the body within the size cap,
 /// undoes `Content-Encoding`, decodes the batch by `Content-Type`, applies it in one
@@ -270,39 +271,12 @@ public final class BatchIngest: Sendable {
 
 }
 
-/// The `200` body of `POST /v1/batches`.
-struct BatchAnswer: Codable {
-    struct Rejected: Codable {
-        var index: Int
-        var reason: String
-    }
-
-    var batch: String
-    var accepted: Int
-    var duplicates: Int
-    var late: Int
-    var conflicts: Int
-    var tooLate: Int
-    var droppedLate: Int
-    var rejected: [Rejected]
-    /// Readings and drop-ledger rows of devices the gateway may not write (also in `rejected`).
-    var forbidden = 0
-
+extension BatchAnswer {
+    /// The answer for a committed batch's outcome.
     init(_ outcome: BatchOutcome) {
-        batch = outcome.batch
-        accepted = outcome.accepted
-        duplicates = outcome.duplicates
-        late = outcome.late
-        conflicts = outcome.conflicts
-        tooLate = outcome.tooLate
-        droppedLate = outcome.droppedLate
-        rejected = outcome.rejected.map { Rejected(index: $0.index, reason: $0.reason) }
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case batch, accepted, duplicates, late, conflicts, rejected, forbidden
-        case tooLate = "too_late"
-        case droppedLate = "dropped_late"
+        self.init(batch: outcome.batch, accepted: outcome.accepted, duplicates: outcome.duplicates, late: outcome.late,
+                  conflicts: outcome.conflicts, tooLate: outcome.tooLate, droppedLate: outcome.droppedLate,
+                  rejected: outcome.rejected.map { Rejected(index: $0.index, reason: $0.reason) })
     }
 }
 
