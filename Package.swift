@@ -206,11 +206,11 @@ let package = Package(
         ),
 
         // Shared helpers for tests: free ports, temporary files, real mosquitto and
-        // weir-cloud processes started and always stopped.
+        // weir-cloud processes started and always stopped, the cloud's API over HTTP.
         .target(
             name: "WeirTestSupport",
             dependencies: [
-                "WeirCore",
+                "WeirCore", "WeirWire",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -237,7 +237,7 @@ let package = Package(
         .testTarget(
             name: "WeirEdgeTests",
             dependencies: [
-                "WeirEdge", "WeirCloud", "WeirCore", "WeirCompression", "WeirMQTT", "WeirSupport", "WeirTestSupport",
+                "WeirEdge", "WeirCloud", "WeirCore", "WeirCompression", "WeirMQTT", "WeirSupport", "WeirTestSupport", "WeirWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,9 +1,7 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Testing
 import WeirCloud
+import WeirCore
 import WeirTestSupport
 import WeirSupport
 import WeirWire
@@ -17,18 +15,10 @@ import WeirWire
     /// POSTs a JSON batch; expects 200.
     static func post(_ cloud: CloudProcess, _ id: String, _ readings: [(String, String, Int64, Double)],
                      drops: [(String, String, Int64, Int64, Int64)] = []) async throws {
-        let body: [String: Any] = [
-            "gateway": "gw-1", "batch": id,
-            "readings": readings.map { ["device": $0.0, "metric": $0.1, "ts": $0.2, "value": $0.3] },
-            "drops": drops.map { ["device": $0.0, "metric": $0.1, "from": $0.2, "to": $0.3, "count": $0.4] },
-        ]
-        var request = URLRequest(url: URL(string: "\(cloud.url)/v1/batches")!)
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.httpBody = try JSONSerialization.data(withJSONObject: body)
-        let (data, response) = try await URLSession.shared.data(for: request)
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        #expect(status == 200, "POST \(id): \(String(decoding: data, as: UTF8.self))")
+        let batch = Batch(gateway: "gw-1", id: id,
+                          readings: readings.map { Reading(device: $0.0, metric: $0.1, ts: $0.2, value: $0.3) },
+                          drops: drops.map { DropRecord(device: $0.0, metric: $0.1, from: $0.2, to: $0.3, count: $0.4) })
+        try await CloudAPI.postAccepted(batch, to: cloud.url, token: nil)
     }
 
     /// The part of `dom` from the plot of `metric` to the end of its data script.

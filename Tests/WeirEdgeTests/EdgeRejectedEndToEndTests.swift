@@ -7,6 +7,7 @@ import WeirEdge
 import WeirMQTT
 import WeirTestSupport
 import WeirSupport
+import WeirWire
 
 /// A batch the real weir-cloud refuses for good (a 4xx other than 401/403/408/413/429):
 /// its chunks go to the edge's `rejected` table with the response, are not resent, are
