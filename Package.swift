@@ -33,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        // Already in the graph through swift-configuration's YAML trait; config files are parsed with it directly.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C libraries from Debian.
@@ -47,6 +49,14 @@ let package = Package(
             swiftSettings: swiftSettings,
             // The core imports no Foundation; Double's rounding still needs libm.
             linkerSettings: [.linkedLibrary("m")]
+        ),
+
+        // The HTTP API's bodies (`WindowsAnswer`, `BatchAnswer`): one definition, written by
+        // weir-cloud and read by weir-sim, the tests and the benchmarks. Codable, no I/O.
+        .target(
+            name: "WeirWire",
+            dependencies: ["WeirCore"],
+            swiftSettings: swiftSettings
         ),
 
         // Adapters around the core.
@@ -72,13 +82,16 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "WeirCloud",
             dependencies: [
-                "WeirCore", "WeirCompression", "WeirSupport",
+                "WeirCore", "WeirCompression", "WeirSupport", "WeirWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -119,7 +132,7 @@ let package = Package(
         .target(
             name: "WeirSim",
             dependencies: [
-                "WeirCore", "WeirMQTT", "WeirSupport",
+                "WeirCore", "WeirMQTT", "WeirSupport", "WeirWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -146,7 +159,7 @@ let package = Package(
         .executableTarget(
             name: "weir-sim",
             dependencies: [
-                "WeirSim", "WeirCore", "WeirMQTT",
+                "WeirSim", "WeirCore", "WeirMQTT", "WeirSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -158,7 +171,7 @@ let package = Package(
         .executableTarget(
             name: "weir-bench-cloud",
             dependencies: [
-                "WeirCore", "WeirCompression", "WeirCloud", "WeirTestSupport",
+                "WeirCore", "WeirCompression", "WeirCloud", "WeirTestSupport", "WeirWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -193,11 +206,11 @@ let package = Package(
         ),
 
         // Shared helpers for tests: free ports, temporary files, real mosquitto and
-        // weir-cloud processes started and always stopped.
+        // weir-cloud processes started and always stopped, the cloud's API over HTTP.
         .target(
             name: "WeirTestSupport",
             dependencies: [
-                "WeirCore",
+                "WeirCore", "WeirWire",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -212,7 +225,7 @@ let package = Package(
         .testTarget(
             name: "WeirCloudTests",
             dependencies: [
-                "WeirCloud", "WeirCore", "WeirCompression", "WeirSupport", "WeirTestSupport",
+                "WeirCloud", "WeirCore", "WeirCompression", "WeirSupport", "WeirTestSupport", "WeirWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -224,7 +237,7 @@ let package = Package(
         .testTarget(
             name: "WeirEdgeTests",
             dependencies: [
-                "WeirEdge", "WeirCloud", "WeirCore", "WeirCompression", "WeirMQTT", "WeirSupport", "WeirTestSupport",
+                "WeirEdge", "WeirCloud", "WeirCore", "WeirCompression", "WeirMQTT", "WeirSupport", "WeirTestSupport", "WeirWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -233,7 +246,7 @@ let package = Package(
         .testTarget(
             name: "WeirSimTests",
             dependencies: [
-                "WeirSim", "WeirCloud", "WeirCore", "WeirMQTT", "WeirTestSupport",
+                "WeirSim", "WeirCloud", "WeirCore", "WeirMQTT", "WeirSupport", "WeirTestSupport", "WeirWire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -66,12 +66,9 @@ public enum CloudApplication {
             return CloudJSON.response(health, status: health.isHealthy ? .ok : .serviceUnavailable)
         }
         let metricsTokenHash = config.metricsTokenHash
-        router.get("/metrics") { request, context in
+        router.addRoutes(PrometheusExport.routes(context: CloudRequestContext.self) { request, context in
             try checkMetricsAccess(request, context: context, tokenHash: metricsTokenHash)
-            var headers = HTTPFields()
-            headers[.contentType] = PrometheusExport.contentType
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: PrometheusExport.render())))
-        }
+        })
         return router
     }
 
@@ -196,7 +193,7 @@ extension CloudApplication {
     public static func serve(configFile: String?, listen: String?, store: String?, insecureNoAuth: Bool) async throws {
         var logger = Logger(label: "weir.cloud")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        let source = try await ConfigSource.load(file: configFile, environmentPrefix: "WEIR_CLOUD")
+        let source = try ConfigSource.load(file: configFile, environmentPrefix: "WEIR_CLOUD")
         var config = try CloudConfiguration.load(from: source)
         if let listen { config.listen = listen }
         if let store { config.store = store }

@@ -18,7 +18,7 @@ struct RunCommand: AsyncParsableCommand {
         MemoryTuning.apply()
         let configuration: EdgeConfiguration
         do {
-            configuration = try await EdgeConfiguration.load(file: config)
+            configuration = try EdgeConfiguration.load(file: config)
         } catch {
             throw ExitFailure("weir-edge: \(error)")
         }

@@ -26,7 +26,7 @@ struct StatusCommand: AsyncParsableCommand {
             let store = try EdgeBuffer.openReadOnly(path: path)
             var status = try store.status()
             // The running edge knows best: a stall shows even when the file cannot be written.
-            if let config, let listen = try? await EdgeConfiguration.load(file: config).metrics.listen,
+            if let config, let listen = try? EdgeConfiguration.load(file: config).metrics.listen,
                let live = await EdgeHealth.fetch(listen: listen) {
                 status.ingestState = live.status
                 status.ingestStalledSince = live.since
@@ -54,7 +54,7 @@ enum BufferPath {
             return ProcessInfo.processInfo.environment["WEIR_EDGE_BUFFER_PATH"] ?? EdgeConfiguration(gateway: "-").buffer.path
         }
         do {
-            return try await EdgeConfiguration.load(file: config).buffer.path
+            return try EdgeConfiguration.load(file: config).buffer.path
         } catch {
             throw ExitFailure("weir-edge: \(error)")
         }

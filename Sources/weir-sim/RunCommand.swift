@@ -6,6 +6,7 @@ import UnixSignals
 import WeirCore
 import WeirMQTT
 import WeirSim
+import WeirSupport
 
 /// `weir-sim run`: simulated devices publish JSON readings over MQTT; every distinct
 /// valid reading goes into the truth file.

@@ -6,6 +6,7 @@ import Testing
 @testable import WeirCloud
 import WeirCore
 import WeirSupport
+import WeirWire
 
 /// Who may read which device, which gateway may write which device, token rotation and
 /// the per-gateway rate limit, through the router.
@@ -177,56 +178,6 @@ import WeirSupport
 }
 
 @Suite struct SecurityConfigTests {
-    func write(_ yaml: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("weir-cloud-\(UUID().uuidString).yaml").path
-        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
-    static let hash = SHA256.hex("t")
-
-    @Test(arguments: [
-        ("gateways:\n  gw-1: {token_sha256: [\"\(hash)\", \"xyz\"]}", "gateways.gw-1.token_sha256"),
-        ("gateways:\n  gw-1: {token_sha256: \"\(hash)\", devices: [\"plant a\"]}", "gateways.gw-1.devices"),
-        ("gateways:\n  gw-1: {token_sha256: \"\(hash)\", max_readings_per_second: lots}", "gateways.gw-1.max_readings_per_second"),
-        ("readers:\n  r: {token_sha256: \"short\"}", "readers.r.token_sha256"),
-        ("readers:\n  r: {token_sha256: \"\(hash)\", devices: [\"a b\"]}", "readers.r.devices"),
-        ("readers:\n  r: {devices: [\"*\"]}", "readers.r.token_sha256"),
-        ("metrics_token_sha256: nope", "metrics_token_sha256"),
-        ("tls: {cert_file: /x.pem}", "tls.key_file"),
-        ("tls: {client_ca_file: /x.pem}", "tls.client_ca_file"),
-        ("gateways:\n  gw-1: {token_sha256: \"\(hash)\"}\n  gw-2: {token_sha256: \"\(hash)\"}", "gateways.gw-2.token_sha256"),
-    ])
-    func badValuesNameTheKey(_ yaml: String, _ key: String) async throws {
-        let path = try write(yaml)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        await #expect {
-            let source = try await ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [:])
-            _ = try CloudConfiguration.load(from: source)
-        } throws: { error in
-            "\(error)".contains(key)
-        }
-    }
-
-    @Test func listsAndDevicesLoad() async throws {
-        let path = try write("""
-            gateways:
-              gw-plant-a: {token_sha256: ["\(SHA256.hex("old"))", "\(SHA256.hex("new"))"], devices: ["plant-a-*"], max_readings_per_second: 50000}
-              gw-2: {token_sha256: "\(SHA256.hex("x"))"}
-            readers:
-              dashboard: {token_sha256: "\(SHA256.hex("r"))", devices: ["plant-a-*", "lab-?"]}
-              all: {token_sha256: "\(SHA256.hex("r2"))"}
-            metrics_token_sha256: "\(SHA256.hex("m"))"
-            """)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let config = try CloudConfiguration.load(from: try await ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [:]))
-        #expect(config.gateways["gw-plant-a"] == GatewayAccess(tokenHashes: [SHA256.hex("old"), SHA256.hex("new")], devices: ["plant-a-*"], maxReadingsPerSecond: 50_000))
-        #expect(config.gateways["gw-2"] == GatewayAccess(tokenHash: SHA256.hex("x")))
-        #expect(config.readers["dashboard"]?.devices == ["plant-a-*", "lab-?"])
-        #expect(config.readers["all"]?.devices == ["*"])
-        #expect(config.metricsTokenHash == SHA256.hex("m"))
-    }
-
     @Test("TLS files: a missing certificate, an unreadable or bad key, a bad CA file each name their key")
     func tlsFilesAreChecked() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("weir-tls-\(UUID().uuidString)").path

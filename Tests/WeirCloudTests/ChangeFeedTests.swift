@@ -40,7 +40,7 @@ import WeirCore
                 for size in StorePropertyTests.sizes {
                     for record in try await store.windows(device: device, metric: metric, sizeMs: size, from: .min, to: .max) ?? [] {
                         table[WindowID(device: device, metric: metric, size: size, start: record.start)] =
-                            Seen(record: record, closed: summary.watermark.map { record.end <= $0 } ?? false)
+                            Seen(record: record, closed: WindowState(end: record.end, watermark: summary.watermark) == .closed)
                     }
                 }
             }

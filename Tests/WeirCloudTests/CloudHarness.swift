@@ -10,6 +10,7 @@ import WeirCompression
 import WeirCore
 import WeirSupport
 import WeirTestSupport
+import WeirWire
 
 /// The stores a test can run against.
 enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {

@@ -1,27 +1,15 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Testing
 @testable import WeirCloud
 import WeirCore
 import WeirSupport
 import WeirTestSupport
+import WeirWire
 
 /// The real `weir-cloud serve` process: SIGTERM stops it cleanly, SIGKILL loses nothing
 /// that was answered 200, and both restart on the same store with the same windows.
 @Suite(.serialized) struct CloudProcessTests {
     static let token = "process-test-token"
-
-    func post(_ batch: Batch, to cloud: CloudProcess) async throws -> (Int, Data) {
-        var request = URLRequest(url: try #require(URL(string: "\(cloud.url)/v1/batches")))
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.setValue("Bearer \(Self.token)", forHTTPHeaderField: "Authorization")
-        request.httpBody = Data(batch.jsonBytes())
-        let (data, response) = try await URLSession.shared.data(for: request)
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
-    }
 
     func windowCounts(_ cloud: CloudProcess) async throws -> [Int64] {
         try await HTTPGet.json(WindowsAnswer.self, "\(cloud.url)/v1/devices/d1/windows?metric=temp&size=10s").windows.map(\.count)
@@ -37,8 +25,7 @@ import WeirTestSupport
         do {
             for b in 0..<5 {
                 let rs = readings("d1", (0..<20).map { (t0 + Int64(b * 20 + $0) * 1_000, Double($0)) })
-                let (status, body) = try await post(Batch(gateway: "gw-1", id: "p\(b)", readings: rs), to: cloud)
-                #expect(status == 200, "\(String(decoding: body, as: UTF8.self))")
+                try await CloudAPI.postAccepted(Batch(gateway: "gw-1", id: "p\(b)", readings: rs), to: cloud.url, token: Self.token)
             }
             expected = try await windowCounts(cloud)
             #expect(expected == Array(repeating: 10, count: 10))
@@ -59,9 +46,7 @@ import WeirTestSupport
             #expect(devices.first?.readings == 100)
             // A resend after the restart is recognised.
             let rs = readings("d1", (0..<20).map { (t0 + Int64($0) * 1_000, Double($0)) })
-            let (status, body) = try await post(Batch(gateway: "gw-1", id: "p0", readings: rs), to: again)
-            #expect(status == 200)
-            let answer = try JSONDecoder().decode(BatchAnswer.self, from: body)
+            let answer = try await CloudAPI.postAccepted(Batch(gateway: "gw-1", id: "p0", readings: rs), to: again.url, token: Self.token)
             #expect(answer.duplicates == 20)
             await again.stop()
         } catch {

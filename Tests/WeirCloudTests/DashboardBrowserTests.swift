@@ -1,10 +1,10 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Testing
 import WeirCloud
+import WeirCore
 import WeirTestSupport
+import WeirSupport
+import WeirWire
 
 /// The dashboard in a real browser: a real weir-cloud with a planted gap, an edge drop and a
 /// late revision, driven by headless Chromium. Screenshots go to
@@ -15,18 +15,10 @@ import WeirTestSupport
     /// POSTs a JSON batch; expects 200.
     static func post(_ cloud: CloudProcess, _ id: String, _ readings: [(String, String, Int64, Double)],
                      drops: [(String, String, Int64, Int64, Int64)] = []) async throws {
-        let body: [String: Any] = [
-            "gateway": "gw-1", "batch": id,
-            "readings": readings.map { ["device": $0.0, "metric": $0.1, "ts": $0.2, "value": $0.3] },
-            "drops": drops.map { ["device": $0.0, "metric": $0.1, "from": $0.2, "to": $0.3, "count": $0.4] },
-        ]
-        var request = URLRequest(url: URL(string: "\(cloud.url)/v1/batches")!)
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.httpBody = try JSONSerialization.data(withJSONObject: body)
-        let (data, response) = try await URLSession.shared.data(for: request)
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        #expect(status == 200, "POST \(id): \(String(decoding: data, as: UTF8.self))")
+        let batch = Batch(gateway: "gw-1", id: id,
+                          readings: readings.map { Reading(device: $0.0, metric: $0.1, ts: $0.2, value: $0.3) },
+                          drops: drops.map { DropRecord(device: $0.0, metric: $0.1, from: $0.2, to: $0.3, count: $0.4) })
+        try await CloudAPI.postAccepted(batch, to: cloud.url, token: nil)
     }
 
     /// The part of `dom` from the plot of `metric` to the end of its data script.
@@ -56,7 +48,7 @@ import WeirTestSupport
     }
 
     func exercise(_ cloud: CloudProcess, _ chromium: HeadlessChromium, _ dir: TemporaryDirectory) async throws {
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = WallClock.nowMs()
         let s = now / Self.minute * Self.minute - 50 * Self.minute
         // dev-a sends temp and hum every 10 s for 50 min; it is silent from minute 10 to 18
         // (a gap, no data); the gateway dropped temp from minute 30 to 34 (drop ledger: 24).

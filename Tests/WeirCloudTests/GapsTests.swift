@@ -5,6 +5,7 @@ import NIOCore
 import Testing
 @testable import WeirCloud
 import WeirCore
+import WeirWire
 
 /// Cadence, gaps with their causes, completeness: through the query API.
 @Suite struct GapsTests {

@@ -7,6 +7,8 @@ import NIOCore
 import Testing
 @testable import WeirCloud
 import WeirCore
+import WeirSupport
+import WeirWire
 
 /// `GET /healthz` reports the store: real commit and fold failures on a store whose file
 /// may not grow (SQLite's `max_page_count`, which holds for root too, unlike chmod).
@@ -57,7 +59,7 @@ import WeirCore
 
             // The file may not grow any more: a batch with new windows cannot commit.
             try store.limitPages(to: try store.limitPages(to: nil))
-            let startedAt = SQLiteReadingStore.nowMs()
+            let startedAt = WallClock.nowMs()
             let big = Self.spread("b2", devices: 40, perDevice: 100, minute: 10)
             #expect(try await client.post(big).0 == .serviceUnavailable)
             let (failing, answer) = try await Self.health(client)
@@ -95,7 +97,7 @@ import WeirCore
             }
             // Room for a few small batches, not for folding 3,500 windows into the tables.
             try store.limitPages(to: try store.limitPages(to: nil) + 24)
-            let startedAt = SQLiteReadingStore.nowMs()
+            let startedAt = WallClock.nowMs()
             for b in 7..<10 {
                 let small = Batch(gateway: "gw-1", id: "s\(b)", readings: [Reading(device: "d0", metric: "v", ts: t0 + Int64(b) * 1_000, value: 1)])
                 #expect(try await client.post(small).0 == .ok, "batch \(b) must commit although its fold cannot")

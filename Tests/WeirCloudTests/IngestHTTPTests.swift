@@ -6,6 +6,7 @@ import Testing
 @testable import WeirCloud
 import WeirCompression
 import WeirCore
+import WeirWire
 
 /// The ingest endpoint's answers to bad input and authentication, and the encodings.
 @Suite struct IngestHTTPTests {

@@ -3,6 +3,7 @@ import NIOCore
 import Testing
 @testable import WeirCloud
 import WeirCore
+import WeirWire
 
 /// The hand-written JSON of the read API parses as JSON and round-trips every value.
 @Suite struct JSONWriterTests {
@@ -46,6 +47,6 @@ import WeirCore
         #expect(answer.device == "d\"1" && answer.sizeMs == 60_000 && answer.windows.count == 2)
         let w = answer.windows[0]
         #expect(w.start == t0 && w.end == t0 + 60_000 && w.count == 1 && w.mean == 21.5 && w.first.ts == t0 + 5)
-        #expect(w.state == "closed" && w.revision == 2 && w.late == 1)
+        #expect(w.state == .closed && w.revision == 2 && w.late == 1)
     }
 }

@@ -7,6 +7,7 @@ import NIOCore
 import Testing
 @testable import WeirCloud
 import WeirCore
+import WeirWire
 
 /// `max_pending_batches`: past it a batch is refused with `503` + `Retry-After` before any
 /// of it is applied, so the gateway can resend it whole and nothing is lost or doubled.

@@ -4,6 +4,7 @@ import HummingbirdTesting
 import Testing
 @testable import WeirCloud
 import WeirCore
+import WeirWire
 
 /// Reconciliation through the HTTP API: each test checks the windows' numbers.
 @Suite struct ReconcileTests {
@@ -74,7 +75,7 @@ import WeirCore
             #expect(w.first.value == 9)
             #expect(w.last.ts == t0 + 12_000)
             #expect(w.last.value == 1)
-            #expect(w.state == "open")
+            #expect(w.state == .open)
             #expect(w.revision == 0)
             #expect(w.late == 0)
         }
@@ -86,7 +87,7 @@ import WeirCore
         try await harness.withClient { client in
             try await client.post(Batch(gateway: "gw-1", id: "b1", readings: readings("d1", [(t0 + 1_000, 1), (t0 + 130_000, 7)])))
             var windows = try await client.windows("d1")
-            #expect(windows.map(\.state) == ["closed", "open"])
+            #expect(windows.map(\.state) == [.closed, .open])
             // Watermark is t0+125s: the first window [t0, t0+60s) is closed.
             let (_, answer) = try await client.post(Batch(gateway: "gw-1", id: "b2", readings: readings("d1", [(t0 + 2_000, 2), (t0 + 3_000, 3)])))
             #expect(answer?.accepted == 2)
@@ -97,7 +98,7 @@ import WeirCore
             #expect(first.sum == 6)
             #expect(first.late == 2)
             #expect(first.revision == 1)
-            #expect(first.state == "closed")
+            #expect(first.state == .closed)
             #expect(windows[1].late == 0)
             #expect(windows[1].revision == 0)
             #expect(try await client.devices().first?.late == 2)
@@ -199,7 +200,7 @@ import WeirCore
             #expect(w1h.map(\.count) == [24])
             #expect(w1h[0].first.value == 0)
             #expect(w1h[0].last.value == 23)
-            #expect(w1h[0].state == "open")
+            #expect(w1h[0].state == .open)
             // A range query returns windows with start in [from, to).
             let slice = try await client.windows("d1", size: "10s", query: "&from=\(t0 + 20_000)&to=\(t0 + 50_000)")
             #expect(slice.map(\.start) == [t0 + 20_000, t0 + 30_000, t0 + 40_000])
@@ -223,8 +224,8 @@ import WeirCore
             let a = try await client.windows("A")
             #expect(a.map(\.count) == [60, 60])
             #expect(a.allSatisfy { $0.late == 0 && $0.revision == 0 })
-            #expect(a[0].state == "closed")
-            #expect(a[1].state == "open")
+            #expect(a[0].state == .closed)
+            #expect(a[1].state == .open)
             let b = try await client.windows("B")
             #expect(b.count == 1)
             #expect(b[0].count == 3)
@@ -252,7 +253,7 @@ import WeirCore
             let w = try await client.windows("d1", "hum")
             #expect(w.count == 10)
             #expect(w.allSatisfy { $0.count == 60 && $0.late == 0 && $0.revision == 0 })
-            #expect(w.map(\.state) == Array(repeating: "closed", count: 9) + ["open"])
+            #expect(w.map(\.state) == Array(repeating: .closed, count: 9) + [.open])
             // The next batch is judged against the advanced watermark.
             let (_, next) = try await client.post(Batch(gateway: "gw-1", id: "late", readings: readings("d1", [(t0 + 30_500, 1)], metric: "hum")))
             #expect(next?.late == 1)

@@ -1,11 +1,9 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Testing
 @testable import WeirCloud
 import WeirCore
 import WeirTestSupport
+import WeirWire
 
 /// weir-cloud replicas on one PostgreSQL database (real processes, a private server):
 /// whatever the interleaving, each reading is applied once and every replica answers the
@@ -13,17 +11,10 @@ import WeirTestSupport
 @Suite(.serialized) struct ReplicaTests {
     static let tokens = ["gw-1": "replica-token-1", "gw-2": "replica-token-2"]
 
-    /// Posts a batch as JSON; the status and, for 200, the answer.
+    /// Posts a batch as JSON with its gateway's token; the status and, for 200, the answer.
     static func post(_ batch: Batch, to url: String) async throws -> (Int, BatchAnswer?) {
-        var request = URLRequest(url: try #require(URL(string: "\(url)/v1/batches")))
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.setValue("Bearer \(tokens[batch.gateway] ?? "")", forHTTPHeaderField: "Authorization")
-        request.httpBody = Data(batch.jsonBytes())
-        request.timeoutInterval = 60
-        let (data, response) = try await URLSession.shared.data(for: request)
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        return (status, status == 200 ? try JSONDecoder().decode(BatchAnswer.self, from: data) : nil)
+        let sent = try await CloudAPI.post(batch, to: url, token: tokens[batch.gateway] ?? "")
+        return (sent.status, sent.answer)
     }
 
     /// Batches of two gateways over the same six devices, overlapping in time (every

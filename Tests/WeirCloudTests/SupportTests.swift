@@ -99,6 +99,8 @@ import WeirSupport
 }
 
 @Suite struct CloudConfigTests {
+    static let hash = SHA256.hex("t")
+
     func write(_ yaml: String) throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("weir-cloud-\(UUID().uuidString).yaml").path
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
@@ -121,7 +123,7 @@ import WeirSupport
                 token_sha256: "\(SHA256.hex("b"))"
             """)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let source = try await ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [
+        let source = try ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [
             "WEIR_CLOUD_LISTEN": "0.0.0.0:8081",
             "WEIR_CLOUD_WINDOWS": "5s,60s,1h",
             "WEIR_CLOUD_GATEWAYS_GW_2_TOKEN_SHA256": SHA256.hex("c"),
@@ -144,14 +146,27 @@ import WeirSupport
         ("late_policy: maybe", "late_policy"),
         ("listen: nowhere", "listen"),
         ("maxOutOfOrder: 5s", "unknown key"),
+        ("listen: 127.0.0.1:8080\nmaxOutOfOrder: 5s", "line 2): unknown key"),
+        ("windows: [10s]\nmax_out_of_order: soon", "line 2): 'soon' is not a duration"),
         ("gateways:\n  gw-1: {token_sha256: abc}", "token_sha256"),
         ("windows: [10s, 10s]", "twice"),
+        // Tokens, readers, device globs and TLS files.
+        ("gateways:\n  gw-1: {token_sha256: [\"\(hash)\", \"xyz\"]}", "gateways.gw-1.token_sha256"),
+        ("gateways:\n  gw-1: {token_sha256: \"\(hash)\", devices: [\"plant a\"]}", "gateways.gw-1.devices"),
+        ("gateways:\n  gw-1: {token_sha256: \"\(hash)\", max_readings_per_second: lots}", "gateways.gw-1.max_readings_per_second"),
+        ("readers:\n  r: {token_sha256: \"short\"}", "readers.r.token_sha256"),
+        ("readers:\n  r: {token_sha256: \"\(hash)\", devices: [\"a b\"]}", "readers.r.devices"),
+        ("readers:\n  r: {devices: [\"*\"]}", "readers.r.token_sha256"),
+        ("metrics_token_sha256: nope", "metrics_token_sha256"),
+        ("tls: {cert_file: /x.pem}", "tls.key_file"),
+        ("tls: {client_ca_file: /x.pem}", "tls.client_ca_file"),
+        ("gateways:\n  gw-1: {token_sha256: \"\(hash)\"}\n  gw-2: {token_sha256: \"\(hash)\"}", "gateways.gw-2.token_sha256"),
     ])
     func badValuesNameTheKey(_ yaml: String, _ words: String) async throws {
         let path = try write(yaml)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        await #expect {
-            let source = try await ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [:])
+        #expect {
+            let source = try ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [:])
             _ = try CloudConfiguration.load(from: source)
         } throws: { error in
             "\(error)".contains(words)
@@ -159,8 +174,8 @@ import WeirSupport
     }
 
     @Test func missingFileIsNamed() async {
-        await #expect {
-            _ = try await ConfigSource.load(file: "/nonexistent/weir.yaml", environmentPrefix: "WEIR_CLOUD", environment: [:])
+        #expect {
+            _ = try ConfigSource.load(file: "/nonexistent/weir.yaml", environmentPrefix: "WEIR_CLOUD", environment: [:])
         } throws: { error in
             "\(error)".contains("/nonexistent/weir.yaml")
         }
@@ -179,8 +194,27 @@ import WeirSupport
     @Test func theShippedExampleLoads() async throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("cloud/weir-cloud.yaml").path
-        let config = try CloudConfiguration.load(from: try await ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [:]))
+        let config = try CloudConfiguration.load(from: try ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [:]))
         #expect(config.gateways["gw-1"] == GatewayAccess(tokenHash: SHA256.hex("test")))
         #expect(config.windowSizesMs == [60_000])
+    }
+
+    @Test func listsAndDevicesLoad() async throws {
+        let path = try write("""
+            gateways:
+              gw-plant-a: {token_sha256: ["\(SHA256.hex("old"))", "\(SHA256.hex("new"))"], devices: ["plant-a-*"], max_readings_per_second: 50000}
+              gw-2: {token_sha256: "\(SHA256.hex("x"))"}
+            readers:
+              dashboard: {token_sha256: "\(SHA256.hex("r"))", devices: ["plant-a-*", "lab-?"]}
+              all: {token_sha256: "\(SHA256.hex("r2"))"}
+            metrics_token_sha256: "\(SHA256.hex("m"))"
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let config = try CloudConfiguration.load(from: try ConfigSource.load(file: path, environmentPrefix: "WEIR_CLOUD", environment: [:]))
+        #expect(config.gateways["gw-plant-a"] == GatewayAccess(tokenHashes: [SHA256.hex("old"), SHA256.hex("new")], devices: ["plant-a-*"], maxReadingsPerSecond: 50_000))
+        #expect(config.gateways["gw-2"] == GatewayAccess(tokenHash: SHA256.hex("x")))
+        #expect(config.readers["dashboard"]?.devices == ["plant-a-*", "lab-?"])
+        #expect(config.readers["all"]?.devices == ["*"])
+        #expect(config.metricsTokenHash == SHA256.hex("m"))
     }
 }

@@ -3,6 +3,7 @@ import Testing
 import WeirCore
 import WeirEdge
 import WeirTestSupport
+import WeirSupport
 
 /// Issue 6: every reading a filter removes is counted per reason *per device*, and bad
 /// timestamps (clock reset to 1990, or too far in the future) per device, in `weir-edge
@@ -55,7 +56,7 @@ struct DeviceCountersEndToEndTests {
             let d5 = [(0, 5), (1000, 9), (2000, 7), (10_000, 3), (3000, 100), (5000, 50)]
                 .map { #"{"ts": \#(t + Int64($0.0)), "power": \#($0.1)}"# }
             // Two readings from the future (max_clock_skew is 5m): bad timestamps.
-            let future = Int64(Date().timeIntervalSince1970 * 1000) + 30 * 60_000
+            let future = WallClock.nowMs() + 30 * 60_000
             let d6 = (0..<2).map { #"{"ts": \#(future + Int64($0)), "hum": 50}"# }
             for (device, lines) in [("d1", d1), ("d2", d2), ("d3", d3), ("d4", d4), ("d5", d5), ("d6", d6)] {
                 try await h.broker.publishWithMosquittoPub(topic: "devices/\(device)/telemetry", lines: lines)

@@ -5,6 +5,7 @@ import WeirCore
 import WeirEdge
 import WeirMQTT
 import WeirTestSupport
+import WeirWire
 
 /// weir-edge as a user runs it: a real mosquitto, real weir-edge and weir-cloud
 /// processes, real SQLite files. Serialized: the timing bounds (SIGKILL loss) need the

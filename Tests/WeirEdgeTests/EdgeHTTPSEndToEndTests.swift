@@ -104,12 +104,10 @@ struct EdgeHTTPSEndToEndTests {
             try await h.startCloud(tokens: ["gw-1": Self.token, "gw-2": "gw-2-token"], tls: certs, clientCAFile: certs.caFile,
                                    readerCertificate: reader)
             let cloud = try #require(h.cloud)
-            let url = "\(cloud.url)/v1/batches"
             func post(_ gateway: String, token: String, tls: HTTPGet.TLS) async throws -> Int {
-                let body = Batch(gateway: gateway, id: "\(gateway)-\(UUID().uuidString)",
-                                 readings: [Reading(device: "m-\(gateway)", metric: "temp", ts: h.baseTs, value: 1)]).jsonBytes()
-                return try await HTTPGet.request("POST", url, headers: ["Authorization": "Bearer \(token)", "Content-Type": "application/json"],
-                                                 body: body, tls: tls).status
+                let batch = Batch(gateway: gateway, id: "\(gateway)-\(UUID().uuidString)",
+                                  readings: [Reading(device: "m-\(gateway)", metric: "temp", ts: h.baseTs, value: 1)])
+                return try await CloudAPI.post(batch, to: cloud.url, token: token, tls: tls).status
             }
             await #expect(throws: (any Error).self, "no client certificate: the handshake fails") {
                 _ = try await post("gw-1", token: Self.token, tls: HTTPGet.TLS(caFile: certs.caFile))

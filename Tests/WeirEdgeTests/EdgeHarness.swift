@@ -5,6 +5,8 @@ import WeirCore
 import WeirEdge
 import WeirMQTT
 import WeirTestSupport
+import WeirSupport
+import WeirWire
 
 /// One end-to-end setup: a temp folder, a real mosquitto, optionally a real weir-cloud,
 /// and weir-edge processes started from a generated config. `shutdown()` stops all of it;
@@ -25,7 +27,7 @@ final class EdgeHarness: @unchecked Sendable {
         self.broker = broker
         self.cloudPort = cloudPort
         bufferPath = dir.file("edge.db")
-        baseTs = (Int64(Date().timeIntervalSince1970 * 1000) / 60_000 - 10) * 60_000
+        baseTs = (WallClock.nowMs() / 60_000 - 10) * 60_000
         configPath = dir.file("weir-edge.yaml")
         try writeConfig(extra: edgeConfig)
     }
@@ -132,11 +134,6 @@ final class EdgeHarness: @unchecked Sendable {
 
     // MARK: The cloud's view
 
-    struct WindowsResponse: Decodable {
-        struct Window: Decodable { var start: Int64; var count: Int64; var sum: Double }
-        var windows: [Window]
-    }
-
     struct DeviceRow: Decodable {
         var device: String
         var readings: Int64
@@ -145,15 +142,12 @@ final class EdgeHarness: @unchecked Sendable {
     }
 
     /// Every window of `size` for `temp` of `devices` devices.
-    func windows(devices: Int, size: String) async throws -> [String: [WindowsResponse.Window]] {
+    func windows(devices: Int, size: String) async throws -> [String: [WindowsAnswer.Window]] {
         guard let cloud else { return [:] }
-        var out: [String: [WindowsResponse.Window]] = [:]
+        var out: [String: [WindowsAnswer.Window]] = [:]
         for d in 0..<devices {
-            let url = "\(cloud.url)/v1/devices/d\(d)/windows?metric=temp&size=\(size)&from=\(baseTs - 3_600_000)&to=\(baseTs + 3_600_000)"
-            let (status, body) = try await HTTPGet.fetch(url, headers: CloudProcess.readerHeaders, tls: cloud.clientTLS)
-            if status == 404 { out["d\(d)"] = []; continue }   // no readings from that device yet
-            guard status == 200 else { throw TestSupportError("GET \(url) → \(status): \(String(decoding: body.prefix(300), as: UTF8.self))") }
-            out["d\(d)"] = try JSONDecoder().decode(WindowsResponse.self, from: body).windows
+            out["d\(d)"] = try await CloudAPI.windows(of: "d\(d)", metric: "temp", size: size,
+                                                      from: baseTs - 3_600_000, to: baseTs + 3_600_000, in: cloud)
         }
         return out
     }

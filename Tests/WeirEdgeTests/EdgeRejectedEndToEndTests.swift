@@ -6,6 +6,8 @@ import WeirCore
 import WeirEdge
 import WeirMQTT
 import WeirTestSupport
+import WeirSupport
+import WeirWire
 
 /// A batch the real weir-cloud refuses for good (a 4xx other than 401/403/408/413/429):
 /// its chunks go to the edge's `rejected` table with the response, are not resent, are
@@ -59,7 +61,7 @@ struct EdgeRejectedEndToEndTests {
             let queue = try DatabaseQueue(path: h.bufferPath)
             try await queue.write { db in
                 try db.execute(sql: "INSERT INTO drops (device, metric, from_ts, to_ts, count, recorded_at) VALUES ('d0', 'temp', ?, ?, ?, ?)",
-                               arguments: [h.baseTs, h.baseTs + 1, 2_000_000_000_000 as Int64, EdgeClock.nowMs()])
+                               arguments: [h.baseTs, h.baseTs + 1, 2_000_000_000_000 as Int64, WallClock.nowMs()])
             }
             try queue.close()
 

@@ -5,6 +5,8 @@ import WeirCore
 import WeirEdge
 import WeirMQTT
 import WeirTestSupport
+import WeirSupport
+import WeirWire
 
 /// `uplink.replay` as a user sees it: a backlog built while the cloud is down, the cloud
 /// back while devices keep publishing live readings. What shows the order is the cloud's
@@ -13,26 +15,19 @@ import WeirTestSupport
 /// That is exact, whatever the machine's speed: no timing is asserted.
 @Suite("weir-edge replay order end to end", .serialized)
 struct EdgeReplayOrderEndToEndTests {
-    struct Window: Decodable { var start: Int64; var count: Int64; var sum: Double; var late: Int64 }
-    struct WindowsResponse: Decodable { var windows: [Window] }
-
     static let devices = 4
     /// Live readings' values start here (backlog values are their index, 0..<backlog).
     static let liveValueBase = 1_000_000
 
     /// The 1 s windows of `temp` for device `d<device>` with start in `[from, to)`.
-    func windows(_ h: EdgeHarness, device: Int, from: Int64, to: Int64) async throws -> [Window] {
+    func windows(_ h: EdgeHarness, device: Int, from: Int64, to: Int64) async throws -> [WindowsAnswer.Window] {
         guard let cloud = h.cloud else { return [] }
-        let url = "\(cloud.url)/v1/devices/d\(device)/windows?metric=temp&size=1s&from=\(from)&to=\(to)"
-        let (status, body) = try await HTTPGet.fetch(url, headers: CloudProcess.readerHeaders, tls: cloud.clientTLS)
-        if status == 404 { return [] }   // no readings from that device yet
-        guard status == 200 else { throw TestSupportError("GET \(url) → \(status): \(String(decoding: body.prefix(300), as: UTF8.self))") }
-        return try JSONDecoder().decode(WindowsResponse.self, from: body).windows
+        return try await CloudAPI.windows(of: "d\(device)", metric: "temp", size: "1s", from: from, to: to, in: cloud)
     }
 
     /// All windows of the range, over all devices, keyed by device and start.
-    func allWindows(_ h: EdgeHarness, from: Int64, to: Int64) async throws -> [String: [Int64: Window]] {
-        var out: [String: [Int64: Window]] = [:]
+    func allWindows(_ h: EdgeHarness, from: Int64, to: Int64) async throws -> [String: [Int64: WindowsAnswer.Window]] {
+        var out: [String: [Int64: WindowsAnswer.Window]] = [:]
         for d in 0..<Self.devices {
             for w in try await windows(h, device: d, from: from, to: to) { out["d\(d)", default: [:]][w.start] = w }
         }
@@ -70,7 +65,7 @@ struct EdgeReplayOrderEndToEndTests {
             _ = try await h.waitForStatus { $0.readings >= Int64(backlog) && $0.uplinkState == "retrying" }
 
             // Live readings from now on, while the cloud is still down and after it is back.
-            let liveBase = EdgeClock.nowMs()
+            let liveBase = WallClock.nowMs()
             let live = LivePublisher()
             let publishing = Task {
                 var k = 0

@@ -3,6 +3,7 @@ import Testing
 import WeirCore
 import WeirEdge
 import WeirTestSupport
+import WeirWire
 
 /// weir-edge behind a TLS broker as a user sets it up: a throwaway CA and a server
 /// certificate for 127.0.0.1 made with `openssl`, mosquitto with a TLS-only listener,

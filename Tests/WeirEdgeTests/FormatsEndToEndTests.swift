@@ -3,17 +3,13 @@ import Testing
 import WeirCore
 import WeirEdge
 import WeirTestSupport
+import WeirWire
 
 /// SenML and line-protocol devices as a user runs them: `mosquitto_pub` publishes to a
 /// real mosquitto, a real weir-edge decodes and filters, a real weir-cloud holds the
 /// windows. Serialized with the other end-to-end suites' habits (timing needs the machine).
 @Suite("payload formats end to end", .serialized)
 struct FormatsEndToEndTests {
-    struct WindowsResponse: Decodable {
-        struct Window: Decodable { var start: Int64; var count: Int64; var sum: Double }
-        var windows: [Window]
-    }
-
     /// The edge config: one subscription per format, with and without a `{device}` level,
     /// and a range filter whose outliers must become dead letters.
     func writeConfig(_ h: EdgeHarness) throws {
@@ -93,12 +89,9 @@ struct FormatsEndToEndTests {
                 var seen: [String: (count: Int64, sum: Double)] = [:]
                 for key in expected.keys {
                     let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
-                    let url = "\(cloud.url)/v1/devices/\(parts[0])/windows?metric=\(parts[1])&size=60s&from=\(h.baseTs - 3_600_000)&to=\(h.baseTs + 3_600_000)"
-                    // 404: the cloud has not seen this device yet (its readings are still on the way).
-                    let (status, body) = try await HTTPGet.fetch(url, headers: CloudProcess.readerHeaders, tls: cloud.clientTLS)
-                    if status == 404 { seen[key] = (0, 0); continue }
-                    guard status == 200 else { throw TestSupportError("GET \(url) → \(status)") }
-                    let windows = try JSONDecoder().decode(WindowsResponse.self, from: body).windows
+                    // None yet: the cloud has not seen this device (its readings are still on the way).
+                    let windows = try await CloudAPI.windows(of: parts[0], metric: parts[1], size: "60s",
+                                                             from: h.baseTs - 3_600_000, to: h.baseTs + 3_600_000, in: cloud)
                     seen[key] = (windows.reduce(0) { $0 + $1.count }, windows.reduce(0) { $0 + $1.sum })
                 }
                 return seen

@@ -40,7 +40,7 @@ struct IngestHandOverTests {
               - match: "*/p"
                 downsample: {bucket: 10s, aggregate: mean}
             """)
-        return try await EdgeConfiguration.load(file: file, environment: [:])
+        return try EdgeConfiguration.load(file: file, environment: [:])
     }
 
     static func message(_ topic: String, _ payload: String) -> MQTTMessage {

@@ -4,6 +4,7 @@ import WeirCore
 import WeirEdge
 import WeirMQTT
 import WeirTestSupport
+import WeirSupport
 
 /// A stall is seen, reported and healed: a real weir-edge whose buffer disk fills up
 /// stops taking messages; `/healthz`, `/metrics`, `status`, its log and systemd's
@@ -63,7 +64,7 @@ struct IngestLivenessEndToEndTests {
         #expect(stalled.status == 503, "\(stalled)\n\(h.logs())")
         #expect(stalled.body.status == .stalled)
         let since = try #require(stalled.body.since)
-        #expect(abs(since - EdgeClock.nowMs()) < 60_000, "since is a recent epoch ms")
+        #expect(abs(since - WallClock.nowMs()) < 60_000, "since is a recent epoch ms")
         #expect(stalled.body.reason?.contains("inbound queue") == true || stalled.body.reason?.contains("consumer") == true,
                 "\(stalled.body.reason ?? "no reason")")
 

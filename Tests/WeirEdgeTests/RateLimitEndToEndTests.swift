@@ -42,9 +42,7 @@ struct RateLimitEndToEndTests {
                 let batch = Batch(gateway: "gw-2", id: "gw-2-\(i)",
                                   readings: (0..<10).map { Reading(device: "other", metric: "temp", ts: h.baseTs + Int64(i * 10 + $0), value: 1) })
                 let sent = ContinuousClock.now
-                let answer = try await HTTPGet.request("POST", "\(cloud.url)/v1/batches",
-                                                       headers: ["Authorization": "Bearer \(Self.otherToken)", "Content-Type": "application/json"],
-                                                       body: batch.jsonBytes())
+                let answer = try await CloudAPI.post(batch, to: cloud.url, token: Self.otherToken)
                 latencies.append(ContinuousClock.now - sent)
                 if answer.status != 200 { refused.append(answer.status) }
                 i += 1

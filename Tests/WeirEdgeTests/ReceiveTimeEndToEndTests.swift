@@ -3,6 +3,7 @@ import Testing
 import WeirCore
 import WeirEdge
 import WeirTestSupport
+import WeirSupport
 
 /// Issue 6's device clocks through a real weir-edge: readings without a time get the
 /// receive time (counted in total and per device), and with `on_bad_timestamp:
@@ -27,7 +28,7 @@ struct ReceiveTimeEndToEndTests {
             try await h.startEdge() // the cloud stays down: the readings stay in the buffer
 
             let t = h.baseTs
-            let before = EdgeClock.nowMs()
+            let before = WallClock.nowMs()
             // s1: no time on a topic with a device level.
             try await h.broker.publishWithMosquittoPub(topic: "devices/s1/telemetry", lines: [#"{"temp": 21.5}"#])
             // A topic without a device level: s2's object has no time, s3's has one.
@@ -50,7 +51,7 @@ struct ReceiveTimeEndToEndTests {
                 "c1": ["clock_replaced": 2],
             ]
             let status = try await h.waitForStatus { $0.readings == 6 && $0.deviceCounters == expected && $0.deadLetterRows == 1 }
-            let after = EdgeClock.nowMs()
+            let after = WallClock.nowMs()
             #expect(status.deviceCounters == expected, "\(h.logs())")
             #expect(status.readings == 6)
             #expect(status.counters["stamped_receive_time"] == 2)

@@ -1,7 +1,4 @@
-import AsyncHTTPClient
 import Foundation
-import NIOCore
-import NIOHTTP1
 import WeirCore
 import WeirTestSupport
 @testable import WeirSim
@@ -132,27 +129,4 @@ private final class ProcessBox: @unchecked Sendable {
     func set(cloud: CloudProcess) { lock.withLock { _cloud = cloud } }
     func set(edge: EdgeProcess) { lock.withLock { _edge = edge } }
     func set(sim: ManagedProcess) { lock.withLock { _sim = sim } }
-}
-
-/// Posts JSON batches to a weir-cloud (to build, or break, its data on purpose).
-enum BatchPoster {
-    struct Body: Encodable {
-        var gateway: String
-        var batch: String
-        var readings: [Reading]
-    }
-
-    static func post(_ readings: [Reading], to cloud: String, gateway: String, token: String, batch: String) async throws {
-        var request = HTTPClientRequest(url: cloud + "/v1/batches")
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        let body = try JSONEncoder().encode(Body(gateway: gateway, batch: batch, readings: readings))
-        request.body = .bytes(ByteBuffer(bytes: body))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
-        guard response.status == .ok else {
-            throw TestSupportError("POST /v1/batches → \(response.status.code): \(text.prefix(300))")
-        }
-    }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import WeirCore
 @testable import WeirSim
+import WeirSupport
 
 /// The deterministic device model: same seed, same messages; every valid reading carried
 /// exactly as the payload says; flakiness where the knobs put it, and nowhere else.

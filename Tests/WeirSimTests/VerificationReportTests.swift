@@ -1,6 +1,7 @@
 import Testing
 import WeirCore
 @testable import WeirSim
+import WeirWire
 
 /// The comparison at the heart of `verify`, without any process: what counts as loss,
 /// double counting, a changed value, and what the drop ledger and --allow-loss explain.
@@ -12,13 +13,13 @@ import WeirCore
 
     /// The cloud's view if it applied exactly `readings` (in a shuffled order, as a real
     /// cloud sums in arrival order).
-    static func cloudWindows(_ readings: [Reading], size: Int64 = 60_000) -> [CloudWindow] {
+    static func cloudWindows(_ readings: [Reading], size: Int64 = 60_000) -> [WindowsAnswer.Window] {
         var byStart: [Int64: WindowAggregate] = [:]
         for r in readings.shuffled() {
             let start = WindowMath.start(of: r.ts, size: size)
             if byStart[start] == nil { byStart[start] = WindowAggregate(ts: r.ts, value: r.value) } else { byStart[start]!.add(ts: r.ts, value: r.value) }
         }
-        return byStart.keys.sorted().map { CloudWindow(start: $0, end: $0 + size, aggregate: byStart[$0]!) }
+        return byStart.keys.sorted().map { WindowsAnswer.Window(start: $0, end: $0 + size, aggregate: byStart[$0]!) }
     }
 
     static func report(truth: [Reading], cloud: [Reading], allowLoss: Int = 0, droppedAtEdge: Int64 = 0) -> VerificationReport {

@@ -4,6 +4,7 @@ import Testing
 import WeirCore
 import WeirTestSupport
 @testable import WeirSim
+import WeirSupport
 
 /// The verifier against a real weir-cloud whose data is broken on purpose: it must catch
 /// a lost reading, a double count (an extra reading), a changed value and a conflict.
@@ -24,8 +25,8 @@ import WeirTestSupport
         let cloud = try await CloudProcess.start(in: dir.path, tokens: [gateway: token], windows: ["10s", "60s"])
         do {
             for (n, start) in stride(from: 0, to: truth.count, by: 400).enumerated() {
-                try await BatchPoster.post(Array(truth[start..<min(start + 400, truth.count)]), to: cloud.url,
-                                           gateway: gateway, token: token, batch: "\(gateway):\(n)")
+                let readings = Array(truth[start..<min(start + 400, truth.count)])
+                try await CloudAPI.postAccepted(Batch(gateway: gateway, id: "\(gateway):\(n)", readings: readings), to: cloud.url, token: token)
             }
             try await body(dir, cloud, truth)
             await cloud.stop()
@@ -69,7 +70,7 @@ import WeirTestSupport
 
             // 3. An extra reading in the cloud: double counted.
             let extra = Reading(device: truth[5].device, metric: truth[5].metric, ts: truth[5].ts + 3, value: 1)
-            try await BatchPoster.post([extra], to: cloud.url, gateway: Self.gateway, token: Self.token, batch: "\(Self.gateway):extra")
+            try await CloudAPI.postAccepted(Batch(gateway: Self.gateway, id: "\(Self.gateway):extra", readings: [extra]), to: cloud.url, token: Self.token)
             let doubled = try await Self.verify(truth: "\(dir.path)/truth.db", cloud: cloud, allowLoss: 100)
             #expect(!doubled.verified)
             #expect(doubled.doubleCounted == 1)
@@ -79,7 +80,7 @@ import WeirTestSupport
             //    value but counts the conflict, and the verifier refuses it.
             var conflicting = truth[9]
             conflicting.value += 1
-            try await BatchPoster.post([conflicting], to: cloud.url, gateway: Self.gateway, token: Self.token, batch: "\(Self.gateway):conflict")
+            try await CloudAPI.postAccepted(Batch(gateway: Self.gateway, id: "\(Self.gateway):conflict", readings: [conflicting]), to: cloud.url, token: Self.token)
             let conflicted = try await Self.verify(truth: "\(dir.path)/truth.db", cloud: cloud, allowLoss: 100)
             #expect(conflicted.cloudConflicts == 1)
             #expect(!conflicted.verified)

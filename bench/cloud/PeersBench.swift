@@ -21,6 +21,7 @@ import WeirCloud
 import WeirCompression
 import WeirCore
 import WeirTestSupport
+import WeirWire
 
 struct PeersData {
     static let devices = 1_000

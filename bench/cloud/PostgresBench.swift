@@ -21,6 +21,7 @@ import WeirCloud
 import WeirCompression
 import WeirCore
 import WeirTestSupport
+import WeirWire
 
 enum PostgresBench {
     static func run(_ options: Options) async throws {

@@ -45,7 +45,7 @@ struct ChangeLog {
             let id: Int64 = row[0]
             var maxTs: Int64? = row[1]
             if let ts = writeBack.dirtyDevices[id]?.maxTs, maxTs.map({ ts > $0 }) ?? true { maxTs = ts }
-            if let maxTs { watermarks[id] = maxTs - moo }
+            if let maxTs { watermarks[id] = Watermark.of(newestTs: maxTs, maxOutOfOrderMs: moo) }
         }
         for row in try Row.fetchAll(db, sql: "SELECT id, device_id FROM series") {
             let seriesID: Int64 = row[0]
@@ -72,7 +72,7 @@ struct ChangeLog {
                          maxOutOfOrderMs moo: Int64, committedAt: Int64) throws -> Int {
         var newWatermarks: [Int64: Int64] = [:]
         for (id, change) in devices {
-            if let ts = change.maxTs { newWatermarks[id] = max(newWatermarks[id] ?? .min, ts - moo) }
+            if let ts = change.maxTs { newWatermarks[id] = max(newWatermarks[id] ?? .min, Watermark.of(newestTs: ts, maxOutOfOrderMs: moo)) }
         }
         var fields: [Int64] = []
         fields.reserveCapacity((windows.count + 16) * Self.fields)
@@ -88,7 +88,7 @@ struct ChangeLog {
         for (key, record) in windows {
             let device = try deviceID(of: key.seriesID, db)
             let watermark = newWatermarks[device] ?? watermarks[device]
-            let closed = watermark.map { record.end <= $0 } ?? false
+            let closed = WindowState(end: record.end, watermark: watermark) == .closed
             put(key, record, closed: closed)
             if closed {
                 open[device]?[key] = nil
@@ -100,7 +100,7 @@ struct ChangeLog {
             if let old = watermarks[device], old >= watermark { continue }
             watermarks[device] = watermark
             guard let windows = open[device] else { continue }
-            let closing = windows.filter { $0.value.end <= watermark }.sorted { ($0.key.seriesID, $0.key.sizeMs, $0.key.start) < ($1.key.seriesID, $1.key.sizeMs, $1.key.start) }
+            let closing = windows.filter { WindowState.isClosed(end: $0.value.end, watermark: watermark) }.sorted { ($0.key.seriesID, $0.key.sizeMs, $0.key.start) < ($1.key.seriesID, $1.key.sizeMs, $1.key.start) }
             for (key, record) in closing {
                 put(key, record, closed: true)
                 open[device]?[key] = nil

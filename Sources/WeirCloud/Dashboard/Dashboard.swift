@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import WeirCore
+import WeirSupport
 
 /// The dashboard's routes: `GET /` (fleet), `GET /devices/{device}`, `GET /assets/...`
 /// (the stylesheet and `live.js`, served from the binary). Server-rendered HTML with inline
@@ -29,9 +30,9 @@ struct Dashboard: Sendable {
     func fleet(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
         async let devices = store.devices()
-        async let gateways = source.gatewayActivity(nowMs: Self.nowMs())
+        async let gateways = source.gatewayActivity(nowMs: WallClock.nowMs())
         let recent = try await self.recent.get()
-        var page = FleetPage(devices: try await devices, recent: recent, gateways: try await gateways, nowMs: Self.nowMs())
+        var page = FleetPage(devices: try await devices, recent: recent, gateways: try await gateways, nowMs: WallClock.nowMs())
         if let text = query.get("sort"), let sort = FleetPage.Column(rawValue: String(text)) { page.sort = sort }
         page.descending = query.get("order") == "desc"
         page.filter = String((query.get("q") ?? "").prefix(128))
@@ -55,7 +56,7 @@ struct Dashboard: Sendable {
             }
             sizeMs = parsed
         }
-        let newest = (summary.watermark ?? 0) + maxOutOfOrderMs
+        let newest = Watermark.newestTs(behind: summary.watermark ?? 0, maxOutOfOrderMs: maxOutOfOrderMs)
         var rangeName: String? = query.get("range").map { String($0) } ?? "1d"
         var to = WindowMath.start(of: newest, size: sizeMs) + sizeMs
         var from: Int64
@@ -85,7 +86,7 @@ struct Dashboard: Sendable {
             plots.append(.init(plot: plot))
         }
         var page = DevicePage(summary: summary, sizes: windowSizesMs.sorted(), sizeMs: sizeMs, rangeName: rangeName, from: from, to: to,
-                              plots: plots, cursor: cursor, nowMs: Self.nowMs())
+                              plots: plots, cursor: cursor, nowMs: WallClock.nowMs())
         page.liveLimit = query.get("live_limit").flatMap { Int($0) }.map { min(max($0, 1), 1_000) }
         return Self.html(page.render())
     }
@@ -116,7 +117,4 @@ struct Dashboard: Sendable {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~:"))) ?? text
     }
 
-    static func nowMs() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
-    }
 }

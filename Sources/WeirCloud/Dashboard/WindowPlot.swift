@@ -54,7 +54,7 @@ struct WindowPlot {
     }
 
     func state(_ w: WindowRecord) -> String {
-        return (watermark.map { w.end <= $0 } ?? false) ? "closed" : "open"
+        WindowState(end: w.end, watermark: watermark).rawValue
     }
 
     func write(into html: inout HTMLText, id: String) {

@@ -7,6 +7,8 @@ import NIOCore
 import Synchronization
 import WeirCompression
 import WeirCore
+import WeirSupport
+import WeirWire
 
 /// `POST /v1/batches`: authenticates the gateway, reads the body within the size cap,
 /// undoes `Content-Encoding`, decodes the batch by `Content-Type`, applies it in one
@@ -100,7 +102,7 @@ public final class BatchIngest: Sendable {
         let started = ContinuousClock.now
         let outcome: BatchOutcome
         do {
-            outcome = try await store.apply(decoded, receivedAt: Self.nowMs())
+            outcome = try await store.apply(decoded, receivedAt: WallClock.nowMs())
         } catch {
             context.logger.error("batch not applied", metadata: ["weir.batch": "\(decoded.batch.id.prefix(64))", "weir.error": "\(error)"])
             metrics.failed.increment()
@@ -266,45 +268,14 @@ public final class BatchIngest: Sendable {
         return CloudHTTPError(.badRequest, "\(what) cannot be decompressed: \(error.message)")
     }
 
-    /// Wall-clock time in epoch milliseconds.
-    static func nowMs() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
-    }
 }
 
-/// The `200` body of `POST /v1/batches`.
-struct BatchAnswer: Codable {
-    struct Rejected: Codable {
-        var index: Int
-        var reason: String
-    }
-
-    var batch: String
-    var accepted: Int
-    var duplicates: Int
-    var late: Int
-    var conflicts: Int
-    var tooLate: Int
-    var droppedLate: Int
-    var rejected: [Rejected]
-    /// Readings and drop-ledger rows of devices the gateway may not write (also in `rejected`).
-    var forbidden = 0
-
+extension BatchAnswer {
+    /// The answer for a committed batch's outcome.
     init(_ outcome: BatchOutcome) {
-        batch = outcome.batch
-        accepted = outcome.accepted
-        duplicates = outcome.duplicates
-        late = outcome.late
-        conflicts = outcome.conflicts
-        tooLate = outcome.tooLate
-        droppedLate = outcome.droppedLate
-        rejected = outcome.rejected.map { Rejected(index: $0.index, reason: $0.reason) }
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case batch, accepted, duplicates, late, conflicts, rejected, forbidden
-        case tooLate = "too_late"
-        case droppedLate = "dropped_late"
+        self.init(batch: outcome.batch, accepted: outcome.accepted, duplicates: outcome.duplicates, late: outcome.late,
+                  conflicts: outcome.conflicts, tooLate: outcome.tooLate, droppedLate: outcome.droppedLate,
+                  rejected: outcome.rejected.map { Rejected(index: $0.index, reason: $0.reason) })
     }
 }
 
@@ -340,7 +311,7 @@ struct IngestMetrics: Sendable {
         droppedLate.increment(by: outcome.droppedLate)
         commit.recordNanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
         if let watermark = outcome.newestWatermark {
-            watermarkLag.record(Double(BatchIngest.nowMs() - watermark) / 1000)
+            watermarkLag.record(Double(WallClock.nowMs() - watermark) / 1000)
         }
     }
 }

@@ -4,6 +4,7 @@ import Hummingbird
 import NIOCore
 import ServiceLifecycle
 import WeirCore
+import WeirWire
 
 /// `GET /v1/changes?after=CURSOR&limit=N&wait=30s`: window changes in commit order.
 ///

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import NIOCore
 import WeirCore
+import WeirWire
 
 /// The read side: `GET /v1/devices` and `GET /v1/devices/{device}/windows`, behind a
 /// ``ReaderAuthMiddleware``: a reader sees only the devices its `devices:` patterns match,
@@ -144,7 +145,7 @@ extension WindowsAnswer {
         var first = true
         for record in windows {
             if first { first = false } else { json.raw(",") }
-            writeWindow(record, closed: watermark.map { record.end <= $0 } ?? false, into: &json)
+            writeWindow(record, closed: WindowState(end: record.end, watermark: watermark) == .closed, into: &json)
             if let expected {
                 json.raw(",\"expected\":"); json.double(expected)
                 json.raw(",\"completeness\":"); json.double(Cadence.completeness(count: record.aggregate.count, expected: expected))
@@ -178,46 +179,6 @@ extension WindowsAnswer {
 extension QueryAPI {
     static func unknownDevice(_ device: String) -> CloudHTTPError {
         CloudHTTPError(.notFound, "no readings from device '\(device.prefix(128))'")
-    }
-}
-
-/// The body of `GET /v1/devices/{device}/windows` (also decoded by tests and benchmarks).
-public struct WindowsAnswer: Codable, Sendable {
-    public struct Point: Codable, Sendable {
-        public var ts: Int64
-        public var value: Double
-    }
-
-    public struct Window: Codable, Sendable {
-        public var start: Int64
-        public var end: Int64
-        public var count: Int64
-        public var sum: Double
-        public var min: Double
-        public var max: Double
-        public var mean: Double
-        public var first: Point
-        public var last: Point
-        public var state: String
-        public var revision: Int64
-        public var late: Int64
-        /// Readings the series' cadence expects in the window (when a cadence is known).
-        public var expected: Double?
-        /// `count / expected`, capped at 1.
-        public var completeness: Double?
-    }
-
-    public var device: String
-    public var metric: String
-    public var sizeMs: Int64
-    /// The series' learned cadence, when known.
-    public var cadenceMs: Int64?
-    public var windows: [Window]
-
-    enum CodingKeys: String, CodingKey {
-        case device, metric, windows
-        case sizeMs = "size_ms"
-        case cadenceMs = "cadence_ms"
     }
 }
 

@@ -231,14 +231,14 @@ public struct Reconciler: Sendable {
             }
 
             // Lateness against the watermark before this batch.
-            let watermark = maxTs.map { $0 - moo }
+            let watermark = maxTs.map { Watermark.of(newestTs: $0, maxOutOfOrderMs: moo) }
             var isLate = false
             var dropIt = false
             // A reading at or after the watermark cannot be in a closed window.
             if let watermark, ts < watermark {
                 for size in sizes {
                     let end = WindowMath.start(of: ts, size: size) + size
-                    if end <= watermark {
+                    if WindowState.isClosed(end: end, watermark: watermark) {
                         isLate = true
                         if dropPolicy, watermark - end > settings.allowedLatenessMs { dropIt = true }
                     }
@@ -283,7 +283,7 @@ public struct Reconciler: Sendable {
             folded.devices[slot].delta.readings += 1
             for size in sizes {
                 let start = WindowMath.start(of: ts, size: size)
-                let windowLate: Int64 = isLate && (watermark.map { start + size <= $0 } ?? false) ? 1 : 0
+                let windowLate: Int64 = isLate && WindowState(end: start + size, watermark: watermark) == .closed ? 1 : 0
                 if let i = folded.series[seriesSlot].deltas.firstIndex(where: { $0.start == start && $0.sizeMs == size }) {
                     folded.series[seriesSlot].deltas[i].aggregate.add(ts: ts, value: reading.value)
                     folded.series[seriesSlot].deltas[i].late += windowLate
@@ -345,7 +345,7 @@ public struct Reconciler: Sendable {
         for slot in touched {
             let state = folded.devices[slot]
             if let maxTs = maxTsAfter[slot] {
-                changes.outcome.newestWatermark = max(changes.outcome.newestWatermark ?? Int64.min, maxTs - moo)
+                changes.outcome.newestWatermark = max(changes.outcome.newestWatermark ?? Int64.min, Watermark.of(newestTs: maxTs, maxOutOfOrderMs: moo))
             }
             changes.devices.append(DeviceWrite(id: state.id, maxTs: maxTsAfter[slot], lastSeen: changes.receivedAt, delta: state.delta))
         }

@@ -3,6 +3,7 @@ import GRDB
 import Logging
 import Synchronization
 import WeirCore
+import WeirSupport
 
 /// The embedded store: one SQLite file in WAL mode through GRDB (`--store sqlite:PATH`).
 ///
@@ -130,7 +131,7 @@ public final class SQLiteReadingStore: ReadingStore {
                 feed.notifier.advance(to: state.changes.latestCursor)
                 if state.writeBack.foldDue { foldAfterCommit(db, &state) }
                 let unfolded = state.writeBack.batchesSinceCheckpoint
-                healthRecord.withLock { $0.committed(at: Self.nowMs(), unfoldedBatches: unfolded) }
+                healthRecord.withLock { $0.committed(at: WallClock.nowMs(), unfoldedBatches: unfolded) }
                 guard let result else { throw WeirError(.storage, "SQLite: a transaction committed without a result") }
                 return result
             } catch {
@@ -143,7 +144,7 @@ public final class SQLiteReadingStore: ReadingStore {
                     // Readers reload it from their own snapshot (needsReplay stays set).
                     logger.error("reloading the write-back log failed", metadata: ["weir.error": "\(error)"])
                 }
-                healthRecord.withLock { $0.commitFailed(at: Self.nowMs(), error) }
+                healthRecord.withLock { $0.commitFailed(at: WallClock.nowMs(), error) }
                 throw error
             }
         }
@@ -202,7 +203,7 @@ public final class SQLiteReadingStore: ReadingStore {
         let changes = reconciler.decide(folded, storedWindows: storedWindows, storedLedger: storedLedger)
         try session.commit(changes, writeBack: &state.writeBack)
         try state.changes.record(db, windows: state.writeBack.pending, devices: state.writeBack.pendingDevices,
-                                 maxOutOfOrderMs: settings.maxOutOfOrderMs, committedAt: Self.nowMs())
+                                 maxOutOfOrderMs: settings.maxOutOfOrderMs, committedAt: WallClock.nowMs())
         try state.writeBack.logPending(db)
         // The cached newest ts moves with the batch (the whole cache is dropped if the commit fails).
         var newest: [Int64: Int64] = [:]
@@ -228,7 +229,7 @@ public final class SQLiteReadingStore: ReadingStore {
             healthRecord.withLock { $0.folded() }
         } catch {
             logger.error("folding the window log failed; its batches stay in the log", metadata: ["weir.error": "\(error)"])
-            healthRecord.withLock { $0.foldFailed(at: Self.nowMs(), error) }
+            healthRecord.withLock { $0.foldFailed(at: WallClock.nowMs(), error) }
             do {
                 try state.writeBack.load(db)
             } catch {
@@ -243,18 +244,14 @@ public final class SQLiteReadingStore: ReadingStore {
             try state.writeBack.checkpoint(db)
             healthRecord.withLock { $0.folded() }
         } catch {
-            healthRecord.withLock { $0.foldFailed(at: Self.nowMs(), error) }
+            healthRecord.withLock { $0.foldFailed(at: WallClock.nowMs(), error) }
             throw error
         }
     }
 
     /// Whether the store can commit and keeps its log folded (for `/healthz`).
     public func health() -> StoreHealth {
-        healthRecord.withLock { $0.health(now: Self.nowMs()) }
-    }
-
-    static func nowMs() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+        healthRecord.withLock { $0.health(now: WallClock.nowMs()) }
     }
 
     public func devices() async throws -> [DeviceSummary] {
@@ -356,7 +353,7 @@ public final class SQLiteReadingStore: ReadingStore {
                         WHERE series.id = raw.series_id) - ?
                     """, arguments: [newest - retention, retention])
                 deleted = db.changesCount
-                _ = try Self.pruneChanges(db, retentionMs: self.changesRetentionMs, nowMs: Self.nowMs())
+                _ = try Self.pruneChanges(db, retentionMs: self.changesRetentionMs, nowMs: WallClock.nowMs())
                 return .commit
             }
             return deleted
@@ -414,7 +411,7 @@ public final class SQLiteReadingStore: ReadingStore {
 
     private static func summary(_ row: Row, moo: Int64) -> DeviceSummary {
         let maxTs: Int64? = row[2]
-        return DeviceSummary(device: row[0], lastSeen: row[1], watermark: maxTs.map { $0 - moo }, readings: row[3],
+        return DeviceSummary(device: row[0], lastSeen: row[1], watermark: maxTs.map { Watermark.of(newestTs: $0, maxOutOfOrderMs: moo) }, readings: row[3],
                              duplicates: row[4], late: row[5], conflicts: row[6], tooLate: row[7],
                              droppedLate: row[8], droppedAtEdge: row[9])
     }

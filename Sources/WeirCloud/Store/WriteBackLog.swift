@@ -274,7 +274,7 @@ struct WriteBackLog {
     func overlay(_ summary: DeviceSummary, id: Int64, maxOutOfOrderMs: Int64) -> DeviceSummary {
         guard let change = dirtyDevices[id] else { return summary }
         var s = summary
-        if let ts = change.maxTs { s.watermark = ts - maxOutOfOrderMs }
+        if let ts = change.maxTs { s.watermark = Watermark.of(newestTs: ts, maxOutOfOrderMs: maxOutOfOrderMs) }
         s.lastSeen = max(s.lastSeen ?? Int64.min, change.lastSeen)
         s.addCounters(of: change.delta)
         return s

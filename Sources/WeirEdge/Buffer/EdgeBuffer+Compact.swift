@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import WeirCompression
 import WeirCore
+import WeirSupport
 
 extension EdgeBuffer {
     /// Merges the oldest run of small chunks into one, when a backlog has built up (the
@@ -16,7 +17,7 @@ extension EdgeBuffer {
     /// coming while the backlog builds). Returns how many chunks were merged away (0 when
     /// there was nothing worth doing).
     @discardableResult
-    public func compact(targetReadings: Int, minChunks: Int, excluding: Set<Int64>, now: Int64 = EdgeClock.nowMs()) throws -> Int {
+    public func compact(targetReadings: Int, minChunks: Int, excluding: Set<Int64>, now: Int64 = WallClock.nowMs()) throws -> Int {
         try pool.write { db in
             let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM chunks") ?? 0
             guard count >= minChunks else { return 0 }

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import WeirCompression
 import WeirCore
+import WeirSupport
 
 /// A sealed chunk as the uplink reads it.
 public struct StoredChunk: Sendable, Hashable {
@@ -51,7 +52,7 @@ extension EdgeBuffer {
     }
 
     /// The cloud committed these chunks and drop rows: delete them and count.
-    public func markForwarded(seqs: [Int64], dropIDs: [Int64], readings: Int, now: Int64 = EdgeClock.nowMs()) throws {
+    public func markForwarded(seqs: [Int64], dropIDs: [Int64], readings: Int, now: Int64 = WallClock.nowMs()) throws {
         let freed: Int64 = try pool.write { db in
             var freed: Int64 = 0
             for seq in seqs {
@@ -68,7 +69,7 @@ extension EdgeBuffer {
     }
 
     /// A chunk that does not decode: move it out of the queue, keep it, count it.
-    public func quarantine(seq: Int64, reason: String, now: Int64 = EdgeClock.nowMs()) throws {
+    public func quarantine(seq: Int64, reason: String, now: Int64 = WallClock.nowMs()) throws {
         let freed: Int64 = try pool.write { db in
             let bytes = try Int64.fetchOne(db, sql: "SELECT bytes FROM chunks WHERE seq = ?", arguments: [seq]) ?? 0
             try Self.moveToQuarantine(db, seq: seq, reason: reason, now: now)
@@ -82,7 +83,7 @@ extension EdgeBuffer {
     /// (`rejected_readings`). The batch's drop-ledger rows are deleted and counted
     /// (`rejected_drop_rows`): a row the cloud refuses must not ride along with every
     /// later batch and get it refused too.
-    public func reject(seqs: [Int64], dropIDs: [Int64], batch: String, status: Int, response: String, now: Int64 = EdgeClock.nowMs()) throws {
+    public func reject(seqs: [Int64], dropIDs: [Int64], batch: String, status: Int, response: String, now: Int64 = WallClock.nowMs()) throws {
         let freed: Int64 = try pool.write { db in
             var freed: Int64 = 0
             var readings: Int64 = 0
@@ -108,7 +109,7 @@ extension EdgeBuffer {
 
     /// Records the broker connection's state for `status` and, when given, why it is not
     /// connected.
-    public func setBrokerState(_ state: BrokerState, error: String?, now: Int64 = EdgeClock.nowMs()) throws {
+    public func setBrokerState(_ state: BrokerState, error: String?, now: Int64 = WallClock.nowMs()) throws {
         try setState(prefix: "mqtt", state.rawValue, error: error, now: now)
     }
 
@@ -123,7 +124,7 @@ extension EdgeBuffer {
 
     /// Records the uplink's state for `status` and, when given, the error that goes with
     /// it (the last error stays until another replaces it).
-    public func setUplinkState(_ state: UplinkState, error: String?, now: Int64 = EdgeClock.nowMs()) throws {
+    public func setUplinkState(_ state: UplinkState, error: String?, now: Int64 = WallClock.nowMs()) throws {
         try setState(prefix: "uplink", state.rawValue, error: error, now: now)
     }
 

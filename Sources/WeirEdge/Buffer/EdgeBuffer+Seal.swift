@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import WeirCompression
 import WeirCore
+import WeirSupport
 
 /// What one seal commits: accepted readings (become one chunk), dead letters, and counter
 /// increments, all in one transaction.
@@ -70,7 +71,7 @@ extension EdgeBuffer {
     /// and counters in one transaction; then enforces the caps, evicting the oldest chunks
     /// (not those in `inFlight`) into the drop ledger.
     @discardableResult
-    public func seal(_ input: SealInput, caps: BufferCaps, inFlight: Set<Int64> = [], now: Int64 = EdgeClock.nowMs()) throws -> SealOutcome {
+    public func seal(_ input: SealInput, caps: BufferCaps, inFlight: Set<Int64> = [], now: Int64 = WallClock.nowMs()) throws -> SealOutcome {
         var chunks: [(body: [UInt8], readings: Int, minTs: Int64, maxTs: Int64)] = []
         var start = 0
         while start < input.readings.count {

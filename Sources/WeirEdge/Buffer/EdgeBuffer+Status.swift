@@ -1,9 +1,10 @@
 import Foundation
 import GRDB
+import WeirSupport
 
 extension EdgeBuffer {
     /// The status snapshot (a read transaction; works while the edge runs).
-    public func status(now: Int64 = EdgeClock.nowMs()) throws -> EdgeStatus {
+    public func status(now: Int64 = WallClock.nowMs()) throws -> EdgeStatus {
         try pool.read { db in
             let row = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COALESCE(SUM(readings), 0) AS r, COALESCE(SUM(bytes), 0) AS b, MIN(sealed_at) AS oldest FROM chunks")
             let chunks: Int = row?["n"] ?? 0

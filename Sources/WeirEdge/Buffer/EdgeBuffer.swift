@@ -3,6 +3,7 @@ import GRDB
 import Synchronization
 import WeirCompression
 import WeirCore
+import WeirSupport
 
 /// The edge's store-and-forward buffer: one SQLite file in WAL mode.
 ///
@@ -58,7 +59,7 @@ public final class EdgeBuffer: Sendable {
         }
         do {
             let pool = try DatabasePool(path: path, configuration: config)
-            let migrations = migrator(gateway: gateway, createdAt: EdgeClock.nowMs())
+            let migrations = migrator(gateway: gateway, createdAt: WallClock.nowMs())
             try pool.write { db in
                 try checkIntegrity(db, existed: existed, path: path)
                 try checkOwnerAndVersion(db, migrations: migrations, gateway: gateway, path: path)
@@ -140,16 +141,6 @@ public final class EdgeBuffer: Sendable {
 
     func adjustBytes(_ delta: Int64) {
         totalBytes.withLock { $0 += delta }
-    }
-}
-
-/// Wall-clock time in epoch milliseconds.
-public enum EdgeClock {
-    /// Now, in epoch milliseconds.
-    public static func nowMs() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 }
 

@@ -52,35 +52,10 @@ extension EdgeConfiguration {
     ]
 
     /// Loads `file` (YAML) with `WEIR_EDGE_...` overrides. Any problem is a `WeirError`
-    /// naming the key and what is wrong; nothing is started before this succeeds.
-    public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) async throws(WeirError) -> EdgeConfiguration {
-        var loadPath = file
-        var rewritten: String?
-        if let file {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw WeirError(.badConfig, "config file \(file) does not exist or is not readable UTF-8 text")
-            }
-            let converted = YAMLSequenceRewriter.rewrite(text)
-            if converted != text {
-                let name = URL(fileURLWithPath: file).lastPathComponent
-                let temp = "\(NSTemporaryDirectory())/weir-edge-\(getpid())-\(UInt32.random(in: 0...UInt32.max))-\(name)"
-                do { try converted.write(toFile: temp, atomically: true, encoding: .utf8) } catch {
-                    throw WeirError(.badConfig, "cannot prepare config file \(file): \(error)")
-                }
-                loadPath = temp
-                rewritten = temp
-            }
-        }
-        defer { if let rewritten { try? FileManager.default.removeItem(atPath: rewritten) } }
-        do {
-            let source = try await ConfigSource.load(file: loadPath, environmentPrefix: "WEIR_EDGE", environment: environment)
-            return try parse(source)
-        } catch {
-            guard let rewritten, let file else { throw error }
-            var fixed = error
-            fixed.message = fixed.message.replacingOccurrences(of: rewritten, with: file)
-            throw fixed
-        }
+    /// naming the key, where its value came from and what is wrong; nothing is started
+    /// before this succeeds.
+    public static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws(WeirError) -> EdgeConfiguration {
+        try parse(ConfigSource.load(file: file, environmentPrefix: "WEIR_EDGE", environment: environment))
     }
 
     /// Reads every setting from `source` (see `keys`).

@@ -38,7 +38,7 @@ struct LivenessMonitor: Service {
     /// for example when the disk is full: it is tried again at the next tick).
     private func tick(written: IngestState?) -> IngestState? {
         let now = ContinuousClock.now
-        let nowMs = EdgeClock.nowMs()
+        let nowMs = WallClock.nowMs()
         let inputs = LivenessCheck.Inputs(now: now, inbound: client.inboundProgress,
                                           pendingGrant: client.oldestPendingGrant, uplinkOverdueSince: uplink.overdueSince(now: now))
         let stall = check.evaluate(inputs)

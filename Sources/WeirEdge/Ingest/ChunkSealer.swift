@@ -2,6 +2,7 @@ import Logging
 import Synchronization
 import WeirCore
 import WeirMQTT
+import WeirSupport
 
 /// Collects what the ingest pipeline accepts and seals it into the buffer: every
 /// `flush_interval` (the `SealerService` ticks), when `chunk_max_readings` is reached (the
@@ -40,7 +41,7 @@ final class ChunkSealer: Sendable {
 
     /// Runs the messages of one hand-over through the pipeline; returns how many readings
     /// now wait to be sealed.
-    func ingest(_ messages: [MQTTMessage], receivedAt: Int64 = EdgeClock.nowMs()) -> Int {
+    func ingest(_ messages: [MQTTMessage], receivedAt: Int64 = WallClock.nowMs()) -> Int {
         state.withLock { s in
             s.pipeline.process(messages, receivedAt: receivedAt, into: &s.pending)
             return s.pending.readings.count
@@ -52,7 +53,7 @@ final class ChunkSealer: Sendable {
     @discardableResult
     func sealNow(final: Bool = false) throws -> SealOutcome? {
         try sealing.withLock { _ in
-            let now = EdgeClock.nowMs()
+            let now = WallClock.nowMs()
             let input: SealInput = state.withLock { s in
                 s.pipeline.flushFilters(now: now, all: final, into: &s.pending)
                 let taken = s.pending

@@ -11,7 +11,7 @@ import WeirSupport
 /// drains and seals what it holds), then the others.
 ///
 /// ```swift
-/// let config = try await EdgeConfiguration.load(file: "edge/weir-edge.yaml")
+/// let config = try EdgeConfiguration.load(file: "edge/weir-edge.yaml")
 /// try await EdgeApp(configuration: config).run()
 /// ```
 public struct EdgeApp: Sendable {

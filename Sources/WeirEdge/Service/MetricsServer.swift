@@ -9,11 +9,7 @@ import WeirSupport
 enum MetricsServer {
     static func make(host: String, port: Int, health: EdgeHealth, logger: Logger) -> any Service {
         let router = Router()
-        router.get("/metrics") { _, _ -> Response in
-            var headers = HTTPFields()
-            headers[.contentType] = PrometheusExport.contentType
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: PrometheusExport.render())))
-        }
+        router.addRoutes(PrometheusExport.routes(context: BasicRequestContext.self))
         router.get("/healthz") { _, _ -> Response in
             let snapshot = health.snapshot
             let encoder = JSONEncoder()

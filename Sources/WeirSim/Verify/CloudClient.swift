@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import WeirCore
+import WeirWire
 
 /// Reads the cloud's query API (`GET /v1/devices`, `GET /v1/devices/{device}/windows`).
 ///
@@ -38,10 +39,10 @@ public struct CloudClient: Sendable {
     }
 
     /// The windows of `size` ms of one series with `start` in `[from, to)`.
-    public func windows(device: String, metric: String, size: Int64, from: Int64, to: Int64) async throws(WeirError) -> [CloudWindow] {
+    public func windows(device: String, metric: String, size: Int64, from: Int64, to: Int64) async throws(WeirError) -> [WindowsAnswer.Window] {
         let path = "/v1/devices/\(Self.escape(device))/windows?metric=\(Self.escape(metric))&size=\(Self.sizeText(size))&from=\(from)&to=\(to)"
         // A device the cloud has never heard of has no windows (404).
-        guard let list = try await get(path, as: CloudWindowList.self, notFoundIsNil: true) else { return [] }
+        guard let list = try await get(path, as: WindowsAnswer.self, notFoundIsNil: true) else { return [] }
         return list.windows
     }
 

@@ -1,4 +1,5 @@
 import WeirCore
+import WeirWire
 
 /// What `weir-sim verify` found: the truth's windows against the cloud's, with every
 /// difference classified as loss, double counting or a changed value.
@@ -63,7 +64,7 @@ public struct VerificationReport: Sendable {
     }
 
     /// Compares one series' windows of one size: the truth's against the cloud's.
-    public mutating func compare(series: SeriesKey, size: Int64, expected: [Int64: ExpectedWindow], observed: [CloudWindow]) {
+    public mutating func compare(series: SeriesKey, size: Int64, expected: [Int64: ExpectedWindow], observed: [WindowsAnswer.Window]) {
         var lost = 0
         var doubled = 0
         var seen = Set<Int64>()
@@ -138,7 +139,7 @@ public struct VerificationReport: Sendable {
     }
 
     /// Why two windows with the same count differ, or `nil` when they agree.
-    static func difference(want: ExpectedWindow, got: CloudWindow) -> String? {
+    static func difference(want: ExpectedWindow, got: WindowsAnswer.Window) -> String? {
         let a = want.aggregate
         if got.min != a.min { return "min \(got.min), truth \(a.min)" }
         if got.max != a.max { return "max \(got.max), truth \(a.max)" }
@@ -156,7 +157,7 @@ public struct VerificationReport: Sendable {
     /// Why a window with fewer readings than the truth cannot be the truth minus some
     /// readings, or `nil` when it can: its min and max lie inside the truth's, its first and
     /// last readings inside the truth's span, and equal when at the same time.
-    static func inconsistentWithLoss(want: ExpectedWindow, got: CloudWindow) -> String? {
+    static func inconsistentWithLoss(want: ExpectedWindow, got: WindowsAnswer.Window) -> String? {
         let a = want.aggregate
         guard got.count > 0 else { return nil }
         if got.min < a.min { return "min \(got.min) is below the truth's \(a.min)" }

@@ -1,4 +1,6 @@
 import WeirCore
+import WeirSupport
+import WeirWire
 
 /// `weir-sim verify`: recomputes every window of every configured size from the truth,
 /// fetches the cloud's through its query API, and compares them.
@@ -117,9 +119,9 @@ public struct Verifier: Sendable {
         let jobs = series.indices.flatMap { s in options.sizes.map { Job(series: s, size: $0) } }
         let cloud = self.cloud
         let keys = series.map(\.key)
-        var fetched: [Int: [Int64: [CloudWindow]]] = [:]
+        var fetched: [Int: [Int64: [WindowsAnswer.Window]]] = [:]
         do {
-            try await withThrowingTaskGroup(of: (Int, Int64, [CloudWindow]).self) { group in
+            try await withThrowingTaskGroup(of: (Int, Int64, [WindowsAnswer.Window]).self) { group in
                 var next = 0
                 func add() {
                     let job = jobs[next]

@@ -1,25 +1,26 @@
 import Configuration
 import Foundation
-import SystemPackage
 import WeirCore
 
 /// Where a program's settings come from: a YAML file, overridden key by key by
 /// environment variables (`PREFIX_KEY_PATH`, e.g. `WEIR_CLOUD_MAX_OUT_OF_ORDER` for
 /// `max_out_of_order`, `WEIR_EDGE_UPLINK_URL` for `uplink.url`). Built on
-/// swift-configuration; adds what Weir's configs need on top of it: typed getters that
-/// throw a ``WeirError`` naming the key and the problem (durations like `5s`, sizes like
-/// `1GiB`, lists written as YAML sequences or comma-separated), the names under a mapping
-/// (`gateways: {gw-1: ..., gw-2: ...}`), and a check for unknown keys, so a typo is an
-/// error instead of a silently ignored setting.
+/// swift-configuration: the file is parsed once with Yams (``YAMLConfigFile``) into an
+/// `InMemoryProvider`, read behind an `EnvironmentVariablesProvider`. Adds what Weir's
+/// configs need on top: typed getters that throw a ``WeirError`` naming the key, where its
+/// value came from (the file's line or the environment variable) and the problem
+/// (durations like `5s`, sizes like `1GiB`, lists written as YAML sequences or
+/// comma-separated), the names under a mapping (`gateways: {gw-1: ..., gw-2: ...}`), and
+/// a check for unknown keys, so a typo is an error instead of a silently ignored setting.
 ///
 /// ```swift
-/// let source = try await ConfigSource.load(file: "cloud/weir-cloud.yaml", environmentPrefix: "WEIR_CLOUD")
+/// let source = try ConfigSource.load(file: "cloud/weir-cloud.yaml", environmentPrefix: "WEIR_CLOUD")
 /// let lateness = try source.duration("allowed_lateness", default: .seconds(3600))
 /// let windows = try source.durations("windows", default: [.seconds(60)])
 /// ```
 ///
-/// Keys are dotted paths (`uplink.url`). YAML sequences of mappings are not supported by
-/// swift-configuration's YAML reader; write such settings as mappings keyed by name.
+/// Keys are dotted paths (`uplink.url`); the items of a list of mappings are keyed by
+/// position (`filters.0.match`, overridden by `WEIR_EDGE_FILTERS_0_MATCH`).
 public struct ConfigSource: Sendable {
     /// The underlying reader (environment first, then the file).
     public let reader: ConfigReader
@@ -29,6 +30,10 @@ public struct ConfigSource: Sendable {
     public let environmentPrefix: String
     /// The file the settings came from, if any (used in error messages).
     public let file: String?
+    /// The line of the file each key starts on.
+    let fileLines: [String: Int]
+    /// The environment variables under the prefix that are set (they override the file).
+    let environmentNames: Set<String>
 
     /// Loads `file` (YAML; `nil` for none) with environment overrides under
     /// `environmentPrefix`. A missing or malformed file is an error naming the file.
@@ -36,46 +41,33 @@ public struct ConfigSource: Sendable {
         file: String?,
         environmentPrefix: String,
         environment: [String: String] = ProcessInfo.processInfo.environment
-    ) async throws(WeirError) -> ConfigSource {
+    ) throws(WeirError) -> ConfigSource {
         let prefixComponents = environmentPrefix.lowercased().split(separator: "_").map(String.init)
         let env = EnvironmentVariablesProvider(environmentVariables: environment)
             .prefixKeys(with: ConfigKey(prefixComponents))
+        let names = Set(environment.keys.filter { $0.hasPrefix(environmentPrefix + "_") })
         guard let file else {
-            return ConfigSource(reader: ConfigReader(providers: [env]), fileKeys: [],
-                                environmentPrefix: environmentPrefix, file: nil)
+            return ConfigSource(reader: ConfigReader(providers: [env]), fileKeys: [], fileLines: [:],
+                                environmentPrefix: environmentPrefix, environmentNames: names, file: nil)
         }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), !isDirectory.boolValue else {
-            throw WeirError(.badConfig, "config file \(file) does not exist")
-        }
-        let provider: FileProvider<YAMLSnapshot>
-        do {
-            provider = try await FileProvider<YAMLSnapshot>(filePath: FilePath(file))
-        } catch {
-            throw WeirError(.badConfig, "config file \(file) is not valid YAML for Weir: \(error)")
-        }
+        let parsed = try YAMLConfigFile(path: file)
         return ConfigSource(
-            reader: ConfigReader(providers: [env, provider]),
-            fileKeys: Self.leafKeys(fromDebugDescription: provider.debugDescription),
+            reader: ConfigReader(providers: [env, InMemoryProvider(name: file, values: parsed.values)]),
+            fileKeys: parsed.keys,
+            fileLines: parsed.lines,
             environmentPrefix: environmentPrefix,
+            environmentNames: names,
             file: file
         )
     }
 
-    /// A source over fixed values (for tests): `["windows": "10s,60s"]`.
-    public static func inMemory(_ values: [String: String], environmentPrefix: String = "WEIR_TEST") -> ConfigSource {
-        var dict: [AbsoluteConfigKey: ConfigValue] = [:]
-        for (key, value) in values {
-            dict[AbsoluteConfigKey(key.split(separator: ".").map(String.init))] = ConfigValue(.string(value), isSecret: false)
-        }
-        return ConfigSource(reader: ConfigReader(provider: InMemoryProvider(values: dict)),
-                            fileKeys: values.keys.sorted(), environmentPrefix: environmentPrefix, file: nil)
-    }
-
-    init(reader: ConfigReader, fileKeys: [String], environmentPrefix: String, file: String?) {
+    init(reader: ConfigReader, fileKeys: [String], fileLines: [String: Int], environmentPrefix: String,
+         environmentNames: Set<String>, file: String?) {
         self.reader = reader
         self.fileKeys = fileKeys
+        self.fileLines = fileLines
         self.environmentPrefix = environmentPrefix
+        self.environmentNames = environmentNames
         self.file = file
     }
 
@@ -85,10 +77,30 @@ public struct ConfigSource: Sendable {
         return "\(environmentPrefix)_\(mapped)"
     }
 
-    /// The error for a bad value of `key`, naming the key, its environment variable and the file.
+    /// The error for a bad value of `key`, naming the key, where its value came from and `why`.
     public func problem(_ key: String, _ why: String) -> WeirError {
-        let whereText = file.map { " (in \($0) or \(environmentName(for: key)))" } ?? " (\(environmentName(for: key)))"
-        return WeirError(.badConfig, "config key '\(key)'\(whereText): \(why)")
+        WeirError(.badConfig, "config key '\(key)' (\(origin(of: key))): \(why)")
+    }
+
+    /// Where `key`'s value came from: its environment variable when that is set (it
+    /// overrides the file); else the file's line that holds the key, or the key it belongs
+    /// under (for a required key that is missing); else where it could be given.
+    func origin(of key: String) -> String {
+        let variable = environmentName(for: key)
+        if environmentNames.contains(variable) { return "from \(variable)" }
+        guard let file else { return variable }
+        if let line = line(of: key) { return "\(file) line \(line)" }
+        return "in \(file) or \(variable)"
+    }
+
+    /// The file's line of `key`, or of the nearest key it sits under.
+    func line(of key: String) -> Int? {
+        var path = key[...]
+        while true {
+            if let line = fileLines[String(path)] { return line }
+            guard let dot = path.lastIndex(of: ".") else { return nil }
+            path = path[..<dot]
+        }
     }
 
     // MARK: Typed getters
@@ -190,7 +202,8 @@ public struct ConfigSource: Sendable {
                 pattern.count == parts.count && zip(pattern, parts).allSatisfy { $0 == "*" || $0 == $1 }
             }
             if !known {
-                throw WeirError(.badConfig, "config key '\(key)'\(file.map { " in \($0)" } ?? ""): unknown key (known keys: \(allowed.joined(separator: ", ")))")
+                let place = file.map { file in " (\(file)\(line(of: key).map { " line \($0)" } ?? ""))" } ?? ""
+                throw WeirError(.badConfig, "config key '\(key)'\(place): unknown key (known keys: \(allowed.joined(separator: ", ")))")
             }
         }
     }
@@ -199,24 +212,5 @@ public struct ConfigSource: Sendable {
     /// path of nested mappings).
     public static func configKey(_ key: String) -> ConfigKey {
         ConfigKey(key.split(separator: ".", omittingEmptySubsequences: false).map(String.init))
-    }
-
-    /// swift-configuration has no API that lists a file's keys; its YAML snapshot's debug
-    /// description does (`name[N values: a.b=1, c=[x, y]]`, sorted by key). Only names are
-    /// taken from it, never values; a value containing `, key=` could add a phantom key, which
-    /// at worst makes `rejectUnknownKeys` complain about a key that is not there.
-    static func leafKeys(fromDebugDescription text: String) -> [String] {
-        guard let start = text.range(of: " values: ") else { return [] }
-        var body = text[start.upperBound...]
-        if body.hasSuffix("]") { body = body.dropLast() }
-        var keys: [String] = []
-        let keyCharacters = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "_.-/:*"))
-        for piece in body.components(separatedBy: ", ") {
-            guard let eq = piece.firstIndex(of: "=") else { continue }
-            let key = piece[..<eq]
-            guard !key.isEmpty, key.unicodeScalars.allSatisfy({ keyCharacters.contains($0) }) else { continue }
-            keys.append(String(key))
-        }
-        return keys.sorted()
     }
 }

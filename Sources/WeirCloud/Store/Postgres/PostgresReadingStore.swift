@@ -95,7 +95,7 @@ public final class PostgresReadingStore: ReadingStore {
                     }
                 }
                 keys.committed(devices: named.devices, series: Self.seriesKeys(plan, named))
-                healthRecord.withLock { $0.committed(at: Self.nowMs(), unfoldedBatches: 0) }
+                healthRecord.withLock { $0.committed(at: WallClock.nowMs(), unfoldedBatches: 0) }
                 return outcome
             } catch let error where Self.isRetryable(error) && attempt < Self.maxAttempts {
                 retries.increment()
@@ -104,7 +104,7 @@ public final class PostgresReadingStore: ReadingStore {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(Int.random(in: 1...(10 * attempt))))
             } catch {
-                healthRecord.withLock { $0.commitFailed(at: Self.nowMs(), WeirError(.storage, Self.describe(error))) }
+                healthRecord.withLock { $0.commitFailed(at: WallClock.nowMs(), WeirError(.storage, Self.describe(error))) }
                 throw WeirError(.storage, "PostgreSQL: \(Self.describe(error))")
             }
         }
@@ -397,7 +397,7 @@ public final class PostgresReadingStore: ReadingStore {
     private func summary(_ row: PostgresRow) throws -> DeviceSummary {
         let (name, lastSeen, maxTs, readings, duplicates, late, conflicts, tooLate, droppedLate, droppedAtEdge) =
             try row.decode((String, Int64?, Int64?, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self)
-        return DeviceSummary(device: name, lastSeen: lastSeen, watermark: maxTs.map { $0 - settings.maxOutOfOrderMs },
+        return DeviceSummary(device: name, lastSeen: lastSeen, watermark: maxTs.map { Watermark.of(newestTs: $0, maxOutOfOrderMs: settings.maxOutOfOrderMs) },
                              readings: readings, duplicates: duplicates, late: late, conflicts: conflicts, tooLate: tooLate,
                              droppedLate: droppedLate, droppedAtEdge: droppedAtEdge)
     }
@@ -422,7 +422,7 @@ public final class PostgresReadingStore: ReadingStore {
     /// left there (it is pruned row by row).
     func createPartitions() async throws {
         try await client.withConnection { connection in
-            var newest = Self.nowMs()
+            var newest = WallClock.nowMs()
             for try await ts in try await connection.query("SELECT max(max_ts) FROM devices", logger: self.logger).decode(Int64?.self) {
                 if let ts { newest = max(newest, ts) }
             }
@@ -526,7 +526,7 @@ public final class PostgresReadingStore: ReadingStore {
     // MARK: health and lifecycle
 
     public func health() -> StoreHealth {
-        healthRecord.withLock { $0.health(now: Self.nowMs()) }
+        healthRecord.withLock { $0.health(now: WallClock.nowMs()) }
     }
 
     public func close() async throws {
@@ -556,10 +556,6 @@ public final class PostgresReadingStore: ReadingStore {
         }
         if let error = error as? WeirError { return error.message }
         return "\(error)"
-    }
-
-    static func nowMs() -> Int64 {
-        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
     }
 }
 
