@@ -28,8 +28,6 @@ struct ChangeLog {
     private var watermarks: [Int64: Int64] = [:]
     /// Device id → its windows not yet closed, with their current values.
     private var open: [Int64: [WindowKey: WindowRecord]] = [:]
-    /// Series id → device id.
-    private var seriesDevice: [Int64: Int64] = [:]
 
     /// The newest committed cursor (0 before the first change).
     var latestCursor: Int64 { nextCursor - 1 }
@@ -40,7 +38,6 @@ struct ChangeLog {
         nextCursor = try Int64.fetchOne(db, sql: "SELECT MAX(cursor + count) FROM window_changes") ?? 1
         watermarks.removeAll()
         open.removeAll()
-        seriesDevice.removeAll()
         for row in try Row.fetchAll(db, sql: "SELECT id, max_ts FROM devices") {
             let id: Int64 = row[0]
             var maxTs: Int64? = row[1]
@@ -50,7 +47,6 @@ struct ChangeLog {
         for row in try Row.fetchAll(db, sql: "SELECT id, device_id FROM series") {
             let seriesID: Int64 = row[0]
             let deviceID: Int64 = row[1]
-            seriesDevice[seriesID] = deviceID
             guard let watermark = watermarks[deviceID] else { continue }
             let dirty = writeBack.dirtyWindows(seriesID: seriesID)
             for size in sizes {
@@ -68,7 +64,7 @@ struct ChangeLog {
     /// their state under the devices' new watermarks, then every window the watermark
     /// advance closed. Returns how many changes were logged.
     @discardableResult
-    mutating func record(_ db: Database, windows: [(WindowKey, WindowRecord)], devices: [(Int64, WriteBackLog.DeviceChange)],
+    mutating func record(_ db: Database, windows: [WindowWrite], devices: [(Int64, WriteBackLog.DeviceChange)],
                          maxOutOfOrderMs moo: Int64, committedAt: Int64) throws -> Int {
         var newWatermarks: [Int64: Int64] = [:]
         for (id, change) in devices {
@@ -85,8 +81,8 @@ struct ChangeLog {
             fields.append(a.lastTs); fields.append(Int64(bitPattern: a.lastValue.bitPattern))
             fields.append(record.revision); fields.append(record.late); fields.append(closed ? 1 : 0)
         }
-        for (key, record) in windows {
-            let device = try deviceID(of: key.seriesID, db)
+        for write in windows {
+            let (device, key, record) = (write.deviceID, write.key, write.record)
             let watermark = newWatermarks[device] ?? watermarks[device]
             let closed = WindowState(end: record.end, watermark: watermark) == .closed
             put(key, record, closed: closed)
@@ -117,15 +113,6 @@ struct ChangeLog {
                        arguments: [nextCursor, count, committedAt, Data(packed)])
         nextCursor += Int64(count)
         return count
-    }
-
-    private mutating func deviceID(of seriesID: Int64, _ db: Database) throws -> Int64 {
-        if let id = seriesDevice[seriesID] { return id }
-        guard let id = try Int64.fetchOne(db, sql: "SELECT device_id FROM series WHERE id = ?", arguments: [seriesID]) else {
-            throw WeirError(.storage, "changefeed: series \(seriesID) has no device row")
-        }
-        seriesDevice[seriesID] = id
-        return id
     }
 
     /// Decodes one `window_changes` row into (series id, record, closed) triples.

@@ -161,7 +161,8 @@ public struct Reconciler: Sendable {
         var drops: [DropRecord]
         var dropSlots: [Int]
 
-        /// The stored windows the decision needs: every window a new reading falls in.
+        /// The stored windows the decision needs: every window a new reading falls in. The
+        /// store answers in the same order (``decide(_:storedWindows:storedLedger:)``).
         public var windowLookups: [(deviceID: Int64, key: WindowKey)] {
             var lookups: [(Int64, WindowKey)] = []
             for s in series {
@@ -298,7 +299,8 @@ public struct Reconciler: Sendable {
 
     /// The batch's changes (step 4), from the stored windows it touches and the indexes of
     /// its drop-ledger rows already stored (a resend).
-    public func decide(_ folded: consuming FoldedBatch, storedWindows: [WindowKey: WindowRecord],
+    /// `storedWindows` answers ``FoldedBatch/windowLookups`` in its order (`nil`: not stored).
+    public func decide(_ folded: consuming FoldedBatch, storedWindows: [WindowRecord?],
                        storedLedger: Set<Int>) -> BatchChanges {
         let moo = settings.maxOutOfOrderMs
         var changes = folded.changes
@@ -310,13 +312,16 @@ public struct Reconciler: Sendable {
             }
         }
         // Fold the deltas into the stored windows, each touched window once.
+        var lookup = 0
         for s in folded.series {
             let deviceID = folded.devices[s.deviceSlot].id
             for delta in s.deltas {
                 let key = WindowKey(seriesID: s.id, sizeMs: delta.sizeMs, start: delta.start)
                 var record: WindowRecord
                 let isNew: Bool
-                if let stored = storedWindows[key] {
+                let stored = lookup < storedWindows.count ? storedWindows[lookup] : nil
+                lookup += 1
+                if let stored {
                     record = stored
                     record.aggregate.merge(delta.aggregate)
                     isNew = false

@@ -202,7 +202,7 @@ public final class SQLiteReadingStore: ReadingStore {
         let storedLedger = decoded.batch.drops.isEmpty ? [] : try session.loadLedger(decoded.batch, plan: plan, keys: keys)
         let changes = reconciler.decide(folded, storedWindows: storedWindows, storedLedger: storedLedger)
         try session.commit(changes, writeBack: &state.writeBack)
-        try state.changes.record(db, windows: state.writeBack.pending, devices: state.writeBack.pendingDevices,
+        try state.changes.record(db, windows: changes.windows, devices: state.writeBack.pendingDevices,
                                  maxOutOfOrderMs: settings.maxOutOfOrderMs, committedAt: WallClock.nowMs())
         try state.writeBack.logPending(db)
         // The cached newest ts moves with the batch (the whole cache is dropped if the commit fails).

@@ -80,14 +80,15 @@ struct SQLiteSession {
         return found
     }
 
-    /// The stored windows among `lookups`, changes not yet folded included.
-    func loadWindows(_ lookups: [(deviceID: Int64, key: WindowKey)], writeBack: WriteBackLog) throws -> [WindowKey: WindowRecord] {
-        var found: [WindowKey: WindowRecord] = [:]
+    /// The stored windows among `lookups`, in their order (`nil`: not stored), changes not
+    /// yet folded included.
+    func loadWindows(_ lookups: [(deviceID: Int64, key: WindowKey)], writeBack: WriteBackLog) throws -> [WindowRecord?] {
+        var found: [WindowRecord?] = []
         found.reserveCapacity(lookups.count)
         var select: RawStatement?
         for (_, key) in lookups {
             if let current = writeBack.current(key) {
-                found[key] = current
+                found.append(current)
                 continue
             }
             if select == nil {
@@ -101,12 +102,15 @@ struct SQLiteSession {
             s.bind(2, key.sizeMs)
             s.bind(3, key.start)
             defer { s.reset() }
-            guard try s.step() else { continue }
+            guard try s.step() else {
+                found.append(nil)
+                continue
+            }
             let aggregate = WindowAggregate(count: s.int64(0), sum: s.double(1), min: s.double(2), max: s.double(3),
                                             firstTs: s.int64(4), firstValue: s.double(5),
                                             lastTs: s.int64(6), lastValue: s.double(7))
-            found[key] = WindowRecord(sizeMs: key.sizeMs, start: key.start, aggregate: aggregate,
-                                      revision: s.int64(8), late: s.int64(9))
+            found.append(WindowRecord(sizeMs: key.sizeMs, start: key.start, aggregate: aggregate,
+                                      revision: s.int64(8), late: s.int64(9)))
         }
         return found
     }

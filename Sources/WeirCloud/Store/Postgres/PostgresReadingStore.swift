@@ -213,15 +213,16 @@ public final class PostgresReadingStore: ReadingStore {
     }
 
     private func loadWindows(_ lookups: [(deviceID: Int64, key: WindowKey)],
-                             _ connection: PostgresConnection) async throws -> [WindowKey: WindowRecord] {
-        guard !lookups.isEmpty else { return [:] }
-        var found: [WindowKey: WindowRecord] = [:]
+                             _ connection: PostgresConnection) async throws -> [WindowRecord?] {
+        guard !lookups.isEmpty else { return [] }
+        var found = [WindowRecord?](repeating: nil, count: lookups.count)
         // One index probe per window: a join would hash the whole table once it is large.
         let rows = try await connection.query("""
-            SELECT w.series_id, w.size_ms, w.start, w.count, w.sum, w.min, w.max, w.first_ts, w.first_value,
+            SELECT k.n, w.size_ms, w.start, w.count, w.sum, w.min, w.max, w.first_ts, w.first_value,
                    w.last_ts, w.last_value, w.revision, w.late
             FROM unnest(\(lookups.map(\.deviceID))::int8[], \(lookups.map(\.key.seriesID))::int8[],
-                        \(lookups.map(\.key.sizeMs))::int8[], \(lookups.map(\.key.start))::int8[]) AS k(device_id, series_id, size_ms, start)
+                        \(lookups.map(\.key.sizeMs))::int8[], \(lookups.map(\.key.start))::int8[])
+                WITH ORDINALITY AS k(device_id, series_id, size_ms, start, n)
             CROSS JOIN LATERAL (
                 SELECT * FROM windows w
                 WHERE w.device_id = k.device_id AND w.series_id = k.series_id AND w.size_ms = k.size_ms AND w.start = k.start
@@ -229,7 +230,9 @@ public final class PostgresReadingStore: ReadingStore {
             """, logger: logger)
         for try await row in rows {
             let record = try Self.windowRecord(row, from: 1)
-            found[WindowKey(seriesID: try row.decode(Int64.self), sizeMs: record.sizeMs, start: record.start)] = record
+            let n = Int(try row.makeRandomAccess()[0].decode(Int64.self))
+            guard (1...lookups.count).contains(n) else { throw WeirError(.storage, "PostgreSQL answered window lookup \(n) of \(lookups.count)") }
+            found[n - 1] = record
         }
         return found
     }
