@@ -209,7 +209,7 @@ public final class SQLiteReadingStore: ReadingStore {
         var newest: [Int64: Int64] = [:]
         for device in changes.devices { newest[device.id] = device.maxTs }
         for (name, stored) in zip(plan.devices, keys.devices) {
-            if let ts = newest[stored.id] { state.keys.devices[name] = StoredDevice(id: stored.id, maxTs: ts) }
+            if let ts = newest[stored.id] { state.keys.advance(name, maxTs: ts) }
         }
         return changes.outcome
     }

@@ -11,12 +11,21 @@ struct SQLiteSession {
     /// Device and series keys known to be stored. SQLite has one writer (this process), so
     /// they stay valid across batches; the store drops them when a transaction fails.
     struct KeyCache {
-        var devices: [String: StoredDevice] = [:]
-        var series: [SeriesName: Int64] = [:]
+        struct Device {
+            var stored: StoredDevice
+            /// The device's series: metric and key (a device has few: a scan beats a hash).
+            var series: [(metric: String, id: Int64)] = []
+        }
+
+        var devices: [String: Device] = [:]
 
         mutating func removeAll() {
             devices.removeAll()
-            series.removeAll()
+        }
+
+        /// Moves a cached device's newest ts (after its batch committed).
+        mutating func advance(_ name: String, maxTs: Int64) {
+            devices[name]?.stored.maxTs = maxTs
         }
     }
 
@@ -28,9 +37,12 @@ struct SQLiteSession {
     func loadKeys(_ plan: BatchPlan, cache: inout KeyCache, writeBack: WriteBackLog) throws -> BatchKeys {
         var keys = BatchKeys()
         keys.devices.reserveCapacity(plan.devices.count)
+        var cached: [KeyCache.Device?] = []
+        cached.reserveCapacity(plan.devices.count)
         for name in plan.devices {
-            if let cached = cache.devices[name] {
-                keys.devices.append(cached)
+            if let device = cache.devices[name] {
+                keys.devices.append(device.stored)
+                cached.append(device)
                 continue
             }
             let device: StoredDevice
@@ -42,16 +54,18 @@ struct SQLiteSession {
                 try db.execute(sql: "INSERT INTO devices (name) VALUES (?)", arguments: [name])
                 device = StoredDevice(id: db.lastInsertedRowID, maxTs: nil)
             }
-            cache.devices[name] = device
+            cache.devices[name] = KeyCache.Device(stored: device)
             keys.devices.append(device)
+            cached.append(nil)
         }
         keys.series.reserveCapacity(plan.series.count)
         for (index, name) in plan.series.enumerated() {
-            if let cached = cache.series[name] {
-                keys.series.append(cached)
+            let slot = plan.seriesDevice[index]
+            if let id = cached[slot]?.series.first(where: { $0.metric == name.metric })?.id {
+                keys.series.append(id)
                 continue
             }
-            let deviceID = keys.devices[plan.seriesDevice[index]].id
+            let deviceID = keys.devices[slot].id
             let id: Int64
             if let stored = try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE device_id = ? AND metric = ?",
                                                arguments: [deviceID, name.metric]) {
@@ -60,7 +74,7 @@ struct SQLiteSession {
                 try db.execute(sql: "INSERT INTO series (device_id, metric) VALUES (?, ?)", arguments: [deviceID, name.metric])
                 id = db.lastInsertedRowID
             }
-            cache.series[name] = id
+            cache.devices[name.device]?.series.append((name.metric, id))
             keys.series.append(id)
         }
         return keys
