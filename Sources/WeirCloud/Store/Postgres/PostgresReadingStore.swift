@@ -130,10 +130,22 @@ public final class PostgresReadingStore: ReadingStore {
         let keys = try await loadKeys(plan, named: named, connection)
         let storedRaw = try await loadRaw(reconciler.rawLookups(decoded, plan: plan, keys: keys), connection)
         let folded = try reconciler.fold(decoded, plan: plan, keys: keys, storedRaw: storedRaw, receivedAt: receivedAt, logger: logger)
+        // The raw rows are final once folded: their COPY text is made while the windows load.
+        let raw = folded.changes.raw
+        async let rows = raw.isEmpty ? nil : RawCopyText.encode(raw)
         let storedWindows = try await loadWindows(folded.windowLookups, connection)
         let storedLedger = decoded.batch.drops.isEmpty ? [] : try await loadLedger(decoded.batch, plan: plan, keys: keys, connection)
         let changes = reconciler.decide(folded, storedWindows: storedWindows, storedLedger: storedLedger)
-        try await commit(changes, connection)
+        // The other writes' parameters are encoded while the raw rows are copied.
+        async let writes = Self.writes(changes)
+        if let rows = await rows {
+            // COPY: the fastest way in, and every row is new (decided under the device locks).
+            try await connection.copyFrom(table: "raw", columns: ["device_id", "series_id", "ts", "value", "applied"],
+                                          logger: logger) { writer in
+                try await writer.write(rows)
+            }
+        }
+        try await connection.query(try await writes, logger: logger)
         return changes.outcome
     }
 
@@ -245,18 +257,6 @@ public final class PostgresReadingStore: ReadingStore {
             """, logger: logger)
         for try await index in rows.decode(Int64.self) { stored.insert(Int(index)) }
         return stored
-    }
-
-    private func commit(_ changes: BatchChanges, _ connection: PostgresConnection) async throws {
-        if !changes.raw.isEmpty {
-            // COPY: the fastest way in, and every row is new (decided under the device locks).
-            let rows = RawCopyText.encode(changes.raw)
-            try await connection.copyFrom(table: "raw", columns: ["device_id", "series_id", "ts", "value", "applied"],
-                                          logger: logger) { writer in
-                try await writer.write(rows)
-            }
-        }
-        try await connection.query(try Self.writes(changes), logger: logger)
     }
 
     /// Every write of a batch but its raw rows, as one statement: windows, device counters,
