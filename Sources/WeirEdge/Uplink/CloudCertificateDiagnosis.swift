@@ -2,8 +2,6 @@ import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
-import SwiftASN1
-import X509
 
 /// Says *why* the cloud's certificate did not verify, so the operator knows which side
 /// to fix: it connects once more without trusting anything, takes the certificate chain
@@ -20,7 +18,7 @@ enum CloudCertificateDiagnosis {
         guard let (host, port) = hostAndPort(url), let chain = await servedChain(host: host, port: port),
               let leaf = chain.first
         else { return nil }
-        let name = "the cloud's certificate (\(leaf.subject))"
+        let name = "the cloud's certificate (\(leaf.subjectText))"
         if leaf.notValidAfter < now {
             return "\(name) expired on \(iso(leaf.notValidAfter)); renew the cloud's tls.cert_file (uplink.ca_file is not the problem)"
         }
@@ -29,9 +27,9 @@ enum CloudCertificateDiagnosis {
         }
         guard let caFile, let roots = try? NIOSSLCertificate.fromPEMFile(caFile).compactMap(parse) else { return nil }
         let rootNames = Set(roots.map(\.subject))
-        let signedByRoot = chain.contains { rootNames.contains($0.issuer) } || chain.contains { cert in roots.contains { $0 == cert } }
+        let signedByRoot = chain.contains { rootNames.contains($0.issuer) } || chain.contains { cert in roots.contains { $0.der == cert.der } }
         if !signedByRoot {
-            return "\(name) is signed by '\(chain.last?.issuer.description ?? leaf.issuer.description)', which uplink.ca_file (\(caFile)) does not hold; point uplink.ca_file at that CA"
+            return "\(name) is signed by '\((chain.last ?? leaf).issuerText)', which uplink.ca_file (\(caFile)) does not hold; point uplink.ca_file at that CA"
         }
         return nil
     }
@@ -41,9 +39,9 @@ enum CloudCertificateDiagnosis {
         return (host, components.port ?? (components.scheme == "https" ? 443 : 80))
     }
 
-    static func parse(_ certificate: NIOSSLCertificate) -> Certificate? {
+    static func parse(_ certificate: NIOSSLCertificate) -> ServedCertificate? {
         guard let der = try? certificate.toDERBytes() else { return nil }
-        return try? Certificate(derEncoded: der)
+        return ServedCertificate(der: der)
     }
 
     static func iso(_ date: Date) -> String {
@@ -52,7 +50,7 @@ enum CloudCertificateDiagnosis {
 
     /// The chain the server at `host:port` presents (leaf first), trusting nothing;
     /// `nil` when no TLS handshake gets that far within 3 s.
-    static func servedChain(host: String, port: Int) async -> [Certificate]? {
+    static func servedChain(host: String, port: Int) async -> [ServedCertificate]? {
         let group = MultiThreadedEventLoopGroup.singleton
         let loop = group.next()
         let captured = loop.makePromise(of: [[UInt8]].self)
@@ -83,6 +81,6 @@ enum CloudCertificateDiagnosis {
         loop.scheduleTask(in: .seconds(3)) { captured.fail(ChannelError.connectTimeout(.seconds(3))) }
         let ders = try? await captured.futureResult.get()
         try? await channel.close()
-        return ders?.compactMap { try? Certificate(derEncoded: $0) }
+        return ders?.compactMap { ServedCertificate(der: $0) }
     }
 }
