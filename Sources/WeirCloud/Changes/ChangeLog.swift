@@ -109,8 +109,8 @@ struct ChangeLog {
             for (i, v) in fields.enumerated() { raw.storeBytes(of: v.littleEndian, toByteOffset: i * 8, as: Int64.self) }
         }
         let packed = try Zstd.compress(bytes, level: 1)
-        try db.execute(sql: "INSERT INTO window_changes (cursor, count, committed_at, data) VALUES (?, ?, ?, ?)",
-                       arguments: [nextCursor, count, committedAt, Data(packed)])
+        try db.cachedStatement(sql: "INSERT INTO window_changes (cursor, count, committed_at, data) VALUES (?, ?, ?, ?)")
+            .execute(arguments: [nextCursor, count, committedAt, Data(packed)])
         nextCursor += Int64(count)
         return count
     }

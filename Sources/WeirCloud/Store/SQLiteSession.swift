@@ -181,12 +181,13 @@ struct SQLiteSession {
                                                                                  delta: device.delta)))
         }
         let outcome = changes.outcome
-        try db.execute(sql: """
+        // Cached: compiled once per connection, not once per batch.
+        try db.cachedStatement(sql: """
             INSERT INTO batches (gateway, batch, first_received_at, last_received_at, received, accepted, duplicates, late, conflicts)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (gateway, batch) DO UPDATE SET last_received_at = excluded.last_received_at,
                 deliveries = deliveries + 1
-            """, arguments: [changes.gateway, outcome.batch, changes.receivedAt, changes.receivedAt, outcome.received,
-                             outcome.accepted, outcome.duplicates, outcome.late, outcome.conflicts])
+            """).execute(arguments: [changes.gateway, outcome.batch, changes.receivedAt, changes.receivedAt, outcome.received,
+                                     outcome.accepted, outcome.duplicates, outcome.late, outcome.conflicts])
     }
 }

@@ -119,7 +119,7 @@ struct WriteBackLog {
         }
         // zstd (level 1) makes the row a quarter of the size; writing less WAL costs less than compressing.
         let packed = try Zstd.compress(bytes, level: 1)
-        try db.execute(sql: "INSERT INTO window_log (data) VALUES (?)", arguments: [Data(packed)])
+        try db.cachedStatement(sql: "INSERT INTO window_log (data) VALUES (?)").execute(arguments: [Data(packed)])
         for (key, record) in pending { dirty[key] = record }
         dirtyBySeries = nil
         for (id, change) in pendingDevices { record(id, change) }
