@@ -4,6 +4,8 @@ import HummingbirdTesting
 import Testing
 @testable import WeirCloud
 import WeirCore
+import WeirTestSupport
+import WeirSupport
 import WeirWire
 
 /// Reconciliation through the HTTP API: each test checks the windows' numbers.
@@ -392,6 +394,42 @@ import WeirWire
             #expect(try await client.windows("d1", query: "&to=\(t0 + 60_000)").isEmpty)
             #expect(try await client.devices().first?.tooLate == 1)
         }
+    }
+
+    /// On PostgreSQL, `raw_retention` drops a day's partition whole once every device in it
+    /// is past its own cutoff, and keeps a day a device still needs.
+    @Test func postgresPruningDropsWholeDayPartitions() async throws {
+        let harness = try CloudHarness(store: .postgres) { $0.rawRetention = .seconds(86_400) }
+        defer { harness.removeFiles() }
+        let database = String(harness.config.store.split(separator: "/").last ?? "")
+        let day: Int64 = 86_400_000
+        let today = WallClock.nowMs() / day * day
+        func partitions() throws -> Set<String> {
+            Set(try PostgresServer.shared().psql("""
+                SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'raw'::regclass
+                """, database: database).split(separator: "\n").map(String.init))
+        }
+        let store = try await harness.openConfiguredStore()
+        let todays = "raw_p\(today / day)", tomorrows = "raw_p\(today / day + 1)"
+        #expect(try partitions().isSuperset(of: [todays, tomorrows]), "partitions are created ahead at start")
+        // Device a has three readings today; device c one tomorrow.
+        let a = readings("a", [(today + 3_600_000, 1), (today + 3_601_000, 2), (today + 3_602_000, 3)])
+        let c = readings("c", [(today + day + 3_600_000, 4)])
+        _ = try await store.apply(DecodedBatch(batch: Batch(gateway: "gw-1", id: "b1", readings: a + c)), receivedAt: 0)
+        // a moves two days ahead: all of today is past its cutoff; c still needs tomorrow.
+        _ = try await store.apply(DecodedBatch(batch: Batch(gateway: "gw-1", id: "b2", readings: readings("a", [(today + 2 * day + 3_600_000, 5)]))), receivedAt: 0)
+        #expect(try await harness.rawCount(store) == 5)
+        #expect(try await store.pruneRaw() == 3)
+        let left = try partitions()
+        #expect(!left.contains(todays), "today's partition is dropped whole")
+        #expect(left.contains(tomorrows), "tomorrow's partition holds c's reading, inside c's retention")
+        #expect(try await harness.rawCount(store) == 2)
+        // Windows stay; a resend of a dropped reading is too late, not new.
+        #expect(try await store.windows(device: "a", metric: "temp", sizeMs: 60_000, from: .min, to: .max)?.first?.aggregate.count == 3)
+        let again = try await store.apply(DecodedBatch(batch: Batch(gateway: "gw-1", id: "b1", readings: a)), receivedAt: 0)
+        #expect(again.tooLate == 3)
+        #expect(again.accepted == 0)
+        try await store.close()
     }
 
     @Test(arguments: StoreKind.allCases) func pruningRemovesOnlyRawReadingsPastRetentionPerDevice(store kind: StoreKind) async throws {
