@@ -49,6 +49,8 @@ public enum CloudApplication {
             reads.get("/v1/changes") { request, context in
                 try await changes.changes(request, context: context)
             }
+        } else {
+            reads.get("/v1/changes") { _, _ -> Response in throw CloudHTTPError(.notImplemented, sqliteOnly("the changefeed")) }
         }
         reads.get("/v1/devices/:device/gaps") { request, context in
             try await query.gaps(request, context: context)
@@ -59,6 +61,10 @@ public enum CloudApplication {
                                       windowSizesMs: config.windowSizesMs, maxOutOfOrderMs: config.maxOutOfOrder.milliseconds,
                                       gapFactor: config.gapFactor)
             reads.addRoutes(dashboard.routes())
+        } else {
+            for path in ["/", "/devices/:device"] {
+                reads.get(RouterPath(path)) { _, _ -> Response in throw CloudHTTPError(.notImplemented, sqliteOnly("the dashboard")) }
+            }
         }
         router.get("/healthz") { _, _ in
             // 503 with the reason when the store cannot commit or fold (DESIGN.md).
@@ -70,6 +76,11 @@ public enum CloudApplication {
             try checkMetricsAccess(request, context: context, tokenHash: metricsTokenHash)
         })
         return router
+    }
+
+    /// Why a store without the changefeed and continuity (PostgreSQL) answers 501 for `what`.
+    static func sqliteOnly(_ what: String) -> String {
+        "\(what) is served only by a weir-cloud on an SQLite store so far; this one runs on PostgreSQL (windows and devices are served)"
     }
 
     /// `/metrics`: with `metrics_token_sha256`, that bearer token (from anywhere);

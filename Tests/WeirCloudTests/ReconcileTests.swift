@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
+import NIOCore
 import Testing
 @testable import WeirCloud
 import WeirCore
@@ -393,6 +394,23 @@ import WeirWire
             #expect(answer?.rejected.map(\.index) == [0])
             #expect(try await client.windows("d1", query: "&to=\(t0 + 60_000)").isEmpty)
             #expect(try await client.devices().first?.tooLate == 1)
+        }
+    }
+
+    /// What the PostgreSQL store does not serve yet says so (501, naming PostgreSQL) instead
+    /// of a 404 that reads like a wrong path; windows are served.
+    @Test func postgresNamesWhatOnlySQLiteServes() async throws {
+        let harness = try CloudHarness(store: .postgres)
+        defer { harness.removeFiles() }
+        try await harness.withClient { client in
+            try await client.post(Batch(gateway: "gw-1", id: "b1", readings: readings("d1", [(t0, 1)])))
+            for uri in ["/v1/changes?after=0", "/v1/devices/d1/gaps?metric=temp", "/", "/devices/d1"] {
+                try await client.execute(uri: uri, method: .get, headers: CloudHarness.readerHeaders) { response in
+                    #expect(response.status == .notImplemented, "\(uri)")
+                    #expect(String(buffer: response.body).contains("PostgreSQL"), "\(uri)")
+                }
+            }
+            #expect(try await client.windows("d1").first?.count == 1)
         }
     }
 

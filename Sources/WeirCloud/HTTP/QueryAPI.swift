@@ -50,8 +50,8 @@ struct QueryAPI: Sendable {
         }
         let from = try Self.bound(query, "from", Int64.min)
         let to = try Self.bound(query, "to", Int64.max)
-        guard let continuity,
-              let found = try await continuity.continuity(device: device, metric: metric, from: from, to: to, gapFactor: gapFactor) else {
+        guard let continuity else { throw CloudHTTPError(.notImplemented, CloudApplication.sqliteOnly("gaps")) }
+        guard let found = try await continuity.continuity(device: device, metric: metric, from: from, to: to, gapFactor: gapFactor) else {
             throw CloudHTTPError(.notFound, "no readings from device '\(device.prefix(128))'")
         }
         var json = JSONWriter()
