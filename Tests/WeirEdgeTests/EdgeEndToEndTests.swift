@@ -12,6 +12,22 @@ import WeirWire
 /// machine's attention.
 @Suite("weir-edge end to end", .serialized)
 struct EdgeEndToEndTests {
+    @Test("a metrics.listen address already in use stops the edge with an error that names it")
+    func metricsListenInUseIsNamed() async throws {
+        try await withEdgeHarness { h in
+            let taken = h.broker.port  // the broker listens there
+            // The edge may say "running" before its metrics server binds; either way it stops and says why.
+            var said: String
+            do {
+                try await h.startEdge(environment: ["WEIR_EDGE_METRICS_LISTEN": "127.0.0.1:\(taken)"])
+                said = try await h.edge?.process.waitForOutput(containing: "metrics.listen", timeout: .seconds(10)) ?? ""
+            } catch {
+                said = "\(error)"
+            }
+            #expect(said.contains("cannot serve metrics.listen 127.0.0.1:\(taken)"), "\(said)")
+        }
+    }
+
     @Test("every reading published reaches the cloud's windows exactly once; malformed payloads become dead letters without stalling the reader")
     func exactlyOnceWithDeadLetters() async throws {
         try await withEdgeHarness { h in

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import WeirCore
 import WeirSupport
 
 /// `GET /metrics` (Prometheus text) and `GET /healthz` on `metrics.listen`. `/healthz`
@@ -20,7 +21,25 @@ enum MetricsServer {
             return Response(status: .init(code: snapshot.httpStatus), headers: headers,
                             body: .init(byteBuffer: ByteBuffer(bytes: body + Data("\n".utf8))))
         }
-        return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "weir-edge"),
-                           logger: logger)
+        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "weir-edge"),
+                              logger: logger)
+        return Listening(server: app, address: "\(host):\(port)")
+    }
+
+    /// The server, with its address in the error when it cannot listen ("Address already in
+    /// use" alone does not say which key to change).
+    struct Listening: Service {
+        let server: any Service
+        let address: String
+
+        func run() async throws {
+            do {
+                try await server.run()
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                throw WeirError(.network, "cannot serve metrics.listen \(address): \(error)")
+            }
+        }
     }
 }
