@@ -13,7 +13,7 @@ import WeirCore
 /// let raw = try store.loadRaw(reconciler.rawLookups(decoded, plan: plan, keys: keys))
 /// var folded = try reconciler.fold(decoded, plan: plan, keys: keys, storedRaw: raw, receivedAt: now)
 /// let windows = try store.loadWindows(folded.windowLookups)
-/// let changes = reconciler.decide(folded, storedWindows: windows, storedLedger: ledger)
+/// let changes = try reconciler.decide(folded, storedWindows: windows, storedLedger: ledger)
 /// try store.commit(changes)                                     // then answer changes.outcome
 /// ```
 ///
@@ -301,7 +301,12 @@ public struct Reconciler: Sendable {
     /// its drop-ledger rows already stored (a resend).
     /// `storedWindows` answers ``FoldedBatch/windowLookups`` in its order (`nil`: not stored).
     public func decide(_ folded: consuming FoldedBatch, storedWindows: [WindowRecord?],
-                       storedLedger: Set<Int>) -> BatchChanges {
+                       storedLedger: Set<Int>) throws -> BatchChanges {
+        // A short answer would make stored windows look new and overwrite them.
+        let lookups = folded.series.reduce(0) { $0 + $1.deltas.count }
+        guard storedWindows.count == lookups else {
+            throw WeirError(.storage, "the store answered \(storedWindows.count) of the batch's \(lookups) window lookups")
+        }
         let moo = settings.maxOutOfOrderMs
         var changes = folded.changes
         // The batch advances its devices' watermarks.
@@ -319,7 +324,7 @@ public struct Reconciler: Sendable {
                 let key = WindowKey(seriesID: s.id, sizeMs: delta.sizeMs, start: delta.start)
                 var record: WindowRecord
                 let isNew: Bool
-                let stored = lookup < storedWindows.count ? storedWindows[lookup] : nil
+                let stored = storedWindows[lookup]
                 lookup += 1
                 if let stored {
                     record = stored

@@ -200,7 +200,7 @@ public final class SQLiteReadingStore: ReadingStore {
         let folded = try reconciler.fold(decoded, plan: plan, keys: keys, storedRaw: storedRaw, receivedAt: receivedAt, logger: logger)
         let storedWindows = try session.loadWindows(folded.windowLookups, writeBack: state.writeBack)
         let storedLedger = decoded.batch.drops.isEmpty ? [] : try session.loadLedger(decoded.batch, plan: plan, keys: keys)
-        let changes = reconciler.decide(folded, storedWindows: storedWindows, storedLedger: storedLedger)
+        let changes = try reconciler.decide(folded, storedWindows: storedWindows, storedLedger: storedLedger)
         try session.commit(changes, writeBack: &state.writeBack)
         try state.changes.record(db, windows: changes.windows, devices: state.writeBack.pendingDevices,
                                  maxOutOfOrderMs: settings.maxOutOfOrderMs, committedAt: WallClock.nowMs())

@@ -111,7 +111,10 @@ struct SQLiteSession {
                     FROM windows WHERE series_id = ? AND size_ms = ? AND start = ?
                     """)
             }
-            guard let s = select else { continue }
+            guard let s = select else {
+                found.append(nil)
+                continue
+            }
             s.bind(1, key.seriesID)
             s.bind(2, key.sizeMs)
             s.bind(3, key.start)

@@ -135,7 +135,7 @@ public final class PostgresReadingStore: ReadingStore {
         async let rows = raw.isEmpty ? nil : RawCopyText.encode(raw)
         let storedWindows = try await loadWindows(folded.windowLookups, connection)
         let storedLedger = decoded.batch.drops.isEmpty ? [] : try await loadLedger(decoded.batch, plan: plan, keys: keys, connection)
-        let changes = reconciler.decide(folded, storedWindows: storedWindows, storedLedger: storedLedger)
+        let changes = try reconciler.decide(folded, storedWindows: storedWindows, storedLedger: storedLedger)
         // The other writes' parameters are encoded while the raw rows are copied.
         async let writes = Self.writes(changes)
         if let rows = await rows {
