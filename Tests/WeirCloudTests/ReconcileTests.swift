@@ -397,6 +397,24 @@ import WeirWire
         }
     }
 
+    /// A replica remembers which device rows it saw committed and skips their inserts; a
+    /// row removed by hand costs one refused batch (a storage error, so the edge resends),
+    /// and the resend lands.
+    @Test func postgresDeviceRowRemovedByHandIsInsertedAgain() async throws {
+        let harness = try CloudHarness(store: .postgres)
+        defer { harness.removeFiles() }
+        let database = String(harness.config.store.split(separator: "/").last ?? "")
+        let store = try await harness.openConfiguredStore()
+        _ = try await store.apply(DecodedBatch(batch: Batch(gateway: "gw-1", id: "b1", readings: readings("d1", [(t0, 1)]))), receivedAt: 0)
+        _ = try PostgresServer.shared().psql("DELETE FROM devices WHERE name = 'd1'", database: database)
+        let next = DecodedBatch(batch: Batch(gateway: "gw-1", id: "b2", readings: readings("d1", [(t0 + 1_000, 2)])))
+        await #expect(throws: WeirError.self) { _ = try await store.apply(next, receivedAt: 0) }
+        let resent = try await store.apply(next, receivedAt: 0)
+        #expect(resent.accepted == 1)
+        #expect(try await store.device(named: "d1")?.readings == 1, "the row is new: it counts from the resend")
+        try await store.close()
+    }
+
     /// What the PostgreSQL store does not serve yet says so (501, naming PostgreSQL) instead
     /// of a 404 that reads like a wrong path; windows are served.
     @Test func postgresNamesWhatOnlySQLiteServes() async throws {

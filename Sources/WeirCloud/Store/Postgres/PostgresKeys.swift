@@ -74,6 +74,15 @@ final class PostgresKeys: Sendable {
         }
     }
 
+    /// Forgets which rows were seen committed (a device row missing after all: removed by
+    /// hand), so the next batch inserts what it needs again.
+    func forgetCommitted() {
+        state.withLock { state in
+            state.committedDevices.removeAll()
+            state.committedSeries.removeAll()
+        }
+    }
+
     /// A device's key: the first 63 bits of SHA-256("device\0" + name).
     static func deviceID(_ name: String) -> Int64 {
         key("device\u{0}\(name)")

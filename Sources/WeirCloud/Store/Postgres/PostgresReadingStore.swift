@@ -187,6 +187,7 @@ public final class PostgresReadingStore: ReadingStore {
         }
         let devices = named.devices.compactMap { locked[$0] }
         guard devices.count == plan.devices.count else {
+            self.keys.forgetCommitted()
             throw WeirError(.storage, "PostgreSQL: \(plan.devices.count - devices.count) of the batch's devices were neither inserted nor found")
         }
         let keys = BatchKeys(devices: devices, series: named.series)
