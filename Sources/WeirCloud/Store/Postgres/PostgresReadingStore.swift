@@ -242,8 +242,9 @@ public final class PostgresReadingStore: ReadingStore {
                 LIMIT 1) w
             """, logger: logger)
         for try await row in rows {
-            let record = try Self.windowRecord(row, from: 1)
-            let n = Int(try row.makeRandomAccess()[0].decode(Int64.self))
+            let cells = row.makeRandomAccess()
+            let record = try Self.windowRecord(cells, from: 1)
+            let n = Int(try cells[0].decode(Int64.self))
             guard (1...lookups.count).contains(n) else { throw WeirError(.storage, "PostgreSQL answered window lookup \(n) of \(lookups.count)") }
             found[n - 1] = record
         }
@@ -388,7 +389,7 @@ public final class PostgresReadingStore: ReadingStore {
                       AND start >= \(from) AND start < \(to) ORDER BY start
                     """, logger: self.logger)
                 var records: [WindowRecord] = []
-                for try await row in rows { records.append(try Self.windowRecord(row, from: 0)) }
+                for try await row in rows { records.append(try Self.windowRecord(row.makeRandomAccess(), from: 0)) }
                 return records
             }
         }
@@ -407,8 +408,7 @@ public final class PostgresReadingStore: ReadingStore {
     }
 
     /// A window from columns `size_ms, start, count, ..., late` starting at column `first`.
-    private static func windowRecord(_ row: PostgresRow, from first: Int) throws -> WindowRecord {
-        let cells = row.makeRandomAccess()
+    private static func windowRecord(_ cells: PostgresRandomAccessRow, from first: Int) throws -> WindowRecord {
         func int(_ i: Int) throws -> Int64 { try cells[first + i].decode(Int64.self) }
         func double(_ i: Int) throws -> Double { try cells[first + i].decode(Double.self) }
         let aggregate = WindowAggregate(count: try int(2), sum: try double(3), min: try double(4), max: try double(5),
